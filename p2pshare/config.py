@@ -1,0 +1,173 @@
+"""Every timeout, limit and default in one place.
+
+Each limit that a remote party could push against (message length, metadata size,
+bencode depth, peers, requests in flight, DHT storage) is named here; the code that
+enforces it refers to the field, so the number is never repeated elsewhere.
+
+All sections are frozen dataclasses: build a variant with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "BLOCK_SIZE",
+    "BencodeLimits",
+    "ChokerConfig",
+    "Config",
+    "DEFAULT_BOOTSTRAP",
+    "DhtConfig",
+    "MetainfoLimits",
+    "PickerConfig",
+    "StorageConfig",
+    "SwarmConfig",
+    "WireLimits",
+    "DEFAULT_CONFIG",
+]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: The unit of requests on the wire (BEP 3: "All current implementations use 2^14").
+BLOCK_SIZE = 16 * KiB
+
+#: Public Mainline DHT routers: the default for real users only.  Tests, the demo
+#: and benchmarks always pass loopback bootstrap nodes instead.
+DEFAULT_BOOTSTRAP: tuple[tuple[str, int], ...] = (
+    ("router.bittorrent.com", 6881),
+    ("dht.transmissionbt.com", 6881),
+    ("router.utorrent.com", 6881),
+    ("dht.libtorrent.org", 25401),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BencodeLimits:
+    """Limits for decoding bencode that came from outside."""
+
+    max_depth: int = 32  #: nesting of lists/dicts; libtorrent uses 100, KRPC needs 4
+    max_input: int = 16 * MiB  #: largest document we will decode at all
+
+
+@dataclass(frozen=True, slots=True)
+class MetainfoLimits:
+    """Limits for manifests we parse and build."""
+
+    max_metadata_size: int = 8 * MiB  #: the info dict (BEP 9 metadata_size cap too)
+    max_torrent_file: int = 16 * MiB  #: a whole .torrent file on disk
+    max_files: int = 1_000_000
+    max_path_components: int = 256
+    max_component_bytes: int = 255
+    min_piece_length: int = 16 * KiB
+    max_piece_length: int = 16 * MiB  #: for pieces we choose; parsing accepts up to 128 MiB
+    max_parse_piece_length: int = 128 * MiB
+    target_pieces_low: int = 1000  #: automatic piece size aims at 1000..2000 pieces
+    target_pieces_high: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class WireLimits:
+    """BEP 3/6/9/10 limits a remote peer can push against."""
+
+    handshake_timeout: float = 10.0
+    max_message_length: int = BLOCK_SIZE + 13 + 1024  #: longest non-bitfield message
+    max_request_length: int = BLOCK_SIZE  #: a request for more is a protocol error
+    max_extended_message: int = 64 * KiB  #: one BEP 10 message (ut_metadata: 16 KiB + dict)
+    max_incoming_requests: int = 500  #: queued requests per peer; our `reqq`
+    max_allowed_fast: int = 10  #: BEP 6 allowed-fast set size we grant/accept
+    keepalive_interval: float = 90.0  #: send a keep-alive after this much silence
+    idle_timeout: float = 180.0  #: drop a peer silent this long (BEP 3: ~2 minutes)
+    max_extensions: int = 64  #: entries in an extended handshake's `m`
+    max_client_name: int = 64  #: bytes of the `v` field we keep
+
+
+@dataclass(frozen=True, slots=True)
+class PickerConfig:
+    """Piece selection and request pipelining."""
+
+    random_first_pieces: int = 4  #: pieces picked at random before rarest-first
+    initial_queue: int = 16  #: outstanding blocks per peer to start with
+    min_queue: int = 4
+    max_queue: int = 500  #: upper bound whatever the peer's `reqq`
+    queue_seconds: float = 1.0  #: keep this many seconds of the peer's rate in flight
+    snub_timeout: float = 30.0  #: no block for this long while requests are out: snubbed
+    request_timeout: float = 60.0  #: re-request a block from elsewhere after this
+
+
+@dataclass(frozen=True, slots=True)
+class ChokerConfig:
+    """Upload slots (BEP 3 tit-for-tat)."""
+
+    regular_slots: int = 4
+    rechoke_interval: float = 10.0
+    optimistic_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Disk and memory for the data path."""
+
+    max_pieces_in_flight_bytes: int = 64 * MiB  #: partial-piece buffers, all peers
+    hash_workers: int = 2
+    read_cache_pieces: int = 8  #: pieces kept for serving uploads
+    max_open_files: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmConfig:
+    """Connections and policy for one torrent."""
+
+    max_peers: int = 50  #: connections per torrent
+    max_half_open: int = 16
+    connect_timeout: float = 10.0
+    retry_base: float = 2.0  #: reconnect back-off: base * 2**attempt ...
+    retry_max: float = 120.0  #: ... capped here
+    max_retries: int = 8
+    max_strikes: int = 3  #: hash failures a peer may take part in before it is banned
+    max_known_peers: int = 2000  #: addresses we remember (from PEX/DHT/--peer)
+    metadata_request_timeout: float = 15.0
+    status_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DhtConfig:
+    """Mainline DHT (BEP 5) node settings and storage limits."""
+
+    k: int = 8
+    alpha: int = 3
+    query_timeout: float = 2.0
+    node_questionable_after: float = 15 * 60.0
+    bucket_refresh: float = 15 * 60.0
+    token_rotation: float = 5 * 60.0
+    peer_ttl: float = 30 * 60.0
+    max_peers_per_hash: int = 200
+    max_stored_peers: int = 50_000  #: all info hashes together
+    max_info_hashes: int = 5_000
+    max_values_returned: int = 50  #: peers in one get_peers answer (fits one UDP packet)
+    max_packet: int = 1500  #: datagrams larger than this are dropped unread
+    max_outgoing_queue: int = 1000
+    incoming_rate_per_source: float = 20.0  #: queries/s per source IP (token bucket)
+    incoming_burst: int = 40
+    reannounce_interval: float = 15 * 60.0
+    lookup_max_rounds: int = 20
+    replacement_cache: int = 8
+    read_only: bool = False  #: BEP 43
+    bootstrap: tuple[tuple[str, int], ...] = DEFAULT_BOOTSTRAP
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration of a session."""
+
+    bencode: BencodeLimits = field(default_factory=BencodeLimits)
+    metainfo: MetainfoLimits = field(default_factory=MetainfoLimits)
+    wire: WireLimits = field(default_factory=WireLimits)
+    picker: PickerConfig = field(default_factory=PickerConfig)
+    choker: ChokerConfig = field(default_factory=ChokerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    swarm: SwarmConfig = field(default_factory=SwarmConfig)
+    dht: DhtConfig = field(default_factory=DhtConfig)
+
+
+DEFAULT_CONFIG = Config()

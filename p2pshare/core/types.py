@@ -1,0 +1,92 @@
+"""Small validated types that make bad values hard to build."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass
+
+__all__ = ["InfoHash", "PeerAddress", "parse_host_port"]
+
+_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
+_B32 = re.compile(r"[A-Za-z2-7]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class InfoHash:
+    """A 20-byte BitTorrent v1 info hash (SHA-1 of the bencoded info dict)."""
+
+    value: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, bytes) or len(self.value) != 20:
+            raise ValueError("an info hash is exactly 20 bytes")
+
+    @classmethod
+    def from_hex(cls, text: str) -> InfoHash:
+        if not _HEX40.fullmatch(text):
+            raise ValueError(f"not a 40-character hex info hash: {text!r}")
+        return cls(binascii.unhexlify(text))
+
+    @classmethod
+    def from_base32(cls, text: str) -> InfoHash:
+        if not _B32.fullmatch(text):
+            raise ValueError(f"not a 32-character base32 info hash: {text!r}")
+        return cls(base64.b32decode(text.upper()))
+
+    @classmethod
+    def parse(cls, text: str) -> InfoHash:
+        """Hex (40) or base32 (32) text, as magnet links carry it."""
+        text = text.strip()
+        if len(text) == 40:
+            return cls.from_hex(text)
+        if len(text) == 32:
+            return cls.from_base32(text)
+        raise ValueError(f"an info hash is 40 hex or 32 base32 characters, got {len(text)}: {text!r}")
+
+    @property
+    def hex(self) -> str:
+        return self.value.hex()
+
+    def __str__(self) -> str:
+        return self.hex
+
+    def __repr__(self) -> str:
+        return f"InfoHash({self.hex})"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """A peer's IP address and TCP/UDP port."""
+
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port out of range: {self.port}")
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def as_tuple(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+def parse_host_port(text: str) -> PeerAddress:
+    """``HOST:PORT`` or ``[V6]:PORT`` to a :class:`PeerAddress`; ValueError if malformed."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return PeerAddress(host, int(port))
+
+
+def random_bytes(n: int) -> bytes:
+    """Random bytes (kept here so core code has one place that draws entropy)."""
+    return os.urandom(n)
