@@ -1,0 +1,52 @@
+"""The ``p2pshare`` command: a thin typer shell over the engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from p2pshare import __version__
+from p2pshare.cli import manifest_cmds
+
+__all__ = ["app", "main"]
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 error, 2 usage, 3 bad target, 4 no such path, 5 port in use, "
+    "6 no peers, 7 no metadata, 8 disk full, 9 output not writable, 10 incomplete, 130 interrupted."
+)
+
+app = typer.Typer(
+    name="p2pshare",
+    help="Share files peer to peer over real BitTorrent, with no central server.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"p2pshare {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the essential result.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+app.command("create")(manifest_cmds.create)
+app.command("info")(manifest_cmds.info)
+
+
+def main() -> None:
+    app()
