@@ -36,7 +36,10 @@ def info_summary(info: Info) -> dict[str, Any]:
         "piece_length": info.piece_length,
         "num_pieces": info.num_pieces,
         "private": info.private,
-        "files": [{"path": "/".join(p), "length": f.length} for p, f in zip(info.file_paths(), info.files, strict=True)],
+        "files": [
+            {"path": "/".join(p), "length": f.length}
+            for p, f in zip(info.file_paths(), info.files, strict=True)
+        ],
         "magnet": make_magnet(info.info_hash, info.name),
     }
 
@@ -62,19 +65,25 @@ def _render_info(info: Info) -> None:
 def create(
     path: Annotated[Path, typer.Argument(help="File or folder to make a manifest of.", show_default=False)],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Where to write the .torrent (default: NAME.torrent).")
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the .torrent (default: NAME.torrent)."),
     ] = None,
     piece_size: Annotated[
-        str | None, typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic.")
+        str | None,
+        typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic."),
     ] = None,
-    comment: Annotated[str | None, typer.Option("--comment", help="A comment stored in the .torrent.")] = None,
+    comment: Annotated[
+        str | None, typer.Option("--comment", help="A comment stored in the .torrent.")
+    ] = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
     include_symlinks: Annotated[
         bool, typer.Option("--include-symlinks", help="Follow symlinks whose target is inside the folder.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of text.")
+    ] = False,
 ) -> None:
     """Make a .torrent of PATH and print its info hash and magnet link.
 
@@ -106,7 +115,9 @@ def create(
 
             from p2pshare.io.files import collect_files
 
-            total = collect_files(path, include_hidden=include_hidden, include_symlinks=include_symlinks).total_length
+            total = collect_files(
+                path, include_hidden=include_hidden, include_symlinks=include_symlinks
+            ).total_length
             progress.update(task, total=total)
             created = create_torrent(
                 path,
@@ -131,8 +142,12 @@ def create(
 
 @handle_errors
 def info(
-    target: Annotated[str, typer.Argument(help="A .torrent file, a magnet link, or an info hash.", show_default=False)],
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    target: Annotated[
+        str, typer.Argument(help="A .torrent file, a magnet link, or an info hash.", show_default=False)
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of text.")
+    ] = False,
 ) -> None:
     """Show what a .torrent, magnet link or info hash describes.
 
@@ -143,8 +158,17 @@ def info(
         info = t.metainfo.info
         if json_output:
             m = t.metainfo
-            created = _dt.datetime.fromtimestamp(m.creation_date, _dt.UTC).isoformat() if m.creation_date else None
-            print_json({**info_summary(info), "comment": m.comment, "created_by": m.created_by, "creation_date": created})
+            created = (
+                _dt.datetime.fromtimestamp(m.creation_date, _dt.UTC).isoformat() if m.creation_date else None
+            )
+            print_json(
+                {
+                    **info_summary(info),
+                    "comment": m.comment,
+                    "created_by": m.created_by,
+                    "creation_date": created,
+                }
+            )
             return
         _render_info(info)
         if t.metainfo.comment:

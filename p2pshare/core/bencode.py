@@ -114,7 +114,9 @@ def value_end(data: bytes, start: int, max_depth: int = _DEFAULT_LIMITS.max_dept
             if colon < 0:
                 raise BencodeError(f"invalid string length at offset {pos}")
             length_text = data[pos:colon]
-            if not all(d in _DIGITS for d in length_text) or (length_text[0] == 0x30 and len(length_text) > 1):
+            if not all(d in _DIGITS for d in length_text) or (
+                length_text[0] == 0x30 and len(length_text) > 1
+            ):
                 raise BencodeError(f"invalid string length at offset {pos}")
             pos = colon + 1 + int(length_text)
             if pos > n:

@@ -198,9 +198,9 @@ def parse_info(raw: bytes, limits: MetainfoLimits = _DEFAULT_LIMITS) -> Info:
             assert isinstance(length, int)
             if length < 0:
                 raise MetainfoError(f"info.files[{i}].length must not be negative, got {length}")
-            path_list = _get(entry, b"path.utf-8", list, f"info.files[{i}].path.utf-8", required=False) or _get(
-                entry, b"path", list, f"info.files[{i}].path"
-            )
+            path_list = _get(
+                entry, b"path.utf-8", list, f"info.files[{i}].path.utf-8", required=False
+            ) or _get(entry, b"path", list, f"info.files[{i}].path")
             assert isinstance(path_list, list)
             if not path_list:
                 raise MetainfoError(f"info.files[{i}].path is empty")

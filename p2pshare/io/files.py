@@ -96,11 +96,15 @@ def collect_files(path: Path, *, include_hidden: bool = False, include_symlinks:
             if entry.is_dir(follow_symlinks=True):
                 walk(entry_path, (*parts, entry.name))
             elif entry.is_file(follow_symlinks=True):
-                files.append(SharedFile(entry_path, (*parts, entry.name), entry.stat(follow_symlinks=True).st_size))
+                files.append(
+                    SharedFile(entry_path, (*parts, entry.name), entry.stat(follow_symlinks=True).st_size)
+                )
 
     walk(path, ())
     if not files:
-        raise MetainfoError(f"{path} holds no files to share (hidden files and symlinks are skipped by default)")
+        raise MetainfoError(
+            f"{path} holds no files to share (hidden files and symlinks are skipped by default)"
+        )
     if sum(f.length for f in files) == 0:
         raise MetainfoError(f"every file under {path} is empty: there is nothing to share")
     return Selection(path, name, False, tuple(files), hidden, links)

@@ -77,7 +77,9 @@ def _hash_run(
             ok = True
             for span in geometry.piece_spans(index):
                 fd = files.fd(span.file_index)
-                got = os.preadv(fd, [view[filled : filled + span.length]], span.offset) if fd is not None else 0
+                got = (
+                    os.preadv(fd, [view[filled : filled + span.length]], span.offset) if fd is not None else 0
+                )
                 if got != span.length:
                     if not missing_ok:
                         raise StorageError(f"{paths[span.file_index]} is shorter than expected")

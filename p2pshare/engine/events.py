@@ -1,0 +1,184 @@
+"""What the engine tells the outside: events as they happen, and status snapshots.
+
+Events are frozen, slotted dataclasses named for what happened.  The CLI renders
+them (rich, plain lines, or NDJSON through :func:`event_to_dict`); the engine never
+prints.  Snapshots are polled a few times a second for live views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = [
+    "Completed",
+    "EngineEvent",
+    "Listening",
+    "MetadataReceived",
+    "PeerBanned",
+    "PeerConnected",
+    "PeerDisconnected",
+    "PeerStatus",
+    "PeersFound",
+    "PhaseChanged",
+    "PieceFailed",
+    "PieceVerified",
+    "TorrentStatus",
+    "event_to_dict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """The session accepts peers on ``port`` for ``info_hash``."""
+
+    info_hash: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged:
+    """The torrent moved to a new phase: checking, finding_peers, fetching_metadata, downloading, seeding."""
+
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeersFound:
+    """New peer addresses were learned (from the DHT, a magnet link or --peer)."""
+
+    count: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataReceived:
+    """The manifest arrived from peers and matched the info hash."""
+
+    name: str
+    total_size: int
+    num_pieces: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    address: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerBanned:
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PieceVerified:
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class PieceFailed:
+    """A piece failed its hash check and will be fetched again."""
+
+    index: int
+    peers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """Every piece is verified and written."""
+
+    total_size: int
+
+
+EngineEvent = (
+    Listening
+    | PhaseChanged
+    | PeersFound
+    | MetadataReceived
+    | PeerConnected
+    | PeerDisconnected
+    | PeerBanned
+    | PieceVerified
+    | PieceFailed
+    | Completed
+)
+
+_NAMES = {
+    Listening: "listening",
+    PhaseChanged: "phase",
+    PeersFound: "peers_found",
+    MetadataReceived: "metadata",
+    PeerConnected: "peer_connected",
+    PeerDisconnected: "peer_disconnected",
+    PeerBanned: "peer_banned",
+    PieceVerified: "piece_verified",
+    PieceFailed: "piece_failed",
+    Completed: "completed",
+}
+
+
+def event_to_dict(event: EngineEvent) -> dict[str, Any]:
+    """``{"event": name, **fields}`` for NDJSON output."""
+    d: dict[str, Any] = {"event": _NAMES[type(event)]}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        d[f.name] = list(value) if isinstance(value, tuple) else value
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """One connected peer, as a live view shows it."""
+
+    address: str
+    client: str
+    down_rate: float
+    up_rate: float
+    downloaded: int
+    uploaded: int
+    pieces: int  #: how many pieces the peer has
+    choking_us: bool
+    choked_by_us: bool
+    interested: bool
+    snubbed: bool
+    outgoing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TorrentStatus:
+    """A snapshot of one torrent."""
+
+    info_hash: str
+    name: str | None
+    phase: str
+    total_size: int
+    num_pieces: int
+    have_pieces: int
+    verified_bytes: int
+    downloaded: int  #: payload bytes received (including discarded)
+    uploaded: int
+    down_rate: float
+    up_rate: float
+    peers: tuple[PeerStatus, ...] = ()
+    known_peers: int = 0
+    pieces_failed: int = 0
+    wasted: int = 0
+    file_progress: tuple[tuple[str, int, int], ...] = field(default=())  #: (path, done, length)
+
+    @property
+    def progress(self) -> float:
+        return self.verified_bytes / self.total_size if self.total_size else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["peers"] = len(self.peers)
+        d.pop("file_progress")
+        return d
