@@ -80,6 +80,8 @@ class WireLimits:
     idle_timeout: float = 180.0  #: drop a peer silent this long (BEP 3: ~2 minutes)
     max_extensions: int = 64  #: entries in an extended handshake's `m`
     max_client_name: int = 64  #: bytes of the `v` field we keep
+    max_unknown_bitfield: int = 1 * MiB  #: bitfield bytes accepted before we know the piece count
+    max_late_blocks: int = 1024  #: cancelled/choke-dropped requests remembered so late pieces are not errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class PickerConfig:
     queue_seconds: float = 1.0  #: keep this many seconds of the peer's rate in flight
     snub_timeout: float = 30.0  #: no block for this long while requests are out: snubbed
     request_timeout: float = 60.0  #: re-request a block from elsewhere after this
+    endgame_max_requesters: int = 4  #: endgame: a block is requested from at most this many peers at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,9 @@ class ChokerConfig:
     regular_slots: int = 4
     rechoke_interval: float = 10.0
     optimistic_interval: float = 30.0
+    optimistic_slots: int = 1  #: unchoked at random, on top of the regular slots
+    new_peer_seconds: float = 60.0  #: peers seen for less than this are 3x likely as optimistic unchoke
+    seed_turn: float = 30.0  #: seeding: an unchoked peer keeps its slot this long before others' turn
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ def info_summary(info: Info) -> dict[str, Any]:
 def _render_info(info: Info) -> None:
     out_console.print(f"[bold]{info.name}[/bold]")
     out_console.print(
-        f"  size        {human_size(info.total_length)} ({info.total_length:,} bytes) in {len(info.files)} file(s)"
+        f"  size        {human_size(info.total_length)} ({info.total_length:,} bytes)"
+        f" in {len(info.files)} file(s)"
     )
     out_console.print(f"  pieces      {info.num_pieces} x {human_size(info.piece_length)}")
     out_console.print(f"  info hash   [bold cyan]{info.info_hash.hex}[/bold cyan]")

@@ -70,7 +70,8 @@ def create_torrent(
         piece_length = choose_piece_length(total, limits)
     elif piece_length < limits.min_piece_length or piece_length & (piece_length - 1):
         raise UsageError(
-            f"piece size must be a power of two of at least {limits.min_piece_length} bytes, got {piece_length}"
+            "piece size must be a power of two of at least "
+            f"{limits.min_piece_length} bytes, got {piece_length}"
         )
     elif piece_length > limits.max_parse_piece_length:
         raise UsageError(f"piece size {piece_length} is larger than {limits.max_parse_piece_length}")

@@ -89,10 +89,9 @@ def collect_files(path: Path, *, include_hidden: bool = False, include_symlinks:
                 hidden += 1
                 continue
             entry_path = Path(entry.path)
-            if entry.is_symlink():
-                if not include_symlinks or not _inside(entry_path, root):
-                    links += 1
-                    continue
+            if entry.is_symlink() and (not include_symlinks or not _inside(entry_path, root)):
+                links += 1
+                continue
             if entry.is_dir(follow_symlinks=True):
                 walk(entry_path, (*parts, entry.name))
             elif entry.is_file(follow_symlinks=True):
