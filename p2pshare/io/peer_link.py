@@ -86,6 +86,11 @@ class PeerLink(asyncio.Protocol):
             self.transport.write(data)
             self.bytes_written += len(data)
 
+    def writelines(self, parts: list[bytes | memoryview]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(parts)
+            self.bytes_written += sum(len(p) for p in parts)
+
     @property
     def write_buffer_size(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0

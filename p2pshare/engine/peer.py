@@ -1,0 +1,98 @@
+"""Per-peer bookkeeping for the swarm engine: the link, the protocol machine, rates.
+
+A :class:`Peer` is plain state.  The policy (what to request, whom to unchoke,
+when to drop) lives in :class:`~p2pshare.engine.torrent.Torrent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from p2pshare.core.wire.connection import PeerConnection
+from p2pshare.core.wire.messages import Message, Request, encode
+from p2pshare.io.peer_link import PeerLink
+
+__all__ = ["Peer", "RateMeter"]
+
+
+class RateMeter:
+    """Bytes per second over a short window, sampled once per engine tick."""
+
+    __slots__ = ("_last_time", "_last_total", "rate", "total")
+
+    def __init__(self, now: float) -> None:
+        self.total = 0
+        self.rate = 0.0
+        self._last_total = 0
+        self._last_time = now
+
+    def add(self, n: int) -> None:
+        self.total += n
+
+    def sample(self, now: float) -> float:
+        dt = now - self._last_time
+        if dt <= 0:
+            return self.rate
+        instant = (self.total - self._last_total) / dt
+        # Exponential moving average with a ~2 s time constant.
+        weight = min(1.0, dt / 2.0)
+        self.rate += (instant - self.rate) * weight
+        self._last_total = self.total
+        self._last_time = now
+        return self.rate
+
+
+class Peer:
+    """One connected peer of one torrent."""
+
+    def __init__(self, link: PeerLink, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float):
+        self.link = link
+        self.conn = conn
+        self.address = address
+        self.outgoing = outgoing
+        self.peer_id = b""
+        self.client = "unknown"
+        self.down = RateMeter(now)
+        self.up = RateMeter(now)
+        self.connected_at = now
+        self.last_recv = now
+        self.last_send = now
+        self.last_block = now
+        self.snubbed = False
+        self.strikes = 0
+        self.handshake_done = False
+        self.metadata_ext_id = 0  #: the peer's ut_metadata id (0: none)
+        self.metadata_requests_out = 0
+        self.reqq: int | None = None
+        self.dht_port: int | None = None
+        self.in_picker = False
+        self.uploads: deque[Request] = deque()
+        self.upload_task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.close_reason = ""
+
+    @property
+    def label(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def send(self, msg: Message, now: float) -> None:
+        """Encode through the protocol machine (which tracks state) and write."""
+        if self.closed:
+            return
+        self.link.write(self.conn.send(msg))
+        self.last_send = now
+
+    def send_many(self, msgs: list[Message], now: float) -> None:
+        if self.closed or not msgs:
+            return
+        self.link.write(b"".join([self.conn.send(m) for m in msgs]))
+        self.last_send = now
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.label} {self.client}>"
+
+
+# Re-exported for engine code that needs raw encoding (e.g. keep-alives before a handshake).
+encode_message = encode

@@ -1,0 +1,157 @@
+"""A session: one peer id, one listening port, any number of torrents, maybe a DHT node.
+
+Incoming connections are routed by the info hash of their handshake to the
+torrent that serves it.  The DHT node, when enabled, is shared by every torrent:
+it finds peers for downloads, announces shares, and learns nodes from the BEP 3
+``port`` messages peers send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.core.metainfo import Info
+from p2pshare.core.types import InfoHash
+from p2pshare.core.wire.messages import make_peer_id
+from p2pshare.engine import events as ev
+from p2pshare.engine.torrent import Torrent
+from p2pshare.io.listener import Listener
+from p2pshare.io.peer_link import PeerLink
+
+if TYPE_CHECKING:
+    from p2pshare.engine.dht_node import DhtService
+
+__all__ = ["Session"]
+
+log = logging.getLogger("p2pshare.session")
+
+
+class Session:
+    """Owns the listening socket, the torrents, and (optionally) the DHT node."""
+
+    def __init__(
+        self,
+        config: Config = DEFAULT_CONFIG,
+        *,
+        listen_host: str = "0.0.0.0",
+        listen_port: int = 0,
+        state_dir: Path | None = None,
+        peer_id: bytes | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.state_dir = state_dir
+        self.peer_id = peer_id or make_peer_id()
+        self.torrents: dict[bytes, Torrent] = {}
+        self.dht: DhtService | None = None
+        self._listener = Listener(self._route, timeout=config.wire.handshake_timeout)
+        self._rng = rng or random.Random()
+        self._dht_tasks: dict[bytes, asyncio.Task[None]] = {}
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    async def start(self) -> None:
+        await self._listener.start(self.listen_host, self.listen_port)
+        log.info("listening on %s:%d", self._listener.host, self._listener.port)
+
+    async def start_dht(
+        self,
+        *,
+        bootstrap: Sequence[tuple[str, int]],
+        host: str | None = None,
+        port: int = 0,
+    ) -> DhtService:
+        """Start the shared DHT node (import is lazy so sessions without DHT stay light)."""
+        from p2pshare.engine.dht_node import DhtService
+
+        self.dht = await DhtService.start(
+            host=host or self.listen_host,
+            port=port,
+            bootstrap=bootstrap,
+            state_dir=self.state_dir,
+            config=self.config.dht,
+        )
+        return self.dht
+
+    def _route(self, info_hash: bytes, link: PeerLink) -> bool:
+        torrent = self.torrents.get(info_hash)
+        if torrent is None or torrent.closed:
+            return False
+        torrent.attach(link, outgoing=False)
+        return True
+
+    async def add_torrent(
+        self,
+        info_hash: InfoHash,
+        *,
+        info: Info | None,
+        download_dir: Path,
+        file_paths: list[Path] | None = None,
+        assume_complete: bool = False,
+        resume_path: Path | None = None,
+        on_event: Callable[[ev.EngineEvent], None] | None = None,
+    ) -> Torrent:
+        if info_hash.value in self.torrents:
+            return self.torrents[info_hash.value]
+        torrent = Torrent(
+            info_hash,
+            info=info,
+            download_dir=download_dir,
+            peer_id=self.peer_id,
+            config=self.config,
+            listen_port=lambda: self.port,
+            dht_port=lambda: self.dht.port if self.dht is not None else None,
+            on_dht_node=self._on_dht_node,
+            file_paths=file_paths,
+            assume_complete=assume_complete,
+            resume_path=resume_path,
+            on_event=on_event,
+            rng=self._rng,
+        )
+        self.torrents[info_hash.value] = torrent
+        await torrent.start()
+        if on_event is not None:
+            on_event(ev.Listening(info_hash.hex, self.port))
+        return torrent
+
+    def _on_dht_node(self, host: str, port: int) -> None:
+        if self.dht is not None:
+            self.dht.add_node(host, port)
+
+    async def find_peers_forever(self, torrent: Torrent, *, first_timeout: float = 10.0) -> None:
+        """Ask the DHT for peers now, then again with growing pauses while the torrent runs."""
+        assert self.dht is not None
+        pause = 5.0
+        while not torrent.closed and not torrent.completed.is_set():
+            found = 0
+            async for addr in self.dht.get_peers(torrent.info_hash, timeout=first_timeout):
+                found += torrent.add_peers([(addr.host, addr.port)], "dht")
+            log.info("DHT lookup for %s: %d new peers", torrent.info_hash.hex[:8], found)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 300.0)
+
+    def announce(self, torrent: Torrent) -> None:
+        """Announce ``torrent`` on the DHT now and every re-announce interval."""
+        if self.dht is not None:
+            self.dht.keep_announced(torrent.info_hash, self.port)
+
+    async def close(self) -> None:
+        for task in self._dht_tasks.values():
+            task.cancel()
+        await self._listener.close()
+        for torrent in list(self.torrents.values()):
+            await torrent.close()
+        if self.dht is not None:
+            with contextlib.suppress(Exception):
+                await self.dht.close()

@@ -1,0 +1,88 @@
+"""The session's one listening TCP port; incoming peers are routed by the info hash
+in the first 48 bytes of their handshake (pstrlen, pstr, reserved, info hash)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from collections.abc import Callable
+
+from p2pshare.errors import PortInUseError
+from p2pshare.io.peer_link import PeerLink
+
+__all__ = ["Listener"]
+
+log = logging.getLogger("p2pshare.listener")
+
+#: pstrlen (1) + "BitTorrent protocol" (19) + reserved (8) + info hash (20).
+_ROUTING_PREFIX = 48
+_PROTOCOL = b"\x13BitTorrent protocol"
+
+Router = Callable[[bytes, PeerLink], bool]
+
+
+class Listener:
+    """Accepts TCP connections and hands each to ``route(info_hash, link)``.
+
+    ``route`` returns False for an unknown info hash, and the link is closed.  A
+    connection that does not send a valid handshake prefix within ``timeout`` is closed.
+    """
+
+    def __init__(self, route: Router, timeout: float = 10.0) -> None:
+        self._route = route
+        self._timeout = timeout
+        self._server: asyncio.Server | None = None
+        self.port = 0
+        self.host = ""
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(self._make_link, host, port, reuse_address=True)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    f"port {port} is already in use; pick another with --port, or 0 for any free port"
+                ) from None
+            raise
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+
+    def _make_link(self) -> PeerLink:
+        buffer = bytearray()
+        link = PeerLink()
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._timeout, link.close)
+
+        def on_data(data: bytes) -> None:
+            buffer.extend(data)
+            if len(buffer) < _ROUTING_PREFIX:
+                if not _PROTOCOL.startswith(bytes(buffer[:20])):
+                    timer.cancel()
+                    link.close()
+                return
+            timer.cancel()
+            if buffer[:20] != _PROTOCOL:
+                link.close()
+                return
+            info_hash = bytes(buffer[28:48])
+            # Put the bytes back so the torrent's connection parses the whole handshake.
+            link._on_data = None
+            link._pending[:0] = buffer
+            if not self._route(info_hash, link):
+                log.debug("incoming connection for unknown info hash %s", info_hash.hex())
+                link.close()
+
+        def on_close(exc: Exception | None) -> None:
+            timer.cancel()
+
+        link._on_data = on_data
+        link._on_close = on_close
+        return link
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None

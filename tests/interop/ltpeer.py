@@ -1,0 +1,81 @@
+"""libtorrent (the reference engine, from PyPI) as a peer on loopback, for interop tests.
+
+Every session binds one loopback address, with DHT, LSD, UPnP and NAT-PMP off,
+so nothing ever leaves the machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+
+def lt_session(host: str = "127.0.0.1", port: int = 0, **extra: Any) -> Any:
+    """A libtorrent session on one loopback address, with every discovery mechanism off."""
+    settings = {
+        "listen_interfaces": f"{host}:{port}",
+        "outgoing_interfaces": host,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_incoming_utp": False,
+        "enable_outgoing_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "user_agent": "libtorrent-test",
+        "announce_to_all_tiers": False,
+    }
+    settings.update(extra)
+    return lt.session(settings)
+
+
+def lt_port(ses: Any, timeout: float = 10.0) -> int:
+    """The TCP port a session listens on (waits until it has one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        port = ses.listen_port()
+        if port:
+            return int(port)
+        time.sleep(0.05)
+    raise TimeoutError("libtorrent did not start listening")
+
+
+def add_torrent(ses: Any, torrent: bytes | Any, save_path: Path, *, seed_mode: bool = False) -> Any:
+    """Add a torrent (bytes of a .torrent, or a torrent_info) and return its handle."""
+    ti = torrent if isinstance(torrent, lt.torrent_info) else lt.torrent_info(lt.bdecode(torrent))
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = str(save_path)
+    if seed_mode:
+        params.flags |= lt.torrent_flags.seed_mode
+    params.flags &= ~lt.torrent_flags.auto_managed
+    params.flags &= ~lt.torrent_flags.paused
+    return ses.add_torrent(params)
+
+
+def add_magnet(ses: Any, info_hash_hex: str, save_path: Path) -> Any:
+    params = lt.parse_magnet_uri(f"magnet:?xt=urn:btih:{info_hash_hex}")
+    params.save_path = str(save_path)
+    params.flags &= ~lt.torrent_flags.auto_managed
+    params.flags &= ~lt.torrent_flags.paused
+    return ses.add_torrent(params)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def is_seeding(handle: Any) -> bool:
+    st = handle.status()
+    return bool(st.is_seeding)
