@@ -160,6 +160,23 @@ class DhtConfig:
     replacement_cache: int = 8
     read_only: bool = False  #: BEP 43
     bootstrap: tuple[tuple[str, int], ...] = DEFAULT_BOOTSTRAP
+    node_max_failures: int = 3  #: failed queries in a row before a node is bad
+    maintenance_interval: float = 5.0  #: seconds between routing-table/peer-store upkeep ticks
+    pings_per_tick: int = 4  #: questionable nodes pinged per maintenance tick
+    max_pending_pings: int = 64  #: verification/upkeep pings in flight at once
+    adaptive_timeout: bool = True  #: derive the short (slow-query) timeout from measured RTTs
+    min_short_timeout: float = 0.25  #: lower bound of the adaptive short timeout
+    initial_short_timeout: float = 0.5  #: short timeout before any round-trip time was measured
+    lookup_max_candidates: int = 64  #: candidates one lookup keeps (nearest first)
+    external_ip_votes: int = 3  #: distinct nodes that must report our IP (BEP 42 `ip`) before we adopt it
+    secure_node_id: bool = True  #: BEP 42: derive our id from the external IP once known
+    enforce_node_id: bool = False  #: BEP 42: keep nodes whose id does not match their IP out of the table
+    bootstrap_retry: float = 60.0  #: retry bootstrap this often while the table is empty
+    max_rate_sources: int = 10_000  #: source IPs tracked by the incoming-query rate limiter
+    announce_timeout: float = 30.0  #: bound on one announce (lookup + announce_peer round)
+    state_save_interval: float = 300.0  #: seconds between saves of node id + good nodes
+    max_saved_nodes: int = 200  #: good nodes written to the state file
+    resolve_timeout: float = 5.0  #: bound on resolving one bootstrap host name
 
 
 @dataclass(frozen=True, slots=True)
