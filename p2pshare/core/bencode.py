@@ -77,19 +77,20 @@ def value_end(data: bytes, start: int, max_depth: int = _DEFAULT_LIMITS.max_dept
     """Return the offset just past the bencoded value that starts at ``start``.
 
     Validates as it goes (canonical integers, string lengths within the input,
-    byte-string dict keys, depth) and raises :class:`BencodeError` on any fault.
+    byte-string dict keys that are not repeated, depth) and raises :class:`BencodeError` on any fault.
     """
     n = len(data)
     pos = start
-    # Stack of open containers: True for a dict (keys must be strings), False for a list.
-    stack: list[bool] = []
+    # Stack of open containers: for a dict, the set of its keys so far (keys must be
+    # strings and unique: a repeated key is ambiguous); None for a list.
+    stack: list[set[bytes] | None] = []
     expect_key = False
     while True:
         if pos >= n:
             raise BencodeError("truncated bencode")
         c = data[pos]
         if stack and c == 0x65:  # 'e' closes the innermost container
-            if stack[-1] and not expect_key:
+            if stack[-1] is not None and not expect_key:
                 raise BencodeError(f"dict key without a value at offset {pos}")
             stack.pop()
             pos += 1
@@ -118,16 +119,23 @@ def value_end(data: bytes, start: int, max_depth: int = _DEFAULT_LIMITS.max_dept
                 length_text[0] == 0x30 and len(length_text) > 1
             ):
                 raise BencodeError(f"invalid string length at offset {pos}")
-            pos = colon + 1 + int(length_text)
+            body_start = colon + 1
+            pos = body_start + int(length_text)
             if pos > n:
                 raise BencodeError("string runs past the end of the input")
-            if stack and stack[-1]:
+            keys = stack[-1] if stack else None
+            if keys is not None:
+                if expect_key:
+                    key = data[body_start:pos]
+                    if key in keys:
+                        raise BencodeError(f"duplicate dict key {key[:32]!r} at offset {body_start}")
+                    keys.add(key)
                 expect_key = not expect_key
                 continue
         elif c == 0x6C or c == 0x64:  # 'l' or 'd'
             if len(stack) >= max_depth:
                 raise BencodeError(f"bencode nested deeper than {max_depth} levels")
-            stack.append(c == 0x64)
+            stack.append(set() if c == 0x64 else None)
             pos += 1
             expect_key = c == 0x64
             continue
@@ -136,7 +144,7 @@ def value_end(data: bytes, start: int, max_depth: int = _DEFAULT_LIMITS.max_dept
         # A value (or a container) has just been completed.
         if not stack:
             return pos
-        expect_key = stack[-1]
+        expect_key = stack[-1] is not None
 
 
 def find_info_span(data: bytes, limits: BencodeLimits = _DEFAULT_LIMITS) -> tuple[int, int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
+import secrets
 from dataclasses import dataclass
 
 __all__ = ["InfoHash", "PeerAddress", "parse_host_port"]
@@ -89,4 +89,4 @@ def parse_host_port(text: str) -> PeerAddress:
 
 def random_bytes(n: int) -> bytes:
     """Random bytes (kept here so core code has one place that draws entropy)."""
-    return os.urandom(n)
+    return secrets.token_bytes(n)

@@ -43,6 +43,8 @@ def parse_size(text: str) -> int:
         value = float(t)
     except ValueError:
         raise UsageError(f"not a size: {text!r} (examples: 262144, 256KiB, 4MiB)") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UsageError(f"not a size: {text!r} (examples: 262144, 256KiB, 4MiB)")
     if value < 0:
         raise UsageError(f"a size cannot be negative: {text!r}")
     return int(value * factor)
@@ -77,6 +79,7 @@ def create_torrent(
         raise UsageError(f"piece size {piece_length} is larger than {limits.max_parse_piece_length}")
     geometry = Geometry(piece_length, [f.length for f in selection.files])
     pieces = hash_files([f.path for f in selection.files], geometry, workers=workers, progress=progress)
+    listed: list[tuple[tuple[str, ...], int]]
     if selection.single_file:
         listed = [((selection.name,), selection.files[0].length)]
     else:

@@ -69,17 +69,27 @@ def collect_files(path: Path, *, include_hidden: bool = False, include_symlinks:
     root = path.resolve()
     files: list[SharedFile] = []
     hidden = links = 0
-    seen_dirs: set[tuple[int, int]] = set()
+    # Folders on the current walk path: a link back to one of them is a loop.  (Not
+    # every folder seen so far: that would drop a real folder already reached
+    # through a symlink to it.)
+    ancestors: set[tuple[int, int]] = set()
 
     def walk(folder: Path, parts: tuple[str, ...]) -> None:
-        nonlocal hidden, links
         try:
             st = folder.stat()
         except OSError:
             return
-        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop inside the folder
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:  # a symlink loop inside the folder
             return
-        seen_dirs.add((st.st_dev, st.st_ino))
+        ancestors.add(key)
+        try:
+            walk_entries(folder, parts)
+        finally:
+            ancestors.discard(key)
+
+    def walk_entries(folder: Path, parts: tuple[str, ...]) -> None:
+        nonlocal hidden, links
         try:
             entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
         except PermissionError as exc:

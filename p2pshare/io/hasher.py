@@ -56,6 +56,17 @@ class _FileSet:
         self.fds.clear()
 
 
+def _pread_full(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``offset``, retrying short reads; return the bytes read (less only at EOF)."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n <= 0:
+            break
+        got += n
+    return got
+
+
 def _hash_run(
     paths: Sequence[Path],
     geometry: Geometry,
@@ -77,9 +88,9 @@ def _hash_run(
             ok = True
             for span in geometry.piece_spans(index):
                 fd = files.fd(span.file_index)
-                got = (
-                    os.preadv(fd, [view[filled : filled + span.length]], span.offset) if fd is not None else 0
-                )
+                got = 0
+                if fd is not None:
+                    got = _pread_full(fd, view[filled : filled + span.length], span.offset)
                 if got != span.length:
                     if not missing_ok:
                         raise StorageError(f"{paths[span.file_index]} is shorter than expected")
