@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import manifest_cmds
+from p2pshare.cli import manifest_cmds, swarm_cmds
+from p2pshare.cli.common import settings
 
 __all__ = ["app", "main"]
 
@@ -35,7 +36,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+        int, typer.Option("--verbose", "-v", count=True, help="Log what happens to stderr (-vv for debug).")
     ] = 0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only errors and the essential result.")
@@ -44,12 +45,19 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.verbose = verbose
+    settings.quiet = quiet
+    # Without -v, failures reach the user as one line (handle_errors), not as log records.
+    level = logging.CRITICAL if quiet else (logging.CRITICAL, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
 app.command("create")(manifest_cmds.create)
 app.command("info")(manifest_cmds.info)
+app.command("share")(swarm_cmds.share)
+app.command("get")(swarm_cmds.get)
+app.command("dht")(swarm_cmds.dht)
+app.command("demo")(swarm_cmds.demo)
 
 
 def main() -> None:

@@ -2,25 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from p2pshare.config import MetainfoLimits
+from p2pshare.config import DEFAULT_BOOTSTRAP, MetainfoLimits
 from p2pshare.core.magnet import Magnet, parse_magnet
 from p2pshare.core.metainfo import Metainfo, parse_torrent
-from p2pshare.errors import ExitCode, MetainfoError, P2PShareError, PathNotFoundError, TargetError
+from p2pshare.core.types import parse_host_port
+from p2pshare.errors import ExitCode, MetainfoError, P2PShareError, PathNotFoundError, TargetError, UsageError
 
-__all__ = ["Target", "err_console", "fail", "handle_errors", "load_target", "out_console", "print_json"]
+__all__ = [
+    "Settings",
+    "Target",
+    "err_console",
+    "fail",
+    "handle_errors",
+    "load_target",
+    "out_console",
+    "parse_peers",
+    "print_json",
+    "resolve_bootstrap",
+    "run_async",
+    "settings",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+@dataclass
+class Settings:
+    """The global options (-v / -q), set by the root callback for every command."""
+
+    verbose: int = 0
+    quiet: bool = False
+
+
+settings = Settings()
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -43,16 +74,16 @@ def handle_errors(func: F) -> F:
         except typer.Exit:
             raise
         except P2PShareError as exc:
-            log.debug("command failed", exc_info=True)
+            log.info("command failed: %s", exc, exc_info=True)
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("p2pshare: interrupted", markup=False)
+            err_console.print("p2pshare: interrupted; stopped cleanly (run it again to go on)", markup=False)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except OSError as exc:
-            log.debug("command failed", exc_info=True)
+            log.info("command failed: %s", exc, exc_info=True)
             raise fail(f"{exc.strerror or exc} ({exc.filename or 'I/O'})") from None
         except Exception as exc:  # a bug: still one line, details with -v
-            log.debug("unexpected error", exc_info=True)
+            log.error("unexpected error", exc_info=True)
             raise fail(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)") from None
 
     return wrapper  # type: ignore[return-value]
@@ -102,3 +133,84 @@ def load_target(text: str, limits: MetainfoLimits | None = None) -> Target:
         raise TargetError(
             f"{text!r} is not a .torrent file, a magnet link, or a 40-hex / 32-base32 info hash"
         ) from None
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main``; Ctrl-C (SIGINT) or SIGTERM cancels it so its cleanup runs, then KeyboardInterrupt."""
+    terminated = False
+
+    async def wrapper() -> T:
+        nonlocal terminated
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals
+            pass
+        try:
+            return await main
+        finally:
+            try:
+                loop.remove_signal_handler(signal.SIGTERM)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    try:
+        with asyncio.Runner() as runner:
+            return runner.run(wrapper())
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+
+
+def parse_peers(values: Sequence[str] | None, option: str = "--peer") -> list[tuple[str, int]]:
+    """``HOST:PORT`` values (each may also be a comma-separated list) as (host, port) pairs."""
+    out: list[tuple[str, int]] = []
+    for value in values or ():
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            try:
+                out.append(parse_host_port(item).as_tuple())
+            except ValueError:
+                raise UsageError(
+                    f"{option} {item.strip()!r}: expected HOST:PORT, for example 192.168.1.5:6881"
+                ) from None
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def resolve_bootstrap(
+    flags: Sequence[str] | None, *, no_dht: bool = False, host: str = "0.0.0.0"
+) -> list[tuple[str, int]] | None:
+    """DHT bootstrap nodes: --bootstrap, else $P2PSHARE_BOOTSTRAP, else the public routers; None: no DHT.
+
+    A node bound to a loopback address cannot reach the internet, so it never gets the
+    public routers as a default (it starts alone, or from its saved nodes).
+    """
+    if no_dht:
+        return None
+    nodes = parse_peers(flags, "--bootstrap")
+    if nodes:
+        return nodes
+    env = os.environ.get("P2PSHARE_BOOTSTRAP", "")
+    nodes = parse_peers([env], "P2PSHARE_BOOTSTRAP") if env.strip() else []
+    if nodes:
+        return nodes
+    if _is_loopback(host):
+        return []
+    return list(DEFAULT_BOOTSTRAP)

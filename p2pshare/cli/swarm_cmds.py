@@ -1,0 +1,441 @@
+"""``p2pshare share``, ``get``, ``dht`` and ``demo``: option parsing and rendering only.
+
+The work is done by :mod:`p2pshare.engine.runner`; these functions turn options into
+a :class:`~p2pshare.engine.runner.SwarmOptions`, hand a :class:`~p2pshare.cli.views.View`
+to the runner, and let :func:`~p2pshare.cli.common.handle_errors` turn failures into
+one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from p2pshare.cli.common import (
+    handle_errors,
+    load_target,
+    out_console,
+    parse_peers,
+    resolve_bootstrap,
+    run_async,
+)
+from p2pshare.cli.views import Mode, View, choose_mode, human_size
+from p2pshare.config import DEFAULT_CONFIG
+from p2pshare.core.magnet import make_magnet
+from p2pshare.core.types import PeerAddress
+from p2pshare.engine import runner
+from p2pshare.engine.create import parse_size
+from p2pshare.engine.state import SharedManifest, StateDir
+from p2pshare.errors import P2PShareError
+
+__all__ = ["demo", "dht", "get", "share"]
+
+# ---------------------------------------------------------------------- shared options
+
+PortOpt = Annotated[
+    int,
+    typer.Option(
+        "--port",
+        "-p",
+        min=0,
+        max=65535,
+        envvar="P2PSHARE_PORT",
+        help="TCP port to accept peers on (the DHT uses the same UDP port); 0 picks a free one.",
+    ),
+]
+HostOpt = Annotated[
+    str,
+    typer.Option("--host", envvar="P2PSHARE_HOST", help="Address to listen on (and to run the DHT node on)."),
+]
+BootstrapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--bootstrap",
+        "-b",
+        metavar="HOST:PORT",
+        help="A DHT node to join through (repeatable). Default: $P2PSHARE_BOOTSTRAP, "
+        "else the public Mainline routers.",
+        show_default=False,
+    ),
+]
+DhtPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dht-port",
+        min=0,
+        max=65535,
+        envvar="P2PSHARE_DHT_PORT",
+        help="UDP port of the DHT node (default: the --port number if free, else any).",
+        show_default=False,
+    ),
+]
+NoDhtOpt = Annotated[bool, typer.Option("--no-dht", help="Do not use the DHT at all.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
+]
+
+
+def _state() -> StateDir:
+    return StateDir()
+
+
+def _options(
+    host: str, port: int, bootstrap: list[tuple[str, int]] | None, dht_port: int | None
+) -> runner.SwarmOptions:
+    return runner.SwarmOptions(
+        config=DEFAULT_CONFIG, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
+    )
+
+
+# ---------------------------------------------------------------------- share
+
+
+def _hash_with_progress(state: StateDir, path: Path, mode: Mode, view: View, **kwargs: Any) -> SharedManifest:
+    if mode is not Mode.RICH:
+
+        def on_total(total: int) -> None:
+            view.json({"event": "phase", "phase": "hashing", "total": total})
+            view.line(f"hashing {path} ({human_size(total)})...")
+
+        return state.manifest_for(path, on_total=on_total, **kwargs)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=out_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("hashing", total=None)
+
+        def on_total_rich(total: int) -> None:
+            progress.update(task, total=total)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        return state.manifest_for(path, on_total=on_total_rich, progress=advance, **kwargs)
+
+
+@handle_errors
+def share(
+    path: Annotated[Path, typer.Argument(help="The file or folder to share.", show_default=False)],
+    port: PortOpt = 0,
+    host: HostOpt = "0.0.0.0",
+    bootstrap: BootstrapOpt = None,
+    no_dht: NoDhtOpt = False,
+    dht_port: DhtPortOpt = None,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--peer", metavar="HOST:PORT", help="Also connect to this peer (repeatable).", show_default=False
+        ),
+    ] = None,
+    piece_size: Annotated[
+        str | None,
+        typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic."),
+    ] = None,
+    include_hidden: Annotated[
+        bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
+
+    Prints the info hash and a magnet link to give to others, writes the .torrent in
+    the state folder, and shows who is downloading.  An unchanged folder reuses its
+    saved manifest instead of hashing again.
+
+    Examples:
+
+      p2pshare share ./photos
+
+      p2pshare share big.iso --port 6881 --bootstrap 192.168.1.2:6881
+
+      p2pshare share ./docs --host 192.168.1.5 --json
+    """
+    mode = choose_mode(json_output)
+    view = View(mode, "share")
+    with view.guard():
+        view.start(path=str(path))
+        peers = parse_peers(peer)
+        boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
+        piece_length = parse_size(piece_size) if piece_size else None
+        state = _state()
+        manifest = _hash_with_progress(
+            state, path, mode, view, piece_length=piece_length, include_hidden=include_hidden
+        )
+        info = manifest.created.info
+        view.json(
+            {
+                "event": "manifest",
+                "info_hash": info.info_hash.hex,
+                "name": info.name,
+                "total_size": info.total_length,
+                "num_pieces": info.num_pieces,
+                "reused": manifest.reused,
+                "torrent": str(manifest.torrent_path) if manifest.torrent_path else None,
+            }
+        )
+        if manifest.reused:
+            view.line(f"{path} is unchanged since it was last shared: manifest reused, nothing hashed")
+        torrent_note = str(manifest.torrent_path) if manifest.torrent_path else None
+        view.extra_listening = {"name": info.name, "total_size": info.total_length, "torrent": torrent_note}
+
+        def on_ready(ready: runner.Ready) -> None:
+            hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
+            magnet = make_magnet(info.info_hash, info.name, hints)
+            view.extra_listening["magnet"] = magnet
+            if mode is Mode.JSON:
+                return
+            view.line(
+                f"sharing {info.name}: {human_size(info.total_length)} in {len(info.files)} file(s), "
+                f"{info.num_pieces} pieces",
+                style="bold",
+            )
+            view.line(f"info hash  {info.info_hash.hex}", essential=True, style="bold cyan")
+            view.line(f"magnet     {magnet}", essential=True)
+            view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}")
+            dht = f", DHT on UDP {ready.dht_port}" if ready.dht_port else " (no DHT)"
+            view.line(f"listening  {host}:{ready.port}{dht}")
+            view.line(f"others run: p2pshare get {info.info_hash.hex}", style="dim")
+
+        view.on_ready = on_ready
+        run_async(
+            runner.seed(
+                manifest,
+                _options(host, port, boot, dht_port),
+                on_event=view.event,
+                on_swarm=view.attach,
+                peers=peers,
+            )
+        )
+
+
+# ---------------------------------------------------------------------- get
+
+
+@handle_errors
+def get(
+    target: Annotated[
+        str, typer.Argument(help="A .torrent file, a magnet link, or an info hash.", show_default=False)
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to download into (created if missing).")
+    ] = Path("."),
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--peer", metavar="HOST:PORT", help="Connect to this peer (repeatable).", show_default=False
+        ),
+    ] = None,
+    bootstrap: BootstrapOpt = None,
+    no_dht: NoDhtOpt = False,
+    dht_port: DhtPortOpt = None,
+    port: PortOpt = 0,
+    host: HostOpt = "0.0.0.0",
+    seed: Annotated[
+        bool, typer.Option("--seed", help="Keep sharing after the download, until Ctrl-C.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            "-t",
+            min=0.0,
+            help="Give up after this many seconds (exit 6 no peers, 7 no manifest, 10 incomplete).",
+        ),
+    ] = None,
+    show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Download a .torrent, magnet link or info hash; exit 0 only when every piece is verified.
+
+    Peers come from the DHT, from --peer, and from x.pe hints in a magnet link.  Run the
+    same command again after an interruption: verified pieces are kept.
+
+    Examples:
+
+      p2pshare get 0123456789abcdef0123456789abcdef01234567 -o ~/Downloads
+
+      p2pshare get 'magnet:?xt=urn:btih:...' --timeout 300 --peers
+
+      p2pshare get photos.torrent --peer 192.168.1.5:6881 --no-dht --seed
+    """
+    mode = choose_mode(json_output)
+    view = View(mode, "get", show_peers=show_peers)
+    with view.guard():
+        t = load_target(target)
+        peers = parse_peers(peer)
+        boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
+        info = t.metainfo.info if t.metainfo is not None else None
+        name = info.name if info is not None else t.magnet.name
+        view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
+        what = f"{name} ({t.info_hash.hex})" if name else t.info_hash.hex
+        view.line(f"getting {what} into {output}", style="bold")
+
+        def on_complete(result: runner.DownloadResult) -> None:
+            view.done(result)
+            if seed:
+                view.start_seeding()
+
+        run_async(
+            runner.download(
+                t.info_hash,
+                _options(host, port, boot, dht_port),
+                out_dir=output,
+                info=info,
+                peers=peers,
+                magnet_peers=[p.as_tuple() for p in t.magnet.peers],
+                timeout=timeout,
+                seed=seed,
+                on_event=view.event,
+                on_swarm=view.attach,
+                on_complete=on_complete,
+            )
+        )
+
+
+# ---------------------------------------------------------------------- dht
+
+
+@handle_errors
+def dht(
+    port: PortOpt = 0,
+    host: HostOpt = "0.0.0.0",
+    bootstrap: BootstrapOpt = None,
+    no_bootstrap: Annotated[
+        bool, typer.Option("--no-bootstrap", help="Start a new DHT: join through no other node.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run a standalone DHT node until Ctrl-C (for example a LAN's bootstrap node).
+
+    Others then use --bootstrap HOST:PORT (or P2PSHARE_BOOTSTRAP=HOST:PORT) to find it.
+
+    Examples:
+
+      p2pshare dht --port 6881 --no-bootstrap
+
+      p2pshare dht --host 127.0.0.1 --port 0 --json
+    """
+    from p2pshare.engine.dht_node import DhtService, run_standalone
+
+    mode = choose_mode(json_output)
+    view = View(mode, "dht")
+    boot: list[tuple[str, int]] = [] if no_bootstrap else resolve_bootstrap(bootstrap, host=host) or []
+    state = _state()
+
+    async def main() -> None:
+        state_dir = state.claim_dht_state()
+
+        async def on_ready(service: DhtService) -> None:
+            shown = host if host not in ("0.0.0.0", "::") else "THIS-MACHINE"
+            view.json(
+                {
+                    "event": "listening",
+                    "host": host,
+                    "port": service.port,
+                    "node_id": service.node_id.hex(),
+                    "bootstrap": [f"{h}:{p}" for h, p in boot],
+                }
+            )
+            view.line(
+                f"DHT node {service.node_id.hex()} listening on {host}:{service.port} (UDP)", essential=True
+            )
+            view.line(f"others join with: --bootstrap {shown}:{service.port}")
+            asyncio.get_running_loop().create_task(_dht_status_loop(service, view))
+
+        try:
+            await run_standalone(port, boot, state_dir, DEFAULT_CONFIG.dht, on_ready, host=host)
+        finally:
+            state.release()
+
+    with view.guard():
+        view.start(host=host, port=port)
+        view.seeding = True  # Ctrl-C is the normal way to stop: report "stopped", not an error
+        run_async(main())
+
+
+async def _dht_status_loop(service: Any, view: View) -> None:
+    last = None
+    while True:
+        await asyncio.sleep(5.0 if view.mode is Mode.JSON else 10.0)
+        try:
+            status = service.status()
+        except Exception:
+            continue
+        summary = {k: v for k, v in status.items() if isinstance(v, int | float | str)}
+        view.json({"event": "dht_status", **summary})
+        text = (
+            f"DHT: {status.get('nodes', '?')} nodes in the table, "
+            f"{status.get('stored_peers', '?')} peers stored "
+            f"for {status.get('stored_info_hashes', '?')} hashes"
+        )
+        if text != last:
+            view.line(text)
+            last = text
+
+
+# ---------------------------------------------------------------------- demo
+
+
+@handle_errors
+def demo(
+    peers: Annotated[int, typer.Option("--peers", "-n", min=1, max=50, help="How many seeders.")] = 3,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            "--size",
+            help="Share a generated payload of this many bytes (e.g. 50MiB) instead of sample_files/.",
+        ),
+    ] = None,
+    show_peers: Annotated[bool, typer.Option("--peers-table", help="Show a live table of peers.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """A whole swarm on loopback: a DHT node, seeders, and a download by hash alone.
+
+    A DHT bootstrap node starts on 127.0.0.1, N seeders on 127.0.0.10... share
+    sample_files/ (or a generated payload) and announce it; a downloader on 127.0.0.2
+    then finds them through the DHT with nothing but the info hash, downloads from all
+    of them in parallel, and checks the files against the originals.  Nothing outside
+    this machine is contacted, and everything is cleaned up.
+
+    Examples:
+
+      p2pshare demo
+
+      p2pshare demo --peers 5 --size 200MiB
+    """
+    mode = choose_mode(json_output)
+    view = View(mode, "demo", show_peers=show_peers)
+    with view.guard():
+        nbytes = parse_size(size) if size is not None else None
+        view.start(peers=peers, size=nbytes)
+        view.line(f"p2pshare demo: a swarm of {peers} seeder(s) and 1 downloader on loopback", style="bold")
+        result = run_async(
+            runner.demo(
+                peers=peers,
+                size=nbytes,
+                on_event=view.event,
+                on_swarm=view.attach,
+            )
+        )
+        if not result.identical:
+            raise P2PShareError("the downloaded files differ from the originals (a bug: please report it)")
+        view.done(
+            result.download,
+            files_compared=result.files_checked,
+            identical=True,
+            seeders=list(result.seeders),
+        )
+        view.line(
+            f"demo ok: {result.files_checked} file(s) identical to the originals; everything cleaned up",
+            essential=True,
+            style="bold green",
+        )

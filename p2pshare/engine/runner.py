@@ -1,0 +1,598 @@
+"""High-level orchestration for the command line: download, seed, and the loopback demo.
+
+The CLI stays a thin shell: it parses options, builds a :class:`SwarmOptions`, and
+calls :func:`download`, :func:`seed` or :func:`demo`; it renders the events they
+emit and the :class:`Swarm` status snapshots it polls.  Everything here is policy
+about *when*: which session to build, whether to start the DHT, where peers come
+from, how long to wait, and which error a timeout means.  It never prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import filecmp
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.core.metainfo import Info
+from p2pshare.core.types import InfoHash
+from p2pshare.engine import events as ev
+from p2pshare.engine.create import CreatedTorrent, create_torrent
+from p2pshare.engine.session import Session
+from p2pshare.engine.state import SharedManifest, StateDir
+from p2pshare.engine.torrent import Torrent
+from p2pshare.errors import (
+    IncompleteError,
+    NoMetadataError,
+    NoPeersError,
+    NotWritableError,
+    P2PShareError,
+    PortInUseError,
+    UsageError,
+)
+
+__all__ = [
+    "DemoResult",
+    "DemoStep",
+    "DhtReady",
+    "DownloadResult",
+    "Ready",
+    "RunnerEvent",
+    "Swarm",
+    "SwarmOptions",
+    "check_writable",
+    "demo",
+    "download",
+    "find_sample_files",
+    "open_swarm",
+    "seed",
+]
+
+log = logging.getLogger("p2pshare.runner")
+
+_SAMPLE_EVERY = 0.25  #: seconds between samples of per-peer transfer totals
+
+
+# ---------------------------------------------------------------------- events the runner adds
+
+
+@dataclass(frozen=True, slots=True)
+class DhtReady:
+    """Our DHT node is bound on ``host:port`` (UDP)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The torrent is added and the session accepts peers on ``host:port`` (TCP)."""
+
+    info_hash: str
+    host: str
+    port: int
+    dht_port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStep:
+    """One step of the demo: ``kind`` (bootstrap, seeder, announce, downloader, verify) and what happened."""
+
+    kind: str
+    message: str
+    address: str | None = None
+
+
+RunnerEvent = ev.EngineEvent | DhtReady | Ready | DemoStep
+EventSink = Callable[[RunnerEvent], None]
+
+
+def _ignore(_: RunnerEvent) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------- options and results
+
+
+@dataclass(frozen=True)
+class SwarmOptions:
+    """How to build the session around one torrent."""
+
+    config: Config = DEFAULT_CONFIG
+    host: str = "0.0.0.0"
+    port: int = 0
+    bootstrap: Sequence[tuple[str, int]] | None = None  #: None: no DHT at all
+    dht_port: int | None = None  #: None: the TCP port number when one was given, else any
+    state: StateDir | None = None
+    dht_state: bool = True  #: keep the DHT node id and good nodes in the state dir
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What a finished download reports in its summary."""
+
+    info_hash: str
+    name: str
+    total_size: int
+    num_pieces: int
+    elapsed: float
+    downloaded: int
+    uploaded: int
+    peers_used: int
+    pieces_failed: int
+    wasted: int
+    out_dir: Path
+    contributions: dict[str, int] = field(default_factory=dict)  #: peer IP -> payload bytes from it
+
+    @property
+    def rate(self) -> float:
+        return self.total_size / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def path(self) -> Path:
+        return self.out_dir / self.name
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's download and whether its files equal the originals."""
+
+    download: DownloadResult
+    files_checked: int
+    identical: bool
+    seeders: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------- the swarm of one torrent
+
+
+class Swarm:
+    """A session with one torrent (and maybe a DHT node): what a command runs."""
+
+    def __init__(self, session: Session, torrent: Torrent, options: SwarmOptions) -> None:
+        self.session = session
+        self.torrent = torrent
+        self.options = options
+        self.started = time.monotonic()
+        self.ever_connected = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def info_hash(self) -> InfoHash:
+        return self.torrent.info_hash
+
+    @property
+    def port(self) -> int:
+        return self.session.port
+
+    @property
+    def dht_port(self) -> int | None:
+        return self.session.dht.port if self.session.dht is not None else None
+
+    def status(self) -> ev.TorrentStatus:
+        return self.torrent.status()
+
+    def contributions(self) -> dict[str, int]:
+        """Payload bytes received per peer IP, over every connection so far."""
+        return {host: down for host, (down, _) in self.torrent.transfer_by_host().items() if down}
+
+    def add_peers(self, addresses: Sequence[tuple[str, int]], source: str) -> int:
+        return self.torrent.add_peers(list(addresses), source)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed: %r", task.get_name(), task.exception())
+
+    def find_peers(self) -> None:
+        """Look the hash up on the DHT now and again while the download runs (no-op without DHT)."""
+        if self.session.dht is not None:
+            self._spawn(self.session.find_peers_forever(self.torrent), "dht-find-peers")
+
+    def announce(self) -> None:
+        """Announce on the DHT now and every 15 minutes (no-op without DHT)."""
+        self.session.announce(self.torrent)
+
+    async def wait_complete(self, timeout: float | None) -> None:
+        """Return once every piece is verified; raise the error a timeout or a failure means."""
+        t = self.torrent
+        waits = [
+            asyncio.ensure_future(t.completed.wait()),
+            asyncio.ensure_future(t.fatal_event.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if t.fatal is not None:
+            raise t.fatal
+        if t.completed.is_set():
+            return
+        st = t.status()
+        after = f"after {timeout:g} s"
+        if not self.ever_connected:
+            tried = f" ({st.known_peers} address(es) tried)" if st.known_peers else ""
+            raise NoPeersError(
+                f"no peers found {after}{tried}; check the hash, give --peer HOST:PORT or --bootstrap, "
+                "or raise --timeout"
+            )
+        if t.info is None:
+            raise NoMetadataError(
+                f"connected to {self.ever_connected} peer(s) but none sent the manifest {after}; "
+                "try again later, or get the .torrent file"
+            )
+        raise IncompleteError(
+            f"{st.have_pieces}/{st.num_pieces} pieces verified {after}; run the same command again "
+            "to resume, or raise --timeout"
+        )
+
+    async def serve_forever(self) -> None:
+        """Seed until cancelled; raise if the storage fails."""
+        await self.torrent.fatal_event.wait()
+        if self.torrent.fatal is not None:
+            raise self.torrent.fatal
+
+    def result(self, out_dir: Path) -> DownloadResult:
+        st = self.status()
+        contributions = self.contributions()
+        return DownloadResult(
+            info_hash=st.info_hash,
+            name=st.name or "",
+            total_size=st.total_size,
+            num_pieces=st.num_pieces,
+            elapsed=time.monotonic() - self.started,
+            downloaded=st.downloaded,
+            uploaded=st.uploaded,
+            peers_used=len(contributions),
+            pieces_failed=st.pieces_failed,
+            wasted=st.wasted,
+            out_dir=out_dir,
+            contributions=contributions,
+        )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        await self.session.close()
+
+
+@contextlib.asynccontextmanager
+async def open_swarm(
+    info_hash: InfoHash,
+    options: SwarmOptions,
+    *,
+    info: Info | None,
+    download_dir: Path,
+    file_paths: list[Path] | None = None,
+    assume_complete: bool = False,
+    resume_path: Path | None = None,
+    on_event: EventSink = _ignore,
+) -> AsyncIterator[Swarm]:
+    """Start a session (TCP listener, maybe a DHT node), add the torrent; close it all on exit."""
+    session = Session(
+        options.config,
+        listen_host=options.host,
+        listen_port=options.port,
+        state_dir=None,
+    )
+    swarm: Swarm | None = None
+    dht_lock = False
+    try:
+        await session.start()
+        if options.bootstrap is not None:
+            if options.state is not None and options.dht_state:
+                session.state_dir = options.state.claim_dht_state()
+                dht_lock = session.state_dir is not None
+            dht_port = options.dht_port
+            if dht_port is None:
+                dht_port = options.port
+            try:
+                await session.start_dht(bootstrap=options.bootstrap, host=options.host, port=dht_port)
+            except (OSError, PortInUseError):
+                if not dht_port or options.dht_port is not None:
+                    raise  # the user asked for this UDP port: say it is taken
+                log.warning("UDP port %d is taken; the DHT node uses any free port", dht_port)
+                await session.start_dht(bootstrap=options.bootstrap, host=options.host, port=0)
+            assert session.dht is not None
+            on_event(DhtReady(options.host, session.dht.port))
+
+        holder: list[Swarm] = []
+
+        def sink(event: ev.EngineEvent) -> None:
+            if isinstance(event, ev.PeerConnected) and holder:
+                holder[0].ever_connected += 1
+            if isinstance(event, ev.Listening):
+                return  # replaced by Ready, which says more
+            on_event(event)
+
+        torrent = await session.add_torrent(
+            info_hash,
+            info=info,
+            download_dir=download_dir,
+            file_paths=file_paths,
+            assume_complete=assume_complete,
+            resume_path=resume_path,
+            on_event=sink,
+        )
+        swarm = Swarm(session, torrent, options)
+        holder.append(swarm)
+        swarm.ever_connected = len(torrent.peers)
+        on_event(Ready(info_hash.hex, options.host, session.port, swarm.dht_port))
+        yield swarm
+    finally:
+        if swarm is not None:
+            await asyncio.shield(swarm.close())
+        else:
+            await asyncio.shield(session.close())
+        if dht_lock and options.state is not None:
+            options.state.release()
+
+
+def check_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and prove we can write in it (NotWritableError otherwise)."""
+    folder = Path(folder)
+    hint = "choose another folder with -o"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotWritableError(f"{folder} exists and is not a folder; {hint}") from None
+    except OSError as exc:
+        raise NotWritableError(f"cannot create {folder}: {exc.strerror or exc}; {hint}") from None
+    if not folder.is_dir():
+        raise NotWritableError(f"{folder} is not a folder; {hint}")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise NotWritableError(f"cannot write in {folder}: {exc.strerror or exc}; {hint}") from None
+    return folder.resolve()
+
+
+# ---------------------------------------------------------------------- download and seed
+
+
+async def download(
+    info_hash: InfoHash,
+    options: SwarmOptions,
+    *,
+    out_dir: Path,
+    info: Info | None = None,
+    peers: Sequence[tuple[str, int]] = (),
+    magnet_peers: Sequence[tuple[str, int]] = (),
+    timeout: float | None = None,
+    seed: bool = False,
+    on_event: EventSink = _ignore,
+    on_swarm: Callable[[Swarm], None] | None = None,
+    on_complete: Callable[[DownloadResult], None] | None = None,
+) -> DownloadResult:
+    """Fetch ``info_hash`` (its manifest too, when ``info`` is None) into ``out_dir``.
+
+    Peers come from ``peers``, ``magnet_peers`` and the DHT (when ``options.bootstrap``
+    is set).  Returns when every piece is verified; with ``seed``, calls
+    ``on_complete`` and then keeps serving until cancelled.  Raises NoPeersError,
+    NoMetadataError or IncompleteError when ``timeout`` passes first, and the
+    storage error (disk full, not writable) when writing fails.
+    """
+    if options.bootstrap is None and not peers and not magnet_peers:
+        raise UsageError("no way to find peers: give --peer HOST:PORT, or leave the DHT on (drop --no-dht)")
+    out_dir = check_writable(out_dir)
+    resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
+    on_event(ev.PhaseChanged("finding_peers"))
+    async with open_swarm(
+        info_hash, options, info=info, download_dir=out_dir, resume_path=resume, on_event=on_event
+    ) as swarm:
+        if on_swarm is not None:
+            on_swarm(swarm)
+        if peers:
+            swarm.add_peers(peers, "cli")
+        if magnet_peers:
+            swarm.add_peers(magnet_peers, "magnet")
+        swarm.find_peers()
+        if seed:
+            swarm.announce()
+        await swarm.wait_complete(timeout)
+        result = swarm.result(out_dir)
+        if on_complete is not None:
+            on_complete(result)
+        if seed:
+            await swarm.serve_forever()
+        return result
+
+
+async def seed(
+    manifest: SharedManifest | CreatedTorrent,
+    options: SwarmOptions,
+    *,
+    on_event: EventSink = _ignore,
+    on_swarm: Callable[[Swarm], None] | None = None,
+    peers: Sequence[tuple[str, int]] = (),
+) -> None:
+    """Serve the files of ``manifest`` (already verified by hashing) until cancelled."""
+    created = manifest.created if isinstance(manifest, SharedManifest) else manifest
+    async with open_swarm(
+        created.info.info_hash,
+        options,
+        info=created.info,
+        download_dir=created.selection.root,
+        file_paths=created.paths,
+        assume_complete=True,
+        on_event=on_event,
+    ) as swarm:
+        if on_swarm is not None:
+            on_swarm(swarm)
+        if peers:
+            swarm.add_peers(peers, "cli")
+        swarm.announce()
+        await swarm.serve_forever()
+
+
+# ---------------------------------------------------------------------- the loopback demo
+
+
+def find_sample_files() -> Path | None:
+    """``sample_files/`` next to the package (a source checkout), or in the current folder."""
+    import p2pshare
+
+    for base in (Path(p2pshare.__file__).resolve().parent.parent, Path.cwd()):
+        candidate = base / "sample_files"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def make_payload(folder: Path, size: int, rng: random.Random | None = None) -> Path:
+    """A folder of a few random files totalling ``size`` bytes (sizes deliberately uneven)."""
+    if size <= 0:
+        raise UsageError("--size must be a positive number of bytes")
+    rng = rng or random.Random()
+    root = folder / "demo_payload"
+    (root / "more").mkdir(parents=True)
+    shares = [0.5, 0.3, 0.15, 0.05] if size >= 64 else [1.0]
+    names = ["big.bin", "medium.bin", "more/small.bin", "more/tiny.bin"]
+    left = size
+    for i, share in enumerate(shares):
+        n = left if i == len(shares) - 1 else int(size * share)
+        left -= n
+        with open(root / names[i], "wb") as f:
+            remaining = n
+            while remaining:
+                chunk = min(remaining, 1 << 20)
+                f.write(rng.randbytes(chunk))
+                remaining -= chunk
+    return root
+
+
+def _same_files(created: CreatedTorrent, downloaded_root: Path) -> tuple[int, bool]:
+    count = 0
+    for f in created.selection.files:
+        other = downloaded_root.joinpath(*f.parts) if not created.selection.single_file else downloaded_root
+        count += 1
+        if not other.is_file() or not filecmp.cmp(f.path, other, shallow=False):
+            log.error("demo: %s differs from %s", other, f.path)
+            return count, False
+    return count, True
+
+
+async def demo(
+    *,
+    peers: int = 3,
+    size: int | None = None,
+    config: Config = DEFAULT_CONFIG,
+    timeout: float = 120.0,
+    on_event: EventSink = _ignore,
+    on_swarm: Callable[[Swarm], None] | None = None,
+    on_complete: Callable[[DownloadResult], None] | None = None,
+) -> DemoResult:
+    """A whole swarm on loopback: a DHT bootstrap node, ``peers`` seeders, one downloader by hash.
+
+    Every address is 127.0.0.x and no state directory is read or written, so nothing
+    outside this machine is ever contacted.
+    """
+    from p2pshare.engine.dht_node import DhtService
+
+    if not 1 <= peers <= 100:
+        raise UsageError("--peers must be between 1 and 100")
+    work = Path(tempfile.mkdtemp(prefix="p2pshare-demo-"))
+    bootstrap_node: DhtService | None = None
+    stack = contextlib.AsyncExitStack()
+    try:
+        if size is None:
+            source = find_sample_files()
+            if source is None:
+                size = 8 * 1024 * 1024
+                source = await asyncio.to_thread(make_payload, work, size)
+        else:
+            source = await asyncio.to_thread(make_payload, work, size)
+        created = await asyncio.to_thread(create_torrent, source)
+        info = created.info
+        on_event(
+            DemoStep(
+                "payload",
+                f"sharing {info.name}: {info.total_length} bytes in {len(info.files)} file(s), "
+                f"{info.num_pieces} pieces, info hash {info.info_hash.hex}",
+            )
+        )
+        bootstrap_node = await DhtService.start(
+            host="127.0.0.1", port=0, bootstrap=(), state_dir=None, config=config.dht
+        )
+        boot = ("127.0.0.1", bootstrap_node.port)
+        on_event(DemoStep("bootstrap", "DHT bootstrap node listening", f"127.0.0.1:{boot[1]}"))
+
+        seeders: list[Swarm] = []
+        for i in range(peers):
+            host = f"127.0.0.{10 + i}"
+            opts = SwarmOptions(config=config, host=host, port=0, bootstrap=[boot], dht_port=0)
+            swarm = await stack.enter_async_context(
+                open_swarm(
+                    created.info.info_hash,
+                    opts,
+                    info=created.info,
+                    download_dir=created.selection.root,
+                    file_paths=created.paths,
+                    assume_complete=True,
+                )
+            )
+            seeders.append(swarm)
+            on_event(DemoStep("seeder", f"seeder {i + 1} serving", f"{host}:{swarm.port}"))
+
+        async def announce(s: Swarm) -> int:
+            assert s.session.dht is not None
+            return await s.session.dht.announce(s.info_hash, s.port, timeout=15.0)
+
+        acks = await asyncio.gather(*(announce(s) for s in seeders))
+        on_event(
+            DemoStep(
+                "announce",
+                f"{peers} seeder(s) announced the info hash to the DHT ({sum(acks)} acknowledgements)",
+            )
+        )
+        out = work / "download"
+        opts = SwarmOptions(config=config, host="127.0.0.2", port=0, bootstrap=[boot], dht_port=0)
+        on_event(DemoStep("downloader", "downloader starts with nothing but the info hash", "127.0.0.2"))
+        result = await download(
+            created.info.info_hash,
+            opts,
+            out_dir=out,
+            timeout=timeout,
+            on_event=on_event,
+            on_swarm=on_swarm,
+            on_complete=on_complete,
+        )
+        checked, identical = await asyncio.to_thread(_same_files, created, result.path)
+        on_event(
+            DemoStep(
+                "verify",
+                f"{checked} file(s) compared byte for byte with the originals: "
+                + ("identical" if identical else "DIFFERENT"),
+            )
+        )
+        return DemoResult(result, checked, identical, tuple(f"{s.options.host}:{s.port}" for s in seeders))
+    finally:
+        await asyncio.shield(stack.aclose())
+        if bootstrap_node is not None:
+            await asyncio.shield(bootstrap_node.close())
+        await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+def demo_failure(result: DemoResult) -> P2PShareError | None:
+    """The error to exit with when the demo's check failed."""
+    if result.identical:
+        return None
+    return P2PShareError("the downloaded files differ from the originals (a bug: please report it)")
