@@ -134,6 +134,11 @@ class SwarmConfig:
     max_known_peers: int = 2000  #: addresses we remember (from PEX/DHT/--peer)
     metadata_request_timeout: float = 15.0
     status_interval: float = 1.0
+    #: Initial seeding (we started with every piece): tell each peer about a few pieces at a
+    #: time, spreading different pieces to different peers (BEP 16 style), so leechers trade
+    #: among themselves instead of each taking a whole copy from us.
+    super_seed: bool = False
+    super_seed_window: int = 2 * MiB  #: bytes of revealed-but-not-yet-had pieces per peer (>= 2 pieces)
 
 
 @dataclass(frozen=True, slots=True)
