@@ -9,6 +9,7 @@ one line and an exit code.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +75,14 @@ DhtPortOpt = Annotated[
     ),
 ]
 NoDhtOpt = Annotated[bool, typer.Option("--no-dht", help="Do not use the DHT at all.")]
+DhtReadOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dht-read-only",
+        envvar="P2PSHARE_DHT_READ_ONLY",
+        help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -84,10 +93,17 @@ def _state() -> StateDir:
 
 
 def _options(
-    host: str, port: int, bootstrap: list[tuple[str, int]] | None, dht_port: int | None
+    host: str,
+    port: int,
+    bootstrap: list[tuple[str, int]] | None,
+    dht_port: int | None,
+    read_only: bool = False,
 ) -> runner.SwarmOptions:
+    config = DEFAULT_CONFIG
+    if read_only:
+        config = replace(config, dht=replace(config.dht, read_only=True))
     return runner.SwarmOptions(
-        config=DEFAULT_CONFIG, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
+        config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
     )
 
 
@@ -130,6 +146,7 @@ def share(
     bootstrap: BootstrapOpt = None,
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
+    dht_read_only: DhtReadOnlyOpt = False,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -209,7 +226,7 @@ def share(
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port),
+                _options(host, port, boot, dht_port, dht_read_only),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -237,6 +254,7 @@ def get(
     bootstrap: BootstrapOpt = None,
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
+    dht_read_only: DhtReadOnlyOpt = False,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     seed: Annotated[
@@ -287,7 +305,7 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port),
+                _options(host, port, boot, dht_port, dht_read_only),
                 out_dir=output,
                 info=info,
                 peers=peers,

@@ -296,3 +296,11 @@ def test_get_succeeds_in_process_with_quiet_output(tmp_path: Path) -> None:
     assert len(lines) == 2 and lines[0].startswith("done: sample_files") and "saved in" in lines[1]
     assert result.stderr == ""
     assert same_tree(SAMPLE, out / "sample_files")
+
+
+def test_dht_read_only_flag_reaches_the_dht_config() -> None:
+    """--dht-read-only turns on BEP 43 read-only mode in the session's DHT configuration."""
+    from p2pshare.cli.swarm_cmds import _options
+
+    assert _options("127.0.0.1", 0, [], None, True).config.dht.read_only is True
+    assert _options("127.0.0.1", 0, [], None).config.dht.read_only is False
