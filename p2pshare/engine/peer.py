@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from p2pshare.core.wire.connection import PeerConnection
 from p2pshare.core.wire.messages import Message, Request, encode
+from p2pshare.core.wire.metadata import MetadataMessage
 from p2pshare.io.peer_link import PeerLink
 
 __all__ = ["Peer", "RateMeter"]
@@ -46,7 +48,9 @@ class RateMeter:
 class Peer:
     """One connected peer of one torrent."""
 
-    def __init__(self, link: PeerLink, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float):
+    def __init__(
+        self, link: PeerLink, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float
+    ) -> None:
         self.link = link
         self.conn = conn
         self.address = address
@@ -67,28 +71,50 @@ class Peer:
         self.reqq: int | None = None
         self.dht_port: int | None = None
         self.in_picker = False
+        self.revealed: set[int] = set()  #: super-seeding: pieces announced to it that it lacks
         self.uploads: deque[Request] = deque()
-        self.upload_task: asyncio.Task[None] | None = None
+        self.upload_task: asyncio.Task[object] | None = None
         self.closed = False
         self.close_reason = ""
+        self._out: list[bytes] = []
+        #: called when the first bytes are queued, so the owner schedules a flush
+        self.on_pending: Callable[[Peer], None] = lambda peer: peer.flush()
 
     @property
     def label(self) -> str:
         host, port = self.address
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    def send(self, msg: Message, now: float) -> None:
-        """Encode through the protocol machine (which tracks state) and write."""
+    def send(self, msg: Message | MetadataMessage, now: float) -> None:
+        """Encode through the protocol machine (which tracks state) and queue the bytes."""
         if self.closed:
             return
-        self.link.write(self.conn.send(msg))
+        self.write(self.conn.send(msg))
         self.last_send = now
 
     def send_many(self, msgs: list[Message], now: float) -> None:
         if self.closed or not msgs:
             return
-        self.link.write(b"".join([self.conn.send(m) for m in msgs]))
+        self.write(b"".join([self.conn.send(m) for m in msgs]))
         self.last_send = now
+
+    def write(self, data: bytes) -> None:
+        """Queue encoded bytes; they go out in one write per peer per event-loop turn.
+
+        Haves to every peer after each verified piece, request top-ups, cancels: sent one
+        by one, each would be a syscall; coalesced, a loop turn costs one per peer.
+        """
+        if not data or self.closed:
+            return
+        if not self._out:
+            self.on_pending(self)
+        self._out.append(data)
+
+    def flush(self) -> None:
+        """Write what :meth:`write` queued (before any bytes that must follow it)."""
+        if self._out:
+            out, self._out = self._out, []
+            self.link.write(out[0] if len(out) == 1 else b"".join(out))
 
     def __repr__(self) -> str:
         return f"<Peer {self.label} {self.client}>"

@@ -111,6 +111,7 @@ class Session:
             peer_id=self.peer_id,
             config=self.config,
             listen_port=lambda: self.port,
+            bind_host=self._bind_host(),
             dht_port=lambda: self.dht.port if self.dht is not None else None,
             on_dht_node=self._on_dht_node,
             file_paths=file_paths,
@@ -124,6 +125,12 @@ class Session:
         if on_event is not None:
             on_event(ev.Listening(info_hash.hex, self.port))
         return torrent
+
+    def _bind_host(self) -> str | None:
+        """Outgoing connections leave from the listening address when it is a specific one."""
+        if self.listen_host in ("", "0.0.0.0", "::"):
+            return None
+        return self.listen_host
 
     def _on_dht_node(self, host: str, port: int) -> None:
         if self.dht is not None:

@@ -36,10 +36,11 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from p2pshare.config import Config
 from p2pshare.core.bitfield import Bitfield
@@ -103,6 +104,7 @@ class Torrent:
         peer_id: bytes,
         config: Config,
         listen_port: Callable[[], int] = lambda: 0,
+        bind_host: str | None = None,
         dht_port: Callable[[], int | None] = lambda: None,
         on_dht_node: Callable[[str, int], None] | None = None,
         file_paths: list[Path] | None = None,
@@ -117,6 +119,7 @@ class Torrent:
         self.peer_id = peer_id
         self.config = config
         self._listen_port = listen_port
+        self._bind_host = bind_host
         self._dht_port = dht_port
         self._on_dht_node = on_dht_node
         self._file_paths = file_paths
@@ -129,6 +132,7 @@ class Torrent:
         self._known: dict[tuple[str, int], _Known] = {}
         self._banned: set[str] = set()
         self._peer_ids: set[bytes] = set()
+        self._host_totals: dict[str, list[int]] = {}  # bytes [down, up] of closed connections, per IP
         self._half_open = 0
         self.picker: PiecePicker | None = None
         self.storage: FileStorage | None = None
@@ -136,12 +140,15 @@ class Torrent:
         self._next_rechoke = 0.0
         self._buffers: dict[int, bytearray] = {}
         self._verifying: set[int] = set()
-        self._pool = ThreadPoolExecutor(max_workers=config.storage.hash_workers, thread_name_prefix="p2pshare-io")
+        self._pool = ThreadPoolExecutor(
+            max_workers=config.storage.hash_workers, thread_name_prefix="p2pshare-io"
+        )
         self._read_cache: OrderedDict[int, bytes] = OrderedDict()
         self._reads: dict[int, asyncio.Future[bytes | None]] = {}
         self._fetcher: MetadataFetcher | None = None
         self._metadata_contributors: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[object]] = set()
+        self._dirty: list[Peer] = []  # peers with queued bytes, flushed once per loop turn
         self._tick_task: asyncio.Task[None] | None = None
         self.completed = asyncio.Event()
         self.metadata_ready = asyncio.Event()
@@ -151,6 +158,9 @@ class Torrent:
         self.wasted = 0
         self.pieces_failed = 0
         self._resume_dirty = False
+        self._super_seeding = False
+        self._reveal_order: list[int] = []
+        self._reveal_cursor = 0
         self._last_resume_save = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fatal: BaseException | None = None
@@ -193,11 +203,12 @@ class Torrent:
         if self.storage is not None:
             self.storage.close()
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
@@ -246,6 +257,10 @@ class Torrent:
             self._set_phase("checking")
             have = await asyncio.get_running_loop().run_in_executor(None, self._check_existing, info)
         self.picker = PiecePicker(geometry, have, self.config.picker, self._rng)
+        if have.complete and self.config.swarm.super_seed and geometry.num_pieces > 1:
+            self._super_seeding = True
+            self._reveal_order = list(range(geometry.num_pieces))
+            self._rng.shuffle(self._reveal_order)
         self.metadata_ready.set()
         if have.complete:
             await self._on_complete()
@@ -257,7 +272,11 @@ class Torrent:
         assert self.storage is not None
         geometry = info.geometry
         current = self.storage.file_sizes_and_mtimes()
-        saved = load_resume(self._resume_path, info.info_hash.value, geometry.num_pieces) if self._resume_path else None
+        saved = (
+            load_resume(self._resume_path, info.info_hash.value, geometry.num_pieces)
+            if self._resume_path
+            else None
+        )
         if saved is not None:
             trusted, recheck = pieces_to_recheck(geometry, saved[0], saved[1], current)
         else:
@@ -332,7 +351,9 @@ class Torrent:
 
     async def _connect(self, addr: tuple[str, int], known: _Known) -> None:
         try:
-            link = await open_link(addr[0], addr[1], self.config.swarm.connect_timeout)
+            link = await open_link(
+                addr[0], addr[1], self.config.swarm.connect_timeout, local_host=self._bind_host
+            )
         except (OSError, TimeoutError) as exc:
             self._half_open -= 1
             known.connected = False
@@ -370,6 +391,7 @@ class Torrent:
             conn.set_geometry(self.info.geometry)
         now = self._now()
         peer = Peer(link, conn, address, outgoing, now)
+        peer.on_pending = self._schedule_flush
         self.peers[address] = peer
         known = self._known.setdefault(address, _Known(source="incoming"))
         known.connected = True
@@ -377,6 +399,16 @@ class Torrent:
         if outgoing:
             link.write(conn.handshake_bytes())
             peer.last_send = now
+
+    def _schedule_flush(self, peer: Peer) -> None:
+        self._dirty.append(peer)
+        if len(self._dirty) == 1 and self._loop is not None:
+            self._loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for peer in dirty:
+            peer.flush()
 
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()
@@ -399,11 +431,18 @@ class Torrent:
             known.connected = False
             if peer.outgoing and peer.handshake_done:
                 known.attempts = 0  # it worked once: retry from the start of the back-off
-            delay = min(self.config.swarm.retry_max, self.config.swarm.retry_base * 2 ** max(0, known.attempts))
+            delay = min(
+                self.config.swarm.retry_max, self.config.swarm.retry_base * 2 ** max(0, known.attempts)
+            )
             known.next_try = self._now() + delay
         if not peer.outgoing:
             self._known.pop(peer.address, None)  # an ephemeral port: not worth redialling
         self._peer_ids.discard(peer.peer_id)
+        if not peer.conn.am_choking:
+            self._next_rechoke = 0.0  # an upload slot is free
+        totals = self._host_totals.setdefault(peer.address[0], [0, 0])
+        totals[0] += peer.down.total
+        totals[1] += peer.up.total
         if peer.upload_task is not None:
             peer.upload_task.cancel()
         peer.uploads.clear()
@@ -454,8 +493,23 @@ class Torrent:
             self._known.pop(peer.address, None)
             return
         if event.peer_id in self._peer_ids:
-            self._drop(peer, "already connected to this peer")
-            return
+            other = next(
+                (p for p in self.peers.values() if p is not peer and p.peer_id == event.peer_id), None
+            )
+            # Two peers that dial each other at once see the same two connections: both keep the
+            # one opened by the lower peer id, so they do not each drop a different one.
+            keep_new = (
+                other is not None
+                and other.outgoing != peer.outgoing
+                and peer.outgoing == (self.peer_id < event.peer_id)
+            )
+            loser = other if keep_new and other is not None else peer
+            self._drop(loser, "already connected to this peer")
+            known = self._known.get(loser.address)
+            if known is not None:  # do not redial a peer we are connected to anyway
+                known.next_try = now + self.config.swarm.retry_max
+            if loser is peer:
+                return
         peer.peer_id = event.peer_id
         self._peer_ids.add(event.peer_id)
         peer.handshake_done = True
@@ -481,7 +535,7 @@ class Torrent:
         if dht_port and conn.peer_supports_dht:
             out.append(conn.send(wm.Port(dht_port)))
         out.append(self._have_message_bytes(peer))
-        peer.link.write(b"".join(out))
+        peer.write(b"".join(out))
         peer.last_send = now
         self._emit(ev.PeerConnected(peer.label, peer.client))
 
@@ -493,8 +547,44 @@ class Torrent:
 
     def _have_message_bytes(self, peer: Peer) -> bytes:
         """Our bitfield / have-all / have-none (nothing while we lack the metadata and fast is off)."""
-        msg = peer.conn.initial_have_message(self.picker.have if self.picker is not None else None)
+        have = self.picker.have if self.picker is not None else None
+        if self._super_seeding and have is not None:
+            have = Bitfield(have.length)  # pieces are revealed one by one (_reveal)
+        msg = peer.conn.initial_have_message(have)
         return peer.conn.send(msg) if msg is not None else b""
+
+    def _reveal(self, peer: Peer, now: float) -> None:
+        """Super-seeding: announce pieces to ``peer`` until its window of revealed pieces is full.
+
+        Pieces are taken in one shuffled order shared by all peers, from a shared cursor, so
+        different peers are told about different pieces first; each peer must then get the
+        others' pieces from the leechers that have them.  A peer's window is refilled when it
+        announces a revealed piece (whoever it got it from).
+        """
+        if not self._super_seeding or peer.closed or not peer.handshake_done:
+            return
+        has = peer.conn.peer_has
+        told = peer.conn.we_have
+        if has is None or told is None or self.info is None:
+            return
+        window = max(2, self.config.swarm.super_seed_window // self.info.piece_length)
+        need = window - len(peer.revealed)
+        if need <= 0:
+            return
+        order = self._reveal_order
+        n = len(order)
+        start = self._reveal_cursor
+        msgs: list[wm.Message] = []
+        for step in range(n):
+            index = order[(start + step) % n]
+            if index in has or index in told:
+                continue
+            msgs.append(wm.Have(index))
+            peer.revealed.add(index)
+            if len(msgs) >= need:
+                self._reveal_cursor = (start + step + 1) % n
+                break
+        peer.send_many(msgs, now)
 
     def _on_extension_handshake(self, peer: Peer, event: wc.ExtensionHandshakeReceived, now: float) -> None:
         hs = event.handshake
@@ -529,10 +619,14 @@ class Torrent:
 
     def _on_bitfield(self, peer: Peer, event: object, now: float) -> None:
         self._peer_bitfield_changed(peer)
+        self._reveal(peer, now)
 
     def _on_have(self, peer: Peer, event: wm.Have, now: float) -> None:
         if self.picker is None:
             return
+        if peer.revealed:
+            peer.revealed.discard(event.index)
+            self._reveal(peer, now)
         if not peer.in_picker:
             self._peer_bitfield_changed(peer)
         else:
@@ -569,7 +663,8 @@ class Torrent:
             self._rechoke(now)
 
     def _on_not_interested(self, peer: Peer, event: object, now: float) -> None:
-        pass
+        if not peer.conn.am_choking:
+            self._next_rechoke = 0.0  # its slot is free: give it to someone else at the next tick
 
     def _on_port(self, peer: Peer, event: wm.Port, now: float) -> None:
         peer.dht_port = event.port
@@ -621,7 +716,7 @@ class Torrent:
         # The connection checked range, choke state, our advertised pieces and the queue cap.
         peer.uploads.append(event)
         if peer.upload_task is None:
-            peer.upload_task = asyncio.create_task(self._serve(peer))
+            peer.upload_task = self._spawn(self._serve(peer), f"serve-{peer.label}")
 
     def _on_cancel(self, peer: Peer, event: wm.Cancel, now: float) -> None:
         req = wm.Request(event.index, event.begin, event.length)
@@ -663,7 +758,7 @@ class Torrent:
                 break
             msgs.append(MetadataRequest(piece))
         if msgs:
-            peer.link.write(peer.conn.send_all(msgs))
+            peer.write(peer.conn.send_all(msgs))
             peer.last_send = now
 
     def _request_metadata_all(self, now: float) -> None:
@@ -701,8 +796,7 @@ class Torrent:
                 data = self._have_message_bytes(peer)  # we sent nothing yet: the bitfield now
             else:
                 data = b"".join(peer.conn.send(wm.Have(i)) for i in self.picker.have) if self.picker else b""
-            if data:
-                peer.link.write(data)
+            peer.write(data)
             self._peer_bitfield_changed(peer)
             self._request_more(peer, now)
 
@@ -718,7 +812,9 @@ class Torrent:
             return
         depth = 1 if peer.snubbed else queue_depth(peer.down.rate, peer.reqq, self.config.picker)
         want = depth - len(conn.outstanding)
-        if want <= 0:
+        # Top up in batches (a quarter of the queue at a time): one write of many requests
+        # costs the same syscall as one of a few, and on fast links syscalls are the cost.
+        if want <= 0 or (want < depth // 4 and conn.outstanding):
             return
         assert self.info is not None
         piece_length = self.info.piece_length
@@ -839,9 +935,12 @@ class Torrent:
                     self._fail(StorageError(f"piece {req.index} can no longer be read from disk"))
                     return
                 # Cancelled, or discarded by a choke, while we were reading: nothing to send.
-                parts = peer.conn.send_piece(req.index, req.begin, memoryview(data)[req.begin : req.begin + req.length])
+                parts = peer.conn.send_piece(
+                    req.index, req.begin, memoryview(data)[req.begin : req.begin + req.length]
+                )
                 if not parts:
                     continue
+                peer.flush()  # messages queued before this piece go first
                 peer.link.writelines(parts)
                 peer.last_send = self._now()
                 peer.up.add(req.length)
@@ -913,6 +1012,8 @@ class Torrent:
             if now - peer.last_recv > wire.idle_timeout:
                 self._drop(peer, f"silent for {wire.idle_timeout:.0f}s")
                 continue
+            if self._super_seeding:
+                self._reveal(peer, now)  # peers that sent no bitfield (nothing to say) get theirs here
             if now - peer.last_send > wire.keepalive_interval:
                 peer.send(wm.KeepAlive(), now)
             if (
@@ -940,6 +1041,14 @@ class Torrent:
             self._save_resume()
 
     # ------------------------------------------------------------------ status
+
+    def transfer_by_host(self) -> dict[str, tuple[int, int]]:
+        """Payload bytes ``(downloaded from, uploaded to)`` per peer IP, past and present connections."""
+        out = {host: (d, u) for host, (d, u) in self._host_totals.items()}
+        for p in self.peers.values():
+            d, u = out.get(p.address[0], (0, 0))
+            out[p.address[0]] = (d + p.down.total, u + p.up.total)
+        return out
 
     def status(self) -> ev.TorrentStatus:
         info = self.info
@@ -1001,7 +1110,7 @@ class Torrent:
             file_progress=files,
         )
 
-    _handlers: dict[type, Callable[..., None]] = {}
+    _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
 
 
 Torrent._handlers = {

@@ -113,9 +113,10 @@ class PeerLink(asyncio.Protocol):
         self.closed = True
 
 
-async def open_link(host: str, port: int, timeout: float) -> PeerLink:
-    """Connect to a peer; raises OSError or TimeoutError."""
+async def open_link(host: str, port: int, timeout: float, local_host: str | None = None) -> PeerLink:
+    """Connect to a peer (from ``local_host`` when given); raises OSError or TimeoutError."""
     loop = asyncio.get_running_loop()
+    local_addr = (local_host, 0) if local_host else None
     async with asyncio.timeout(timeout):
-        _, link = await loop.create_connection(PeerLink, host, port)
+        _, link = await loop.create_connection(PeerLink, host, port, local_addr=local_addr)
     return link

@@ -79,3 +79,25 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
 def is_seeding(handle: Any) -> bool:
     st = handle.status()
     return bool(st.is_seeding)
+
+
+def save_path_of(paths: list[Path], info_file_paths: list[tuple[str, ...]]) -> Path:
+    """The folder a share's files live under, as libtorrent's ``save_path`` wants it."""
+    p = paths[0]
+    for _ in info_file_paths[0]:
+        p = p.parent
+    return p
+
+
+def lt_seed(ses: Any, torrent: bytes, save_path: Path) -> Any:
+    """Seed ``torrent`` from ``save_path`` without rechecking (the files are known to be right)."""
+    handle = add_torrent(ses, torrent, save_path, seed_mode=True)
+    wait_for(lambda: is_seeding(handle), 20, "libtorrent to seed")
+    return handle
+
+
+def limit_local_peers_too(ses: Any) -> None:
+    """Make libtorrent's rate limits apply to loopback peers too (by default local peers are exempt)."""
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    ses.set_peer_class_filter(f)

@@ -1,0 +1,103 @@
+"""Peers that break the wire rules are dropped, with the reason logged, and never crash the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from pathlib import Path
+
+import pytest
+
+from p2pshare.core.wire.messages import Handshake, make_peer_id, make_reserved
+from tests.engine.conftest import MakeSession, MakeShare, seed
+
+
+async def _raw_peer(
+    sessions: MakeSession, make_share: MakeShare, tmp_path: Path, client_host: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+    """A p2pshare seed, and a raw socket from ``client_host`` that has exchanged handshakes with it."""
+    share = make_share({"x/a.bin": 5 * 16384 + 3, "x/b.bin": 9}, piece_length=16384)
+    s = await sessions(client_host.rsplit(".", 1)[0] + ".1")
+    await seed(s, share)
+    reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=(client_host, 0))
+    writer.write(Handshake(share.info.info_hash.value, make_peer_id(), make_reserved()).encode())
+    async with asyncio.timeout(5):
+        reply = await reader.readexactly(68)
+    assert reply[28:48] == share.info.info_hash.value
+    return reader, writer, share.info.num_pieces
+
+
+async def _assert_dropped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The engine closes the connection (EOF) within a few seconds."""
+    try:
+        async with asyncio.timeout(5):
+            while await reader.read(65536):
+                pass
+    finally:
+        writer.close()
+
+
+def _msg(msg_id: int, payload: bytes) -> bytes:
+    return struct.pack(">IB", 1 + len(payload), msg_id) + payload
+
+
+@pytest.mark.parametrize(
+    ("case", "client", "expect"),
+    [
+        ("oversized", "127.0.6.2", "exceeds"),
+        ("bitfield-size", "127.0.7.2", "bitfield"),
+        ("bitfield-spare-bits", "127.0.8.2", "spare bits"),
+        ("unrequested-piece", "127.0.9.2", "never requested"),
+        ("request-too-long", "127.0.10.2", "request for"),
+        ("have-out-of-range", "127.0.11.2", "past the last"),
+    ],
+)
+async def test_rule_breaking_peer_is_dropped_with_reason(
+    sessions: MakeSession,
+    make_share: MakeShare,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    client: str,
+    expect: str,
+) -> None:
+    """A peer that sends an oversized message, a bad bitfield, an unrequested piece, an overlong request or
+    a have past the last piece is disconnected and the log names it and the rule it broke."""
+    caplog.set_level(logging.INFO, logger="p2pshare.torrent")
+    reader, writer, n = await _raw_peer(sessions, make_share, tmp_path, client)
+    nbytes = (n + 7) // 8
+    if case == "oversized":
+        data = struct.pack(">IB", 10 * 1024 * 1024, 7)
+    elif case == "bitfield-size":
+        data = _msg(5, b"\x00" * (nbytes + 3))
+    elif case == "bitfield-spare-bits":
+        data = _msg(5, b"\x00" * (nbytes - 1) + b"\x01")
+    elif case == "unrequested-piece":
+        data = _msg(7, struct.pack(">II", 0, 0) + b"\x00" * 16384)
+    elif case == "request-too-long":
+        data = _msg(2, b"") + _msg(6, struct.pack(">III", 0, 0, 1 << 20))
+    else:
+        data = _msg(4, struct.pack(">I", n + 5))
+    writer.write(data)
+    await _assert_dropped(reader, writer)
+    dropped = [
+        r.getMessage() for r in caplog.records if "dropped" in r.getMessage() or "banned" in r.getMessage()
+    ]
+    assert any(client in m and expect in m for m in dropped), dropped
+
+
+async def test_garbage_instead_of_handshake_is_closed(sessions: MakeSession, tmp_path: Path) -> None:
+    """A connection that does not speak BitTorrent is closed by the listener."""
+    s = await sessions("127.0.12.1")
+    reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=("127.0.12.2", 0))
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await _assert_dropped(reader, writer)
+
+
+async def test_unknown_info_hash_is_closed(sessions: MakeSession, tmp_path: Path) -> None:
+    """An incoming handshake for a torrent the session does not serve is closed."""
+    s = await sessions("127.0.12.3")
+    reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=("127.0.12.4", 0))
+    writer.write(Handshake(b"\x01" * 20, make_peer_id(), make_reserved()).encode())
+    await _assert_dropped(reader, writer)
