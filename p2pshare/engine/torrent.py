@@ -139,6 +139,8 @@ class Torrent:
         self._choker = Choker(config.choker, self._rng)
         self._next_rechoke = 0.0
         self._buffers: dict[int, bytearray] = {}
+        #: Piece buffers to reuse: a fresh large bytearray costs page faults on first write.
+        self._spare_buffers: list[bytearray] = []
         self._verifying: set[int] = set()
         self._pool = ThreadPoolExecutor(
             max_workers=config.storage.hash_workers, thread_name_prefix="p2pshare-io"
@@ -464,7 +466,7 @@ class Torrent:
 
     # ------------------------------------------------------------------ receiving
 
-    def _on_data(self, peer: Peer, data: bytes) -> None:
+    def _on_data(self, peer: Peer, data: memoryview) -> None:
         if peer.closed:
             return
         now = self._now()
@@ -689,7 +691,10 @@ class Torrent:
         buf = self._buffers.get(event.index)
         if buf is None:
             assert self.info is not None
-            buf = self._buffers[event.index] = bytearray(self.info.geometry.piece_size(event.index))
+            # Every buffer is piece_length long (the short last piece uses a prefix), so they can
+            # be reused; stale bytes are harmless: a piece completes only when every block arrived.
+            spare = self._spare_buffers
+            buf = self._buffers[event.index] = spare.pop() if spare else bytearray(self.info.piece_length)
         buf[event.begin : event.begin + n] = event.data
         for other in result.cancel:
             assert isinstance(other, Peer)
@@ -827,12 +832,14 @@ class Torrent:
             allowed=conn.allowed_fast_in if choked else None,
         )
         if blocks:
-            peer.send_many([wm.Request(b.piece, b.begin, b.length) for b in blocks], now)
+            peer.write(conn.send_requests([(b.piece, b.begin, b.length) for b in blocks]))
+            peer.last_send = now
 
     # ------------------------------------------------------------------ verifying
 
-    def _verify_and_write(self, index: int, data: bytearray) -> bool:
+    def _verify_and_write(self, index: int, buf: bytearray) -> bool:
         assert self.info is not None and self.storage is not None
+        data = memoryview(buf)[: self.info.geometry.piece_size(index)]
         if hashlib.sha1(data).digest() != self.info.piece_hash(index):
             return False
         self.storage.write_piece(index, data)
@@ -846,8 +853,12 @@ class Torrent:
         try:
             ok = await loop.run_in_executor(self._pool, self._verify_and_write, index, data)
         finally:
-            self._buffers.pop(index, None)
+            buf = self._buffers.pop(index, None)
             self._verifying.discard(index)
+            if buf is not None and self.info is not None:
+                budget = self.config.storage.max_pieces_in_flight_bytes // self.info.piece_length
+                if len(self._spare_buffers) < max(1, budget // 4):
+                    self._spare_buffers.append(buf)
         if self.closed:
             return
         picker = self.picker

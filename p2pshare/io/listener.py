@@ -55,7 +55,7 @@ class Listener:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout, link.close)
 
-        def on_data(data: bytes) -> None:
+        def on_data(data: memoryview) -> None:
             buffer.extend(data)
             if len(buffer) < _ROUTING_PREFIX:
                 if not _PROTOCOL.startswith(bytes(buffer[:20])):

@@ -14,14 +14,25 @@ from collections.abc import Callable
 
 __all__ = ["PeerLink", "open_link"]
 
-DataHandler = Callable[[bytes], None]
+DataHandler = Callable[[memoryview], None]  #: valid only during the call
 CloseHandler = Callable[[Exception | None], None]
 
 
-class PeerLink(asyncio.Protocol):
-    """Bytes in, bytes out, flow control; handlers can be swapped once (incoming routing)."""
+#: Bytes one read may return; the buffer is reused for every read of the link.
+READ_BUFFER = 256 * 1024
+
+
+class PeerLink(asyncio.BufferedProtocol):
+    """Bytes in, bytes out, flow control; handlers can be swapped once (incoming routing).
+
+    Reads land in one reused buffer (``recv_into``), so a fast link allocates nothing per
+    read.  ``on_data`` gets a memoryview that is valid only during the call: consumers
+    copy what they keep (the wire parser appends it to its own buffer).
+    """
 
     def __init__(self, on_data: DataHandler | None = None, on_close: CloseHandler | None = None) -> None:
+        self._read_buf = bytearray(READ_BUFFER)
+        self._read_view = memoryview(self._read_buf)
         self._on_data = on_data
         self._on_close = on_close
         self._pending = bytearray()
@@ -49,7 +60,13 @@ class PeerLink(asyncio.Protocol):
         # Let the kernel batch reads; the transport reads up to 256 KiB per call.
         transport.set_write_buffer_limits(high=1024 * 1024, low=256 * 1024)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_view[:nbytes])
+
+    def data_received(self, data: memoryview) -> None:
         if self._on_data is None:
             self._pending += data
         else:
@@ -79,7 +96,7 @@ class PeerLink(asyncio.Protocol):
         if self._pending:
             data = bytes(self._pending)
             self._pending.clear()
-            on_data(data)
+            on_data(memoryview(data))
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:

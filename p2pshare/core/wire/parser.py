@@ -116,7 +116,7 @@ class MessageParser:
 
     # -- input -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
         if self._pos:
             if self._pos == len(self._buf):

@@ -755,3 +755,30 @@ def test_header_only_pieces_parse_with_struct_layout() -> None:
     pair.a_sends(Request(1, 16384, 5))
     header, data = pair.b.send_piece(1, 16384, b"hello")
     assert header == struct.pack(">IBII", 14, 7, 1, 16384) and data == b"hello"
+
+
+def test_send_requests_matches_one_send_per_request() -> None:
+    """A batch of requests gives the same bytes and state as sending each one, and keeps the rules."""
+    import pytest as _pytest
+
+    from p2pshare.core.wire import connection as _c
+    from p2pshare.core.wire import messages as _m
+    from p2pshare.errors import LocalProtocolError as _LPE
+
+    def ready() -> _c.PeerConnection:
+        a = _c.PeerConnection(b"h" * 20, b"a" * 20, initiator=True, num_pieces=4, fast=False)
+        a.handshake_bytes()
+        a.receive_data(_m.Handshake(b"h" * 20, b"b" * 20).encode() + _m.encode(_m.Unchoke()))
+        while a.next_event() is not None:
+            pass
+        return a
+
+    blocks = [(0, 0, 16384), (0, 16384, 16384), (3, 0, 100)]
+    one, many = ready(), ready()
+    expected = b"".join(one.send(_m.Request(*b)) for b in blocks)
+    assert many.send_requests(blocks) == expected
+    assert many.outstanding == one.outstanding == set(blocks)
+    with _pytest.raises(_LPE):
+        many.send_requests([(0, 0, 16384)])  # already outstanding
+    with _pytest.raises(_LPE):
+        many.send_requests([(9, 0, 16384)])  # no such piece
