@@ -32,6 +32,17 @@ class RateMeter:
     def add(self, n: int) -> None:
         self.total += n
 
+    def current(self, now: float) -> float:
+        """The rate to act on now: the smoothed rate, or before the first sample the average so far.
+
+        Without this, a fast peer would be held at the initial request queue for the whole
+        first sampling interval.
+        """
+        if self.rate > 0:
+            return self.rate
+        dt = now - self._last_time
+        return (self.total - self._last_total) / dt if dt >= 0.05 else 0.0
+
     def sample(self, now: float) -> float:
         dt = now - self._last_time
         if dt <= 0:

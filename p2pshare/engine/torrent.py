@@ -815,7 +815,7 @@ class Torrent:
         choked = conn.peer_choking
         if choked and not conn.allowed_fast_in:
             return
-        depth = 1 if peer.snubbed else queue_depth(peer.down.rate, peer.reqq, self.config.picker)
+        depth = 1 if peer.snubbed else queue_depth(peer.down.current(now), peer.reqq, self.config.picker)
         want = depth - len(conn.outstanding)
         # Top up in batches (a quarter of the queue at a time): one write of many requests
         # costs the same syscall as one of a few, and on fast links syscalls are the cost.
@@ -872,6 +872,10 @@ class Torrent:
                     peer.send(wm.Have(index), now)
                     if peer.conn.am_interested and picker.interesting_count(peer) == 0:
                         peer.send(wm.NotInterested(), now)
+                    else:
+                        # The piece's buffer is free again: a peer held back by the in-flight
+                        # budget may start a new piece now, not at the next tick.
+                        self._request_more(peer, now)
             if picker.complete:
                 await self._on_complete()
             return
