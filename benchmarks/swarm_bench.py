@@ -138,7 +138,14 @@ def _parse_size(text: str) -> int:
 def _start_seeders(
     n: int, torrent: bytes, save: Path, cap: int | None
 ) -> tuple[list[Any], list[tuple[str, int]]]:
-    from tests.interop.ltpeer import limit_local_peers_too, lt_port, lt_seed, lt_session
+    from tests.interop.ltpeer import (
+        add_torrent,
+        is_seeding,
+        limit_local_peers_too,
+        lt_port,
+        lt_session,
+        wait_for,
+    )
 
     sessions, addrs = [], []
     for i in range(n):
@@ -147,13 +154,18 @@ def _start_seeders(
         ses = lt_session(host, **extra)
         if cap:
             limit_local_peers_too(ses)
-        lt_seed(ses, torrent, save)
-        sessions.append(ses)
+        # A full check up front, not seed_mode: in seed_mode libtorrent hashes each piece the
+        # first time it is asked for, so whichever leecher runs first would pay for it.
+        handle = add_torrent(ses, torrent, save)
+        sessions.append((ses, handle))
         addrs.append((host, lt_port(ses)))
+    for _, handle in sessions:
+        wait_for(lambda h=handle: is_seeding(h), 300, "libtorrent seeder to finish checking")
     return sessions, addrs
 
 
 def _run_p2pshare(torrent: bytes, addrs: list[tuple[str, int]], label: str, profile: bool) -> dict[str, Any]:
+    _settle()
     out = (
         Path(os.environ["BENCH_OUT"]) / label
         if os.environ.get("BENCH_OUT")
@@ -188,6 +200,7 @@ def _run_p2pshare(torrent: bytes, addrs: list[tuple[str, int]], label: str, prof
 
 
 def _run_libtorrent(torrent: bytes, addrs: list[tuple[str, int]], label: str) -> dict[str, Any]:
+    _settle()
     from tests.interop.ltpeer import add_torrent, lt_session
 
     out = WORK / f"out-libtorrent-{label}"
@@ -208,6 +221,12 @@ def _run_libtorrent(torrent: bytes, addrs: list[tuple[str, int]], label: str) ->
     del ses
     shutil.rmtree(out, ignore_errors=True)
     return {"elapsed": elapsed, "bytes": total}
+
+
+def _settle() -> None:
+    """Write back dirty pages first, so a run never pays for the previous run's writeback."""
+    os.sync()
+    time.sleep(0.5)
 
 
 def _rate(r: dict[str, Any]) -> float:
@@ -248,18 +267,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {label} from {args.seeders} libtorrent seeders", flush=True)
         path, torrent = _payload(size)
         seeders, addrs = _start_seeders(args.seeders, torrent, path.parent, None)
-        ours = _run_p2pshare(torrent, addrs, label, args.profile)
+        # Each leecher runs twice, alternating (p2pshare, libtorrent, p2pshare, libtorrent), and
+        # its best run counts: neither side gains from going first or from a warmer cache.
+        rounds = 1 if args.skip_libtorrent else 2
+        ours_runs: list[dict[str, Any]] = []
+        theirs_runs: list[dict[str, Any]] = []
+        for _ in range(rounds):
+            ours_runs.append(_run_p2pshare(torrent, addrs, label, args.profile))
+            if not args.skip_libtorrent:
+                theirs_runs.append(_run_libtorrent(torrent, addrs, label))
+        ours = max(ours_runs, key=_rate)
+        runs = ", ".join(f"{_rate(r):.0f}" for r in ours_runs)
         report(
             f"[{label}, {args.seeders} seeders] p2pshare   {_rate(ours):8.1f} MB/s  ({ours['elapsed']:.2f} s)"
+            f"  best of runs {runs} MB/s"
         )
+        ours = dict(ours, peak_rss=max(r["peak_rss"] for r in ours_runs))
         report(f"[{label}] p2pshare peak RSS {ours['peak_rss'] / MiB:.1f} MiB (target <= 150)")
         per_peer = ", ".join(f"{h}={d / MiB:.0f}MiB" for h, d in sorted(ours["per_peer"].items()))
         report(f"[{label}] p2pshare per seeder: {per_peer}; wasted {ours['wasted']} B")
         ok &= ours["peak_rss"] <= RSS_TARGET
-        if not args.skip_libtorrent:
-            theirs = _run_libtorrent(torrent, addrs, label)
+        if theirs_runs:
+            theirs = max(theirs_runs, key=_rate)
             ratio = _rate(ours) / _rate(theirs)
-            lt_line = f"libtorrent {_rate(theirs):8.1f} MB/s  ({theirs['elapsed']:.2f} s)"
+            lt_runs = ", ".join(f"{_rate(r):.0f}" for r in theirs_runs)
+            lt_line = f"libtorrent {_rate(theirs):8.1f} MB/s  ({theirs['elapsed']:.2f} s)  best of runs {lt_runs} MB/s"
             report(f"[{label}, {args.seeders} seeders] {lt_line}")
             report(f"[{label}] ratio p2pshare/libtorrent {ratio:.2f} (target >= 1.0; < 0.75 is a defect)")
             ok &= ratio >= 0.75

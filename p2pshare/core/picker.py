@@ -496,9 +496,10 @@ class PiecePicker:
         cancel: tuple[Hashable, ...] = ()
         rl = part.requesters[b]
         if rl is not None:
-            cancel = tuple(q for q in rl if q != peer)
-            for q in cancel:
-                self._peers[q].requests.discard((p, b))
+            if len(rl) > 1 or rl[0] != peer:  # endgame: others asked for it too
+                cancel = tuple(q for q in rl if q != peer)
+                for q in cancel:
+                    self._peers[q].requests.discard((p, b))
             part.requesters[b] = None
         if state == _FREE:
             part.free -= 1
@@ -553,7 +554,8 @@ class PiecePicker:
         if not 0 <= p < self._n or block.begin < 0 or block.begin % self._bs:
             raise ValueError(f"not a block of this torrent: {block}")
         b = block.begin // self._bs
-        if b >= self._nblocks(p) or self._ref(p, b).length != block.length:
+        size = self._last_size if p == self._n - 1 else self._piece_length
+        if block.begin >= size or block.length != min(self._bs, size - block.begin):
             raise ValueError(f"not a block of this torrent: {block}")
         return p, b
 

@@ -869,7 +869,11 @@ class Torrent:
             self._emit(ev.PieceVerified(index))
             for peer in list(self.peers.values()):
                 if peer.handshake_done and not peer.closed:
-                    peer.send(wm.Have(index), now)
+                    has = peer.conn.peer_has
+                    if has is None or index not in has:
+                        # A have to a peer that holds the piece tells it nothing (a redundant
+                        # have, which libtorrent can suppress too); from seeds it is pure overhead.
+                        peer.send(wm.Have(index), now)
                     if peer.conn.am_interested and picker.interesting_count(peer) == 0:
                         peer.send(wm.NotInterested(), now)
                     else:
