@@ -58,7 +58,7 @@ def main() -> None:
     wire = (time.perf_counter() - t0) / nblocks * 1e6
     assert n == nblocks
     # 2. wire + picker + copy into piece buffers (the engine's _on_piece)
-    conn, picker, chunks, geometry = _setup()
+    conn, picker, chunks, _ = _setup()
     buffers: dict[int, bytearray] = {}
     spare = [bytearray(PIECE) for _ in range(8)]
     t0 = time.perf_counter()
