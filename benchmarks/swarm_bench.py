@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             theirs = max(theirs_runs, key=_rate)
             ratio = _rate(ours) / _rate(theirs)
             lt_runs = ", ".join(f"{_rate(r):.0f}" for r in theirs_runs)
-            lt_line = f"libtorrent {_rate(theirs):8.1f} MB/s  ({theirs['elapsed']:.2f} s)  best of runs {lt_runs} MB/s"
+            lt_line = f"libtorrent {_rate(theirs):8.1f} MB/s  ({theirs['elapsed']:.2f} s)"
+            lt_line += f"  best of runs {lt_runs} MB/s"
             report(f"[{label}, {args.seeders} seeders] {lt_line}")
             report(f"[{label}] ratio p2pshare/libtorrent {ratio:.2f} (target >= 1.0; < 0.75 is a defect)")
             ok &= ratio >= 0.75
