@@ -94,7 +94,6 @@ class PickerConfig:
     max_queue: int = 500  #: upper bound whatever the peer's `reqq`
     queue_seconds: float = 1.0  #: keep this many seconds of the peer's rate in flight
     snub_timeout: float = 30.0  #: no block for this long while requests are out: snubbed
-    request_timeout: float = 60.0  #: re-request a block from elsewhere after this
     endgame_max_requesters: int = 4  #: endgame: a block is requested from at most this many peers at once
 
 
