@@ -71,6 +71,7 @@ class WireLimits:
     """BEP 3/6/9/10 limits a remote peer can push against."""
 
     handshake_timeout: float = 10.0
+    max_pending_incoming: int = 64  #: accepted connections still waiting for their handshake
     max_message_length: int = BLOCK_SIZE + 13 + 1024  #: longest non-bitfield message
     max_request_length: int = BLOCK_SIZE  #: a request for more is a protocol error
     max_extended_message: int = 64 * KiB  #: one BEP 10 message (ut_metadata: 16 KiB + dict)

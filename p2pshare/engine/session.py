@@ -53,7 +53,11 @@ class Session:
         self.peer_id = peer_id or make_peer_id()
         self.torrents: dict[bytes, Torrent] = {}
         self.dht: DhtService | None = None
-        self._listener = Listener(self._route, timeout=config.wire.handshake_timeout)
+        self._listener = Listener(
+            self._route,
+            timeout=config.wire.handshake_timeout,
+            max_pending=config.wire.max_pending_incoming,
+        )
         self._rng = rng or random.Random()
         self._dht_tasks: dict[bytes, asyncio.Task[None]] = {}
 

@@ -29,9 +29,11 @@ class Listener:
     connection that does not send a valid handshake prefix within ``timeout`` is closed.
     """
 
-    def __init__(self, route: Router, timeout: float = 10.0) -> None:
+    def __init__(self, route: Router, timeout: float = 10.0, max_pending: int = 64) -> None:
         self._route = route
         self._timeout = timeout
+        self._max_pending = max_pending
+        self._pending = 0  #: accepted links that have not been routed or closed yet
         self._server: asyncio.Server | None = None
         self.port = 0
         self.host = ""
@@ -54,6 +56,18 @@ class Listener:
         link = PeerLink()
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout, link.close)
+        if self._pending >= self._max_pending:
+            # A flood of connections that never say which torrent they want: refuse the
+            # newest rather than let them hold sockets and memory.
+            log.info("refusing an incoming connection: %d handshakes already pending", self._pending)
+            link.refuse = True
+        self._pending += 1
+        counted = [True]
+
+        def settle() -> None:
+            if counted[0]:
+                counted[0] = False
+                self._pending -= 1
 
         def on_data(data: memoryview) -> None:
             buffer.extend(data)
@@ -63,6 +77,7 @@ class Listener:
                     link.close()
                 return
             timer.cancel()
+            settle()
             if buffer[:20] != _PROTOCOL:
                 link.close()
                 return
@@ -76,6 +91,7 @@ class Listener:
 
         def on_close(exc: Exception | None) -> None:
             timer.cancel()
+            settle()
 
         link._on_data = on_data
         link._on_close = on_close

@@ -101,3 +101,29 @@ async def test_unknown_info_hash_is_closed(sessions: MakeSession, tmp_path: Path
     reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=("127.0.12.4", 0))
     writer.write(Handshake(b"\x01" * 20, make_peer_id(), make_reserved()).encode())
     await _assert_dropped(reader, writer)
+
+
+async def test_connections_that_never_handshake_are_capped() -> None:
+    """Past the cap of pending incoming handshakes, new connections are closed at once."""
+    import asyncio as _asyncio
+    from dataclasses import replace as _replace
+
+    from p2pshare.config import DEFAULT_CONFIG
+    from p2pshare.engine.session import Session
+
+    config = _replace(DEFAULT_CONFIG, wire=_replace(DEFAULT_CONFIG.wire, max_pending_incoming=3))
+    session = Session(config, listen_host="127.0.0.1")
+    await session.start()
+    writers = []
+    try:
+        async with _asyncio.timeout(10):
+            for _ in range(3):  # these three wait, silent, within the cap
+                _, w = await _asyncio.open_connection("127.0.0.1", session.port)
+                writers.append(w)
+            reader, w = await _asyncio.open_connection("127.0.0.1", session.port)
+            writers.append(w)
+            assert await _asyncio.wait_for(reader.read(1), 3) == b""  # the fourth is closed by us
+    finally:
+        for w in writers:
+            w.close()
+        await session.close()
