@@ -80,6 +80,8 @@ def human_rate(rate: float) -> str:
 def human_time(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds == float("inf"):
         return "--:--"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     m, s = divmod(int(seconds), 60)
