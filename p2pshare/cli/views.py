@@ -392,7 +392,8 @@ class View:
             row += [human_rate(p.up_rate), has]
             table.add_row(*row)
         if not st.peers:
-            table.add_row("(no peers connected yet)", "", *([""] * (3 if seeding else 4))[:-1])
+            note = "(no peers connected)" if st.phase == "seeding" else "(no peers connected yet)"
+            table.add_row(note, "", *([""] * (3 if seeding else 4))[:-1])
         return table
 
     # ------------------------------------------------------------------ endings
