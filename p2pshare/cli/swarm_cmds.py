@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
@@ -28,10 +28,12 @@ from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import make_magnet
 from p2pshare.core.types import PeerAddress
-from p2pshare.engine import runner
 from p2pshare.engine.create import parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.errors import P2PShareError
+
+if TYPE_CHECKING:
+    from p2pshare.engine import runner
 
 __all__ = ["demo", "dht", "get", "share"]
 
@@ -99,6 +101,8 @@ def _options(
     dht_port: int | None,
     read_only: bool = False,
 ) -> runner.SwarmOptions:
+    from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
+
     config = DEFAULT_CONFIG
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
@@ -176,6 +180,8 @@ def share(
 
       p2pshare share ./docs --host 192.168.1.5 --json
     """
+    from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
+
     mode = choose_mode(json_output)
     view = View(mode, "share")
     with view.guard():
@@ -285,6 +291,8 @@ def get(
 
       p2pshare get photos.torrent --peer 192.168.1.5:6881 --no-dht --seed
     """
+    from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
+
     mode = choose_mode(json_output)
     view = View(mode, "get", show_peers=show_peers)
     with view.guard():
@@ -430,6 +438,8 @@ def demo(
 
       p2pshare demo --peers 5 --size 200MiB
     """
+    from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
+
     mode = choose_mode(json_output)
     view = View(mode, "demo", show_peers=show_peers)
     with view.guard():

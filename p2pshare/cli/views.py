@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -32,8 +32,11 @@ from rich.text import Text
 from p2pshare import __version__
 from p2pshare.cli.common import out_console, print_json, settings
 from p2pshare.engine import events as ev
-from p2pshare.engine.runner import DemoStep, DhtReady, DownloadResult, Ready, RunnerEvent, Swarm
+from p2pshare.engine.events import DemoStep, DhtReady, Ready
 from p2pshare.errors import ExitCode, P2PShareError
+
+if TYPE_CHECKING:  # the swarm engine loads only when a swarm command runs
+    from p2pshare.engine.runner import DownloadResult, RunnerEvent, Swarm
 
 __all__ = ["Mode", "View", "choose_mode", "human_rate", "human_size", "human_time"]
 

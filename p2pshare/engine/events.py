@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = [
+    "DemoStep",
+    "DhtReady",
+    "Ready",
     "Completed",
     "EngineEvent",
     "Listening",
@@ -182,3 +185,33 @@ class TorrentStatus:
         d["peers"] = len(self.peers)
         d.pop("file_progress")
         return d
+
+
+# ---------------------------------------------------------------------- events the runner adds
+
+
+@dataclass(frozen=True, slots=True)
+class DhtReady:
+    """Our DHT node is bound on ``host:port`` (UDP)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The torrent is added and the session accepts peers on ``host:port`` (TCP)."""
+
+    info_hash: str
+    host: str
+    port: int
+    dht_port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStep:
+    """One step of the demo: ``kind`` (bootstrap, seeder, announce, downloader, verify) and what happened."""
+
+    kind: str
+    message: str
+    address: str | None = None

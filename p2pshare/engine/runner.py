@@ -65,32 +65,11 @@ _SAMPLE_EVERY = 0.25  #: seconds between samples of per-peer transfer totals
 # ---------------------------------------------------------------------- events the runner adds
 
 
-@dataclass(frozen=True, slots=True)
-class DhtReady:
-    """Our DHT node is bound on ``host:port`` (UDP)."""
-
-    host: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """The torrent is added and the session accepts peers on ``host:port`` (TCP)."""
-
-    info_hash: str
-    host: str
-    port: int
-    dht_port: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DemoStep:
-    """One step of the demo: ``kind`` (bootstrap, seeder, announce, downloader, verify) and what happened."""
-
-    kind: str
-    message: str
-    address: str | None = None
-
+# DhtReady, Ready and DemoStep live in engine/events.py (the CLI imports them without
+# loading the swarm engine); they are re-exported here.
+DhtReady = ev.DhtReady
+Ready = ev.Ready
+DemoStep = ev.DemoStep
 
 RunnerEvent = ev.EngineEvent | DhtReady | Ready | DemoStep
 EventSink = Callable[[RunnerEvent], None]

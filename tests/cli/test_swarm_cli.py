@@ -315,3 +315,18 @@ def test_human_time_reads_well_at_every_scale() -> None:
     assert human_time(125) == "2:05"
     assert human_time(3725) == "1:02:05"
     assert human_time(None) == "--:--"
+
+
+def test_cli_start_up_does_not_load_the_swarm_engine() -> None:
+    """Importing the CLI (for create, info, --help) leaves the swarm engine and DHT unloaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, p2pshare.cli.app\n"
+        "heavy = [m for m in ('p2pshare.engine.torrent', 'p2pshare.engine.runner', 'p2pshare.engine.dht_node')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == ""
