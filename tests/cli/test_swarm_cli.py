@@ -324,8 +324,8 @@ def test_cli_start_up_does_not_load_the_swarm_engine() -> None:
 
     code = (
         "import sys, p2pshare.cli.app\n"
-        "heavy = [m for m in ('p2pshare.engine.torrent', 'p2pshare.engine.runner', 'p2pshare.engine.dht_node')"
-        " if m in sys.modules]\n"
+        "names = ('p2pshare.engine.torrent', 'p2pshare.engine.runner', 'p2pshare.engine.dht_node')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
