@@ -11,20 +11,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from p2pshare.cli.common import err_console, handle_errors, load_target, out_console, print_json
+from p2pshare.cli.views import human_size
 from p2pshare.core.magnet import make_magnet
 from p2pshare.core.metainfo import Info
 from p2pshare.engine.create import create_torrent, parse_size
 from p2pshare.errors import NotWritableError
 
 __all__ = ["create", "info", "info_summary", "human_size"]
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def info_summary(info: Info) -> dict[str, Any]:
