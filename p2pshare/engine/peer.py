@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 
 from p2pshare.core.wire.connection import PeerConnection
-from p2pshare.core.wire.messages import Message, Request, encode
+from p2pshare.core.wire.messages import Message, Request
 from p2pshare.core.wire.metadata import MetadataMessage
 from p2pshare.io.peer_link import PeerLink
 
@@ -78,7 +78,6 @@ class Peer:
         self.strikes = 0
         self.handshake_done = False
         self.metadata_ext_id = 0  #: the peer's ut_metadata id (0: none)
-        self.metadata_requests_out = 0
         self.reqq: int | None = None
         self.dht_port: int | None = None
         self.in_picker = False
@@ -130,6 +129,3 @@ class Peer:
     def __repr__(self) -> str:
         return f"<Peer {self.label} {self.client}>"
 
-
-# Re-exported for engine code that needs raw encoding (e.g. keep-alives before a handshake).
-encode_message = encode

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from p2pshare import __version__
 from p2pshare.config import Config
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.choker import Choker, PeerStats
@@ -525,7 +526,7 @@ class Torrent:
                 conn.send(
                     ExtensionHandshake(
                         m={UT_METADATA: UT_METADATA_ID},
-                        v=f"p2pshare {self._version()}",
+                        v=f"p2pshare {__version__}",
                         p=self._listen_port() or None,
                         reqq=self.config.wire.max_incoming_requests,
                         metadata_size=len(self.info.raw) if self.info is not None else None,
@@ -540,12 +541,6 @@ class Torrent:
         peer.write(b"".join(out))
         peer.last_send = now
         self._emit(ev.PeerConnected(peer.label, peer.client))
-
-    @staticmethod
-    def _version() -> str:
-        from p2pshare import __version__
-
-        return __version__
 
     def _have_message_bytes(self, peer: Peer) -> bytes:
         """Our bitfield / have-all / have-none (nothing while we lack the metadata and fast is off)."""
@@ -742,6 +737,7 @@ class Torrent:
         fetcher = self._fetcher
         if fetcher is None or self.info is not None:
             return
+        self._metadata_contributors.add(peer.address)
         outcome = fetcher.on_data(peer.address, event.piece, event.data, event.total_size)
         if isinstance(outcome, MetadataComplete):
             self._spawn(self._metadata_complete(outcome.metadata), "metadata")
