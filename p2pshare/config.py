@@ -92,7 +92,7 @@ class PickerConfig:
     random_first_pieces: int = 4  #: pieces picked at random before rarest-first
     initial_queue: int = 16  #: outstanding blocks per peer to start with
     min_queue: int = 4
-    max_queue: int = 1000  #: upper bound whatever the peer's `reqq`
+    max_queue: int = 500  #: upper bound whatever the peer's `reqq`
     queue_seconds: float = 1.0  #: keep this many seconds of the peer's rate in flight
     snub_timeout: float = 30.0  #: no block for this long while requests are out: snubbed
     endgame_max_requesters: int = 4  #: endgame: a block is requested from at most this many peers at once
