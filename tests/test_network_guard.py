@@ -44,9 +44,9 @@ def test_udp_connect_outside_is_refused() -> None:
 
 
 def test_name_resolution_is_refused() -> None:
-    """Resolving a host name (a public DHT router, say) raises NonLoopbackTraffic."""
+    """Resolving any host name raises NonLoopbackTraffic (tests never look names up)."""
     with pytest.raises(NonLoopbackTraffic):
-        socket.getaddrinfo("router.bittorrent.com", 6881)
+        socket.getaddrinfo("dht-router.invalid", 6881)  # RFC 6761: never resolves, even if the guard broke
 
 
 def test_tcp_loopback_allowed() -> None:
