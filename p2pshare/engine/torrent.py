@@ -664,8 +664,12 @@ class Torrent:
             self._next_rechoke = 0.0  # its slot is free: give it to someone else at the next tick
 
     def _on_port(self, peer: Peer, event: wm.Port, now: float) -> None:
+        # One per connection: each one makes our DHT node ping that address, so a peer
+        # repeating it could make us probe every port of its host.
+        if peer.dht_port is not None or not event.port:
+            return
         peer.dht_port = event.port
-        if self._on_dht_node is not None and event.port:
+        if self._on_dht_node is not None:
             self._on_dht_node(peer.address[0], event.port)
 
     def _on_piece(self, peer: Peer, event: wm.Piece, now: float) -> None:
@@ -720,8 +724,14 @@ class Torrent:
 
     def _on_cancel(self, peer: Peer, event: wm.Cancel, now: float) -> None:
         req = wm.Request(event.index, event.begin, event.length)
-        with contextlib.suppress(ValueError):
+        try:
             peer.uploads.remove(req)
+        except ValueError:
+            return  # already sent (or being sent): the piece is its answer
+        if peer.conn.fast_enabled:
+            # BEP 6: every request gets exactly one answer, even a cancelled one; we will not
+            # send the piece now, so the answer is a reject.
+            peer.send(wm.RejectRequest(event.index, event.begin, event.length), now)
 
     def _on_metadata_request(self, peer: Peer, event: MetadataRequest, now: float) -> None:
         """Serve our manifest (BEP 9), or reject while we do not have it."""
