@@ -132,6 +132,7 @@ class SwarmConfig:
     max_retries: int = 8
     max_strikes: int = 3  #: hash failures a peer may take part in before it is banned
     max_known_peers: int = 2000  #: addresses we remember (from PEX/DHT/--peer)
+    max_banned_ips: int = 4096  #: banned addresses remembered; the oldest ban is forgotten first
     metadata_request_timeout: float = 15.0
     status_interval: float = 1.0
     #: Initial seeding (we started with every piece): tell each peer about a few pieces at a

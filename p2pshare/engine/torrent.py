@@ -131,9 +131,10 @@ class Torrent:
         self.phase = "starting"
         self.peers: dict[tuple[str, int], Peer] = {}
         self._known: dict[tuple[str, int], _Known] = {}
-        self._banned: set[str] = set()
+        self._banned: dict[str, None] = {}  # an ordered set: the oldest ban is forgotten first
         self._peer_ids: set[bytes] = set()
-        self._host_totals: dict[str, list[int]] = {}  # bytes [down, up] of closed connections, per IP
+        #: bytes [down, up] of closed connections per IP (at most max_known_peers rows, then "other")
+        self._host_totals: dict[str, list[int]] = {}
         self._half_open = 0
         self.picker: PiecePicker | None = None
         self.storage: FileStorage | None = None
@@ -443,7 +444,10 @@ class Torrent:
         self._peer_ids.discard(peer.peer_id)
         if not peer.conn.am_choking:
             self._next_rechoke = 0.0  # an upload slot is free
-        totals = self._host_totals.setdefault(peer.address[0], [0, 0])
+        host = peer.address[0]
+        if host not in self._host_totals and len(self._host_totals) >= self.config.swarm.max_known_peers:
+            host = "other"  # a flood of addresses must not grow this without bound
+        totals = self._host_totals.setdefault(host, [0, 0])
         totals[0] += peer.down.total
         totals[1] += peer.up.total
         if peer.upload_task is not None:
@@ -455,7 +459,9 @@ class Torrent:
         if self._fetcher is not None:
             self._fetcher.forget_peer(peer.address)
         if ban:
-            self._banned.add(peer.address[0])
+            self._banned[peer.address[0]] = None
+            if len(self._banned) > self.config.swarm.max_banned_ips:
+                del self._banned[next(iter(self._banned))]
             log.warning("banned %s: %s", peer.label, reason)
             self._emit(ev.PeerBanned(peer.label, reason))
         else:

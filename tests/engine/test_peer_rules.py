@@ -69,7 +69,6 @@ async def test_a_cancelled_request_from_a_fast_peer_still_gets_exactly_one_answe
     assert len(answers) == 1, answers
 
 
-
 async def test_a_peer_can_name_its_dht_port_once_per_connection(
     sessions: MakeSession, make_share: MakeShare, tmp_path: Path
 ) -> None:
@@ -83,3 +82,34 @@ async def test_a_peer_can_name_its_dht_port_once_per_connection(
     finally:
         writer.close()
     assert asked == [("127.0.15.2", 7000)]
+
+
+async def test_bans_and_per_address_totals_stay_bounded(tmp_path: Path) -> None:
+    """Peers from ever new addresses cannot grow the ban list or the per-address totals past their caps."""
+    from dataclasses import replace
+
+    from p2pshare.config import DEFAULT_CONFIG
+    from p2pshare.core.types import InfoHash
+    from p2pshare.core.wire.connection import PeerConnection
+    from p2pshare.engine.peer import Peer
+
+    class StubLink:
+        def close(self) -> None:
+            pass
+
+    swarm = replace(DEFAULT_CONFIG.swarm, max_banned_ips=3, max_known_peers=5)
+    config = replace(DEFAULT_CONFIG, swarm=swarm)
+    info_hash = b"\x01" * 20
+    torrent = Torrent(
+        InfoHash(info_hash), info=None, download_dir=tmp_path, peer_id=make_peer_id(), config=config
+    )
+    for i in range(20):
+        conn = PeerConnection(info_hash, make_peer_id(), initiator=True)
+        peer = Peer(StubLink(), conn, (f"127.9.{i}.1", 6881), True, 0.0)  # type: ignore[arg-type]
+        peer.down.add(100)
+        torrent._drop(peer, "test", ban=True)
+    assert list(torrent._banned) == ["127.9.17.1", "127.9.18.1", "127.9.19.1"]  # the newest bans stay
+    totals = torrent.transfer_by_host()
+    assert len(totals) == 6  # five addresses and one "other" row
+    assert sum(down for down, _ in totals.values()) == 2000  # nothing lost, only folded
+    await torrent.close()
