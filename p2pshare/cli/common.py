@@ -7,7 +7,6 @@ import functools
 import ipaddress
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,6 +22,7 @@ from p2pshare.core.magnet import Magnet, parse_magnet
 from p2pshare.core.metainfo import Metainfo, parse_torrent
 from p2pshare.core.types import parse_host_port
 from p2pshare.errors import ExitCode, MetainfoError, P2PShareError, PathNotFoundError, TargetError, UsageError
+from p2pshare.io.dht_state import bootstrap_from_env
 
 __all__ = [
     "Settings",
@@ -207,10 +207,9 @@ def resolve_bootstrap(
     nodes = parse_peers(flags, "--bootstrap")
     if nodes:
         return nodes
-    env = os.environ.get("P2PSHARE_BOOTSTRAP", "")
-    nodes = parse_peers([env], "P2PSHARE_BOOTSTRAP") if env.strip() else []
-    if nodes:
-        return nodes
+    from_env = bootstrap_from_env()
+    if from_env:
+        return from_env
     if _is_loopback(host):
         return []
     return list(DEFAULT_BOOTSTRAP)

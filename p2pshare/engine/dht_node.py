@@ -53,9 +53,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,35 +62,16 @@ from p2pshare.config import DhtConfig
 from p2pshare.core.dht.events import DhtEvent, LookupDone, PeersFound
 from p2pshare.core.dht.krpc import Addr
 from p2pshare.core.dht.node import DhtNode
-from p2pshare.core.types import InfoHash, PeerAddress, parse_host_port
-from p2pshare.errors import UsageError
+from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.io.dht_endpoint import DhtEndpoint, is_ip_literal
-from p2pshare.io.dht_state import DhtState, load_state, save_state
+from p2pshare.io.dht_state import BOOTSTRAP_ENV, DhtState, bootstrap_from_env, load_state, save_state
 
 __all__ = ["BOOTSTRAP_ENV", "DhtService", "bootstrap_from_env", "run_standalone"]
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP_ENV = "P2PSHARE_BOOTSTRAP"
 _CLOSE_WAIT = 5.0  #: bound on waiting for our own tasks to finish when closing
 _READY_POLL = 0.1  #: wait_ready() re-checks the table this often
-
-
-def bootstrap_from_env(environ: Mapping[str, str] | None = None) -> list[tuple[str, int]] | None:
-    """``$P2PSHARE_BOOTSTRAP`` (comma-separated ``HOST:PORT``) as a list; None if unset or empty."""
-    env = os.environ if environ is None else environ
-    text = env.get(BOOTSTRAP_ENV, "").strip()
-    if not text:
-        return None
-    out = []
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        try:
-            out.append(parse_host_port(item).as_tuple())
-        except ValueError as exc:
-            raise UsageError(f"{BOOTSTRAP_ENV}: {exc}; use HOST:PORT[,HOST:PORT...]") from None
-    return out or None
 
 
 def _add_node(addr: Addr, node: DhtNode, now: float) -> None:

@@ -8,13 +8,13 @@ SIGKILL at any moment leaves either the old or the new file, never a torn one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from p2pshare.core import bencode
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.geometry import Geometry
 from p2pshare.errors import BencodeError
+from p2pshare.io.files import atomic_write
 
 __all__ = ["load_resume", "pieces_to_recheck", "save_resume"]
 
@@ -27,10 +27,7 @@ def save_resume(path: Path, info_hash: bytes, have: Bitfield, fingerprint: Finge
         b"pieces": have.to_bytes(),
         b"files": [[fp[0], fp[1]] if fp else [] for fp in fingerprint],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    tmp.write_bytes(bencode.encode(doc))
-    os.replace(tmp, path)
+    atomic_write(path, bencode.encode(doc))
 
 
 def load_resume(path: Path, info_hash: bytes, num_pieces: int) -> tuple[Bitfield, Fingerprint] | None:

@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +30,8 @@ from p2pshare.config import MetainfoLimits
 from p2pshare.core.metainfo import parse_torrent
 from p2pshare.engine.create import CreatedTorrent, create_torrent
 from p2pshare.errors import MetainfoError
-from p2pshare.io.files import Selection, collect_files
+from p2pshare.io.dht_state import default_state_dir
+from p2pshare.io.files import Selection, atomic_write, collect_files
 from p2pshare.io.hasher import ProgressCallback
 
 __all__ = ["SharedManifest", "StateDir", "default_state_dir", "fingerprint"]
@@ -39,16 +39,6 @@ __all__ = ["SharedManifest", "StateDir", "default_state_dir", "fingerprint"]
 log = logging.getLogger("p2pshare.state")
 
 _MAX_CACHE_ENTRY = 64 * 1024 * 1024  # a fingerprint of ~1M files; bigger is not ours
-
-
-def default_state_dir(environ: dict[str, str] | None = None) -> Path:
-    """``$P2PSHARE_STATE_DIR``, else ``$XDG_STATE_HOME/p2pshare``, else ``~/.local/state/p2pshare``."""
-    env = os.environ if environ is None else environ
-    if env.get("P2PSHARE_STATE_DIR"):
-        return Path(env["P2PSHARE_STATE_DIR"]).expanduser()
-    if env.get("XDG_STATE_HOME"):
-        return Path(env["XDG_STATE_HOME"]).expanduser() / "p2pshare"
-    return Path.home() / ".local" / "state" / "p2pshare"
 
 
 def fingerprint(selection: Selection) -> list[list[Any]]:
@@ -129,7 +119,7 @@ class StateDir:
         """
         torrent_path = self.torrent_path(created.info.info_hash.hex)
         try:
-            _atomic_write(torrent_path, created.torrent)
+            atomic_write(torrent_path, created.torrent)
         except OSError as exc:
             log.warning(
                 "cannot write %s: %s; set P2PSHARE_STATE_DIR to a writable folder",
@@ -139,7 +129,7 @@ class StateDir:
             return None
         entry = {"key": key, "info_hash": created.info.info_hash.hex, "fingerprint": prints}
         try:
-            _atomic_write(self._cache_path(key), json.dumps(entry).encode())
+            atomic_write(self._cache_path(key), json.dumps(entry).encode())
         except OSError as exc:
             log.warning("could not save the manifest cache: %s", exc)
         return torrent_path
@@ -204,10 +194,3 @@ class StateDir:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

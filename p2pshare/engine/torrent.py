@@ -254,7 +254,6 @@ class Torrent:
         self.storage = FileStorage(
             info, self.download_dir, paths=self._file_paths, max_open_files=self.config.storage.max_open_files
         )
-        have = Bitfield(geometry.num_pieces)
         if self._assume_complete:
             have = Bitfield(geometry.num_pieces, full=True)
         else:

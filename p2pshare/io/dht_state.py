@@ -20,12 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2pshare.core.dht.krpc import NodeInfo
+from p2pshare.core.types import parse_host_port
+from p2pshare.errors import UsageError
+from p2pshare.io.files import atomic_write
 
-__all__ = ["STATE_FILE", "DhtState", "default_state_dir", "load_state", "save_state"]
+__all__ = [
+    "BOOTSTRAP_ENV",
+    "STATE_FILE",
+    "DhtState",
+    "bootstrap_from_env",
+    "default_state_dir",
+    "load_state",
+    "save_state",
+]
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "dht_state.json"
+BOOTSTRAP_ENV = "P2PSHARE_BOOTSTRAP"
 _MAX_STATE_BYTES = 1 << 20
 
 
@@ -41,10 +53,27 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``$P2PSHARE_STATE_DIR``, else ``$XDG_STATE_HOME/p2pshare``, else ``~/.local/state/p2pshare``."""
     env = os.environ if environ is None else environ
     if env.get("P2PSHARE_STATE_DIR"):
-        return Path(env["P2PSHARE_STATE_DIR"])
+        return Path(env["P2PSHARE_STATE_DIR"]).expanduser()
     if env.get("XDG_STATE_HOME"):
-        return Path(env["XDG_STATE_HOME"]) / "p2pshare"
+        return Path(env["XDG_STATE_HOME"]).expanduser() / "p2pshare"
     return Path.home() / ".local" / "state" / "p2pshare"
+
+
+def bootstrap_from_env(environ: Mapping[str, str] | None = None) -> list[tuple[str, int]] | None:
+    """``$P2PSHARE_BOOTSTRAP`` (comma-separated ``HOST:PORT``) as a list; None if unset or empty."""
+    env = os.environ if environ is None else environ
+    text = env.get(BOOTSTRAP_ENV, "").strip()
+    if not text:
+        return None
+    out = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            out.append(parse_host_port(item).as_tuple())
+        except ValueError as exc:
+            raise UsageError(f"{BOOTSTRAP_ENV}: {exc}; use HOST:PORT[,HOST:PORT...]") from None
+    return out or None
 
 
 def _node(entry: object) -> NodeInfo | None:
@@ -96,13 +125,9 @@ def load_state(state_dir: Path, *, max_nodes: int = 1000) -> DhtState | None:
 
 def save_state(state_dir: Path, state: DhtState) -> None:
     """Write the state atomically, creating the directory if needed."""
-    state_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "version": 1,
         "node_id": state.node_id.hex(),
         "nodes": [[nid.hex(), host, port] for nid, (host, port) in state.nodes],
     }
-    path = state_dir / STATE_FILE
-    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(state_dir / STATE_FILE, json.dumps(doc, indent=1).encode())

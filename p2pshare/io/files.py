@@ -8,7 +8,7 @@ from pathlib import Path
 
 from p2pshare.errors import MetainfoError, PathNotFoundError
 
-__all__ = ["SharedFile", "Selection", "collect_files"]
+__all__ = ["SharedFile", "Selection", "atomic_write", "collect_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,15 @@ class Selection:
     @property
     def total_length(self) -> int:
         return sum(f.length for f in self.files)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once: a reader, or a restart after SIGKILL, sees
+    the old file or the new one, never a torn one (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _inside(path: Path, root: Path) -> bool:
