@@ -59,7 +59,6 @@ class Session:
             max_pending=config.wire.max_pending_incoming,
         )
         self._rng = rng or random.Random()
-        self._dht_tasks: dict[bytes, asyncio.Task[None]] = {}
 
     @property
     def port(self) -> int:
@@ -158,8 +157,6 @@ class Session:
             self.dht.keep_announced(torrent.info_hash, self.port)
 
     async def close(self) -> None:
-        for task in self._dht_tasks.values():
-            task.cancel()
         await self._listener.close()
         for torrent in list(self.torrents.values()):
             await torrent.close()
