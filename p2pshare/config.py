@@ -116,7 +116,7 @@ class StorageConfig:
 
     max_pieces_in_flight_bytes: int = 64 * MiB  #: partial-piece buffers, all peers
     hash_workers: int = 2
-    read_cache_pieces: int = 8  #: pieces kept for serving uploads
+    read_cache_bytes: int = 16 * MiB  #: whole pieces kept for serving uploads (at least one)
     max_open_files: int = 64
 
 

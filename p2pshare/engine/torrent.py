@@ -835,7 +835,11 @@ class Torrent:
         assert self.info is not None
         piece_length = self.info.piece_length
         in_flight = (picker.partial_pieces + len(self._verifying)) * piece_length
-        allow_new = in_flight + piece_length <= self.config.storage.max_pieces_in_flight_bytes
+        # At least one piece may always be in flight, or pieces larger than the budget
+        # (manifests may use up to MetainfoLimits.max_parse_piece_length) would never start.
+        allow_new = (
+            in_flight == 0 or in_flight + piece_length <= self.config.storage.max_pieces_in_flight_bytes
+        )
         blocks = picker.pick_blocks(
             peer,
             want,
@@ -946,7 +950,7 @@ class Torrent:
             self._reads.pop(index, None)
         if data is not None:
             self._read_cache[index] = data
-            limit = max(1, self.config.storage.read_cache_pieces)
+            limit = max(1, self.config.storage.read_cache_bytes // len(data))
             while len(self._read_cache) > limit:
                 self._read_cache.popitem(last=False)
         return data

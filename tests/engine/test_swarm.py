@@ -185,3 +185,21 @@ async def test_dropped_peer_reason_is_logged(
     await wait_complete(t, 10)
     await wait_until(lambda: "both sides are seeds" in caplog.text, 5, "the seed-to-seed drop to be logged")
     assert "127.0.4.3:" in caplog.text
+
+
+async def test_pieces_larger_than_the_in_flight_budget_still_download(
+    make_share: MakeShare, sessions: MakeSession, tmp_path: Path
+) -> None:
+    """With pieces bigger than the whole piece-buffer budget, one piece at a time is still fetched."""
+    config = replace(
+        DEFAULT_CONFIG, storage=replace(DEFAULT_CONFIG.storage, max_pieces_in_flight_bytes=16384)
+    )
+    share = make_share({"big/a.bin": 5 * 65536 + 17}, piece_length=65536)
+    s1 = await sessions("127.0.2.7")
+    await seed(s1, share)
+    s2 = await sessions("127.0.2.8", config)
+    out = tmp_path / "out"
+    t = await s2.add_torrent(share.info.info_hash, info=share.info, download_dir=out)
+    t.add_peers([("127.0.2.7", s1.port)], "test")
+    await wait_complete(t, 15)
+    assert_same_files(share, out)
