@@ -15,6 +15,7 @@ from typing import Any
 from typer._click import exceptions as click_exc
 from typer._click import utils as click_utils
 from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from p2pshare.errors import ExitCode
 
@@ -55,7 +56,7 @@ class OneLineGroup(TyperGroup):
         except click_exc.ClickException as exc:
             click_utils.echo(usage_line(exc), err=True)
             code = exc.exit_code
-        except click_exc.Abort:
+        except Abort:
             code = int(ExitCode.INTERRUPTED)
         else:
             code = rv if isinstance(rv, int) else 0
