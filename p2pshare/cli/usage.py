@@ -4,6 +4,7 @@ Click (inside typer) prints three lines for a bad option (``Usage: ...``, ``Try 
 ``Error: ...``).  :class:`OneLineGroup` runs the command group in click's non-standalone
 mode and renders every click error itself, as one line naming the ``--help`` to read.
 A bare ``p2pshare`` still prints the help (click's no-args-is-help), with exit code 2.
+The group also hands click the config file's defaults (see :mod:`p2pshare.cli.config_file`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typer._click import utils as click_utils
 from typer.core import TyperGroup
 from typer.exceptions import Abort
 
-from p2pshare.errors import ExitCode
+from p2pshare.cli.config_file import config_path, default_map, load_file
+from p2pshare.errors import ExitCode, UsageError
 
 __all__ = ["OneLineGroup", "usage_line"]
 
@@ -43,10 +45,15 @@ class OneLineGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         try:
+            if "default_map" not in extra:
+                extra["default_map"] = self._file_defaults()
             rv = super().main(
                 args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args,
                 **extra,
             )
+        except UsageError as exc:  # the config file
+            click_utils.echo(f"p2pshare: error: {exc}", err=True)
+            code = int(ExitCode.USAGE)
         except click_exc.NoArgsIsHelpError as exc:
             exc.show()  # the help text itself
             code = int(ExitCode.USAGE)
@@ -65,3 +72,9 @@ class OneLineGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def _file_defaults(self) -> dict[str, dict[str, Any]]:
+        """The config file's values as click's default_map (below flags and environment)."""
+        values = load_file(config_path())
+        params = {name: [p.name or "" for p in cmd.params] for name, cmd in self.commands.items()}
+        return default_map(values, params)
