@@ -5,7 +5,12 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean install
+.PHONY: demo test lint typecheck unit bench clean install dev uninstall
+
+# `make install`: the tool alone, for users (no test tools): its own virtualenv under
+# $(PREFIX)/share/p2pshare and a link in $(PREFIX)/bin.  `pipx install .` does the same.
+PREFIX ?= $(HOME)/.local
+USER_VENV := $(PREFIX)/share/p2pshare/venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +18,18 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+dev: $(STAMP)
+
+install:
+	$(PYTHON) -m venv $(USER_VENV)
+	$(USER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(USER_VENV)/bin/python -m pip install --quiet .
+	mkdir -p $(PREFIX)/bin
+	ln -sf $(USER_VENV)/bin/p2pshare $(PREFIX)/bin/p2pshare
+	@echo "installed: $(PREFIX)/bin/p2pshare (make sure $(PREFIX)/bin is on PATH)"
+
+uninstall:
+	rm -rf $(USER_VENV) $(PREFIX)/bin/p2pshare
 
 demo: $(STAMP)
 	$(VENV)/bin/p2pshare demo
