@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean install dev uninstall
+.PHONY: demo test lint typecheck unit bench clean install dev uninstall fuzz fuzz-atheris
 
 # `make install`: the tool alone, for users (no test tools): its own virtualenv under
 # $(PREFIX)/share/p2pshare and a link in $(PREFIX)/bin.  `pipx install .` does the same.
@@ -35,7 +35,7 @@ demo: $(STAMP)
 	$(VENV)/bin/p2pshare demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check p2pshare tests benchmarks
+	$(VENV)/bin/ruff check p2pshare tests benchmarks fuzz
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -47,6 +47,16 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# 1,000,000 mutated inputs per parser (structure-aware from valid seeds); figures in
+# benchmarks/results/fuzz.txt.  `make fuzz-atheris` runs the same targets under atheris's
+# coverage guidance where atheris installs (x86_64 wheels).
+fuzz: $(STAMP)
+	$(PY) -m fuzz.run --inputs $${FUZZ_INPUTS:-1000000}
+
+fuzz-atheris: $(STAMP)
+	$(PIP) install --quiet atheris
+	$(PY) -m fuzz.run --engine atheris --inputs $${FUZZ_INPUTS:-1000000} --out benchmarks/results/fuzz-atheris.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work
