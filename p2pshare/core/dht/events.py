@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pshare.core.dht.items import Item
 from p2pshare.core.types import PeerAddress
 
-__all__ = ["DhtEvent", "ExternalAddressChanged", "LookupDone", "NodeIdChanged", "PeersFound"]
+__all__ = ["DhtEvent", "ExternalAddressChanged", "ItemFound", "LookupDone", "NodeIdChanged", "PeersFound"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +49,13 @@ class NodeIdChanged:
     new_id: bytes
 
 
-DhtEvent = PeersFound | LookupDone | ExternalAddressChanged | NodeIdChanged
+@dataclass(frozen=True, slots=True)
+class ItemFound:
+    """A get/put lookup found a verified BEP 44 item newer than any it had reported."""
+
+    lookup_id: int
+    target: bytes
+    item: Item
+
+
+DhtEvent = PeersFound | LookupDone | ExternalAddressChanged | NodeIdChanged | ItemFound
