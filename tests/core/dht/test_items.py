@@ -109,7 +109,9 @@ def test_verify_item_checks_target_and_size() -> None:
 
 
 def put_args(item: Item, *, cas: int | None = None) -> krpc.PutArgs:
-    return krpc.PutArgs(b"tok", item.value, item.key, item.salt, item.seq if item.key else None, item.sig, cas)
+    return krpc.PutArgs(
+        b"tok", item.value, item.key, item.salt, item.seq if item.key else None, item.sig, cas
+    )
 
 
 def store(config: DhtConfig = CFG) -> ItemStore:

@@ -49,7 +49,9 @@ def test_mutable_put_is_parsed_whole() -> None:
 def test_immutable_put_ignores_mutable_fields() -> None:
     """A put without k is immutable: only the value and token matter."""
     q = dec(krpc.encode_query(b"t", b"put", {b"id": NID, b"token": b"x", b"v": [1, 2]}))
-    assert isinstance(q, krpc.Query) and q.args == krpc.PutArgs(b"x", b"li1ei2ee", None, b"", None, None, None)
+    assert isinstance(q, krpc.Query) and q.args == krpc.PutArgs(
+        b"x", b"li1ei2ee", None, b"", None, None, None
+    )
 
 
 @pytest.mark.parametrize(
