@@ -43,6 +43,7 @@ from p2pshare.errors import LocalProtocolError
 __all__ = [
     "Item",
     "ItemStore",
+    "immutable_item",
     "immutable_target",
     "mutable_target",
     "public_key_of",
