@@ -14,16 +14,11 @@ or a clock: the adapter calls
 and after each call drains ``datagrams_to_send()`` (to the socket) and
 ``next_event()`` (to whoever waits on lookups).
 
-Incoming queries (ping, find_node, get_peers, announce_peer, and BEP 44 get/put,
-see :mod:`~p2pshare.core.dht.items`) are answered at once; an unknown method gets
-error 204, malformed arguments 203, a bad token 203.  Every datagram we send in
-answer to a query (the reply, an error, the ping that verifies a newcomer) takes
-one token of the sender's budget (``admit_query``); a datagram that is not a sound
-query envelope gets no answer at all, and an error reply larger than the datagram
-that provoked it is not sent, so the node cannot amplify a spoofed flood.  Every
-response carries the requester's address (BEP 42 ``ip``) and our version ``v``.
-A read-only node (BEP 43) marks its queries ``ro=1`` and answers nothing; queries
-marked ``ro`` never put their sender in our table.
+Incoming queries (ping, find_node, get_peers, announce_peer, BEP 44 get/put) are
+answered at once, each within the sender's reply budget, by the
+:class:`~p2pshare.core.dht.answers.QueryAnswers` half of the node (see there, and
+for why garbage gets no answer).  A read-only node (BEP 43) marks its queries
+``ro=1`` and answers nothing; queries marked ``ro`` never put their sender in our table.
 
 Each outgoing query is a transaction with a 2-byte id, a *short* deadline (after
 which a lookup treats the query as slow and asks someone else) and a full deadline
@@ -53,6 +48,7 @@ from typing import Any
 
 from p2pshare.config import DhtConfig
 from p2pshare.core.dht import krpc
+from p2pshare.core.dht.answers import QueryAnswers
 from p2pshare.core.dht.events import (
     DhtEvent,
     ExternalAddressChanged,
@@ -62,19 +58,13 @@ from p2pshare.core.dht.events import (
     PeersFound,
 )
 from p2pshare.core.dht.ids import is_bep42_exempt, is_secure_id, random_id, secure_id
-from p2pshare.core.dht.item_lookup import ItemSearch, response_fields
+from p2pshare.core.dht.item_lookup import ItemSearch
 from p2pshare.core.dht.items import Item, ItemStore
 from p2pshare.core.dht.krpc import (
     Addr,
-    AnnouncePeerArgs,
     ErrorMessage,
-    FindNodeArgs,
-    GetArgs,
-    GetPeersArgs,
     KrpcError,
     NodeInfo,
-    PingArgs,
-    PutArgs,
     Query,
     Response,
 )
@@ -95,14 +85,6 @@ _FULL = 1
 _MAX_VOTE_CANDIDATES = 16  #: distinct external-IP candidates tracked at once
 _MAX_VOTERS = 64  #: voters remembered per candidate
 _STORE_METHODS = (b"announce_peer", b"put")  #: the last step of an announce or a put lookup
-_ITEM_ERRORS = {
-    krpc.ERROR_VALUE_TOO_BIG: "Message Too Big",
-    krpc.ERROR_INVALID_SIGNATURE: "Invalid Signature",
-    krpc.ERROR_SALT_TOO_BIG: "Salt Too Big",
-    krpc.ERROR_CAS_MISMATCH: "CAS Mismatch",
-    krpc.ERROR_SEQ_TOO_LOW: "Sequence Number Less Than Current",
-    krpc.ERROR_SERVER: "Storage Full",
-}
 
 
 @dataclass(slots=True, eq=False)
@@ -129,7 +111,7 @@ class _LookupExtra:
     item: ItemSearch | None = None
 
 
-class DhtNode:
+class DhtNode(QueryAnswers):
     """One DHT node: see the module docstring for how to drive it."""
 
     def __init__(
@@ -349,8 +331,7 @@ class DhtNode:
             msg = krpc.decode_message(data, max_packet=self.config.max_packet)
         except KrpcError as exc:
             self.stats["malformed"] += 1
-            if exc.query and exc.tid is not None and not self.read_only and self._admit(addr, now):
-                self._reply_error(exc.tid, exc.code, "Protocol Error", addr)
+            self._on_malformed(exc, addr, now)
             return
         if isinstance(msg, Query):
             self._on_query(msg, addr, now)
@@ -358,69 +339,6 @@ class DhtNode:
             self._on_response(msg, addr, now)
         else:
             self._on_error(msg, addr, now)
-
-    def _on_query(self, q: Query, addr: Addr, now: float) -> None:
-        if self.read_only:
-            return  # BEP 43: a read-only node answers nothing
-        if not self._admit(addr, now):
-            return
-        if not q.read_only and q.sender_id != self.node_id:
-            self.table.heard_from(q.sender_id, addr, now, responded=False)
-            if (
-                self.table.get(q.sender_id) is None
-                and addr not in self._pending_by_addr
-                and self._pings_in_flight < self.config.max_pending_pings
-                and self._id_allowed(q.sender_id, addr[0])
-                and self.table.would_accept(q.sender_id, now)
-                and self._admit(addr, now)  # the ping goes to the sender too: it takes a token
-            ):
-                self._ping(addr, now)  # verify before it may enter the table
-        args = q.args
-        body: dict[bytes, Any] = {b"id": self.node_id}
-        if args is None:
-            self._reply_error(q.tid, krpc.ERROR_METHOD_UNKNOWN, "Method Unknown", addr)
-            return
-        if isinstance(args, PingArgs):
-            pass
-        elif isinstance(args, FindNodeArgs):
-            self._add_nodes(body, args.target, args.want, now)
-        elif isinstance(args, GetPeersArgs):
-            body[b"token"] = self.tokens.token_for(addr[0], now)
-            values = self.peers.get(args.info_hash, now, self.config.max_values_returned, self.rng)
-            if values:
-                body[b"values"] = [krpc.pack_addr(p) for p in values]
-            self._add_nodes(body, args.info_hash, args.want, now)
-        elif isinstance(args, AnnouncePeerArgs):
-            if not self.tokens.is_valid(args.token, addr[0], now):
-                self._reply_error(q.tid, krpc.ERROR_PROTOCOL, "Bad Token", addr)
-                return
-            port = addr[1] if args.implied_port else args.port
-            if self.peers.add(args.info_hash, (addr[0], port), now):
-                self.stats["announces_stored"] += 1
-        elif isinstance(args, GetArgs):
-            body[b"token"] = self.tokens.token_for(addr[0], now)
-            item = self.items.get(args.target, now)
-            if item is not None:
-                body.update(response_fields(item, args.seq))
-            self._add_nodes(body, args.target, args.want, now)
-        elif isinstance(args, PutArgs):
-            if not self.tokens.is_valid(args.token, addr[0], now):
-                self._reply_error(q.tid, krpc.ERROR_PROTOCOL, "Bad Token", addr)
-                return
-            code = self.items.put(args, addr[0], now)
-            if code is not None:
-                self._reply_error(q.tid, code, _ITEM_ERRORS.get(code, "Store Failed"), addr)
-                return
-            self.stats["items_stored"] += 1
-        self.stats["queries_answered"] += 1
-        self._send(krpc.encode_response(q.tid, body, ip=addr, version=self.version), addr)
-
-    def _add_nodes(self, body: dict[bytes, Any], target: bytes, want: frozenset[bytes], now: float) -> None:
-        mine = b"n6" if self.ipv6 else b"n4"
-        if want and mine not in want:
-            return
-        nodes = [(e.node_id, e.addr) for e in self.table.closest(target, self.config.k, now)]
-        body[b"nodes6" if self.ipv6 else b"nodes"] = krpc.pack_nodes(nodes)
 
     def _on_response(self, r: Response, addr: Addr, now: float) -> None:
         p = self._pending.get(r.tid)
@@ -587,20 +505,6 @@ class DhtNode:
     def _send(self, data: bytes, addr: Addr) -> None:
         self.stats["sent"] += 1
         self._out.append((data, addr))
-
-    def _admit(self, addr: Addr, now: float) -> bool:
-        """Take one token of ``addr``'s reply budget; False (counted) when it has none left."""
-        if self.admit_query is None or self.admit_query(addr[0], now):
-            return True
-        self.stats["queries_refused"] += 1
-        return False
-
-    def _reply_error(self, tid: bytes, code: int, text: str, addr: Addr) -> None:
-        data = krpc.encode_error(tid, code, text, version=self.version)
-        if len(data) > self._in_size:
-            self.stats["errors_suppressed"] += 1  # never answer a datagram with a bigger one
-            return
-        self._send(data, addr)
 
     def _ping(self, addr: Addr, now: float) -> None:
         self._pings_in_flight += 1
