@@ -24,13 +24,13 @@ class LookupDone:
     """A lookup finished (converged, ran out of nodes, or was announced)."""
 
     lookup_id: int
-    kind: str  #: "find_node", "get_peers", "announce" or "bootstrap"
+    kind: str  #: "find_node", "get_peers", "announce", "bootstrap", "get_item" or "put_item"
     target: bytes
     peers_found: int  #: distinct peers reported for this lookup
     nodes_responded: int
     queries_sent: int
     rounds: int  #: hops from our table to the deepest node queried
-    announced_to: int  #: nodes that acknowledged our announce_peer (announce only)
+    announced_to: int  #: nodes that acknowledged our announce_peer or BEP 44 put
     closest: tuple[tuple[bytes, tuple[str, int]], ...]  #: the k nearest nodes that answered
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 
 from p2pshare.core import bencode
 from p2pshare.core.dht import krpc
+from p2pshare.core.dht.events import ItemFound
 from p2pshare.core.dht.items import Item, immutable_item, mutable_target, sign_mutable
 from p2pshare.core.dht.node import DhtNode
 from p2pshare.errors import LocalProtocolError
@@ -146,3 +148,32 @@ def test_get_answer_fits_max_packet() -> None:
     (data, _), *_ = [(d, a) for d, a in node.datagrams_to_send() if bencode.decode(d)[b"y"] == b"r"]
     assert len(data) <= node.config.max_packet
     assert isinstance(krpc.decode_message(data, max_packet=node.config.max_packet), krpc.Response)
+
+
+def test_get_lookup_survives_mutated_answers() -> None:
+    """A get lookup fed thousands of mutated answers never raises and reports only verified items."""
+    rng = random.Random(5)
+    good = sign_mutable(SEED, {b"ih": bytes(20)}, 4)
+    bodies = [
+        {b"id": bytes([1]) * 20, b"token": b"t", **good.put_args()},
+        {b"id": bytes([1]) * 20, b"token": b"t", b"v": b"immutable?", b"nodes": bytes(26)},
+        {b"id": bytes([1]) * 20, b"seq": 9, b"nodes": b""},
+    ]
+    reported: list[Item] = []
+    for i in range(3000):
+        node = make()
+        boot = ("10.0.5.1", 6881)
+        node.bootstrap([boot], 0.0)
+        node.datagrams_to_send()
+        node.next_event()
+        lid = node.start_get_item(good.target, 1.0)
+        sent = [bencode.decode(d) for d, a in node.datagrams_to_send() if a == boot]
+        tid = sent[-1][b"t"]
+        raw = bytearray(krpc.encode_response(tid, bodies[i % 3]))
+        for _ in range(rng.randrange(0, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        node.receive_datagram(bytes(raw), boot, 1.1)
+        while (ev := node.next_event()) is not None:
+            if isinstance(ev, ItemFound) and ev.lookup_id == lid:
+                reported.append(ev.item)
+    assert reported and all(it == good for it in reported)
