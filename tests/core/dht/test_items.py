@@ -245,3 +245,36 @@ def test_item_put_args_round_trip_through_krpc() -> None:
     assert isinstance(q, krpc.Query) and isinstance(q.args, krpc.PutArgs)
     assert put_args(item) == q.args
     assert bencode.decode(q.args.value) == {b"ih": bytes(20)}
+
+
+_PUTS = st.lists(
+    st.tuples(st.integers(0, 6), st.sampled_from([b"a", b"b"]), st.none() | st.integers(0, 6)),
+    min_size=1,
+    max_size=25,
+)
+_KEYS = {(seq, v): sign_mutable(SEED, v, seq) for seq in range(7) for v in (b"a", b"b")}
+
+
+@given(_PUTS)
+def test_store_follows_the_bep44_rules_for_any_put_sequence(
+    puts: list[tuple[int, bytes, int | None]],
+) -> None:
+    """For any sequence of puts, each answer matches a model of BEP 44 and the stored seq never drops."""
+    s = store()
+    held: tuple[int, bytes] | None = None
+    for i, (seq, v, cas) in enumerate(puts):
+        item = _KEYS[(seq, v)]
+        code = s.put(put_args(item, cas=cas), "a", float(i))
+        if held is None:
+            expected = None
+        elif cas is not None and cas != held[0]:
+            expected = krpc.ERROR_CAS_MISMATCH
+        elif seq < held[0] or (seq == held[0] and item.value != held[1]):
+            expected = krpc.ERROR_SEQ_TOO_LOW
+        else:
+            expected = None
+        assert code == expected
+        if code is None:
+            held = (seq, item.value)
+        got = s.get(item.target, float(i))
+        assert got is not None and held is not None and (got.seq, got.value) == held
