@@ -15,7 +15,7 @@ from p2pshare.config import DhtConfig
 from p2pshare.core.dht import krpc
 from p2pshare.core.dht.items import immutable_target, mutable_target, public_key_of
 from p2pshare.engine.dht_node import DhtService
-from p2pshare.errors import UsageError
+from p2pshare.errors import LocalProtocolError, UsageError
 from p2pshare.io.dht_keys import (
     generate_private_key,
     load_or_create_private_key,
@@ -69,10 +69,15 @@ async def test_missing_item_is_none_within_the_bound(twenty: list[DhtService]) -
     assert loop.time() - t0 < 8.5
 
 
-async def test_get_item_refuses_a_bad_target(twenty: list[DhtService]) -> None:
-    """A target that is not 20 bytes is the caller's error."""
+async def test_bad_requests_are_the_callers_error(twenty: list[DhtService]) -> None:
+    """A target that is not 20 bytes, a value over 1000 bytes or a negative seq raise at once."""
     with pytest.raises(ValueError):
         await twenty[0].get_item(b"short")
+    with pytest.raises(LocalProtocolError):
+        await twenty[0].put_immutable(b"x" * 1000)
+    with pytest.raises(LocalProtocolError):
+        await twenty[0].put_mutable(generate_private_key(), b"x", -1)
+    assert twenty[0].status()["lookups"] == 0
 
 
 async def test_reflection_flood_gets_bounded_small_answers() -> None:
