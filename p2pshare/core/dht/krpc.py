@@ -10,8 +10,10 @@ A KRPC message is one bencoded dictionary per UDP datagram:
 :func:`decode_message` turns a datagram into a :class:`Query`, :class:`Response` or
 :class:`ErrorMessage`, or raises :class:`KrpcError` (a
 :class:`~p2pshare.errors.RemoteProtocolError`) for anything oversized, malformed or
-mistyped; nothing else escapes.  Queries of the four BEP 5 methods have their
-arguments checked here, so the node only sees well-typed values.
+mistyped; nothing else escapes.  Queries of the four BEP 5 methods and of BEP 44
+``get``/``put`` have their arguments checked here, so the node only sees well-typed
+values.  :attr:`KrpcError.query` is set only for a sound query envelope whose
+arguments are wrong: garbage is never answered (see ``answers.py``).
 
 Compact encodings: node info is id + IP + port (26 bytes for IPv4, 38 for IPv6 per
 BEP 32), peer info is IP + port (6 or 18 bytes).
