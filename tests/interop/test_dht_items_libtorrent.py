@@ -160,6 +160,9 @@ async def test_p2pshare_reads_items_libtorrent_put() -> None:
             lambda: {t for t, ok in nodes[2].puts + nodes[4].puts if ok} >= {target, mtarget},
             20,
         ), (nodes[2].puts, nodes[4].puts)
+        # Some of libtorrent's puts landed on our nodes: our put handling accepted its tokens and signatures.
+        held = [s for s in services if s.endpoint.node.items.get(mtarget, s.endpoint.now()) is not None]
+        assert held, [s.status()["stored_items"] for s in services]
         # Our reader enters through a libtorrent node.
         ours = await DhtService.start(
             host="127.0.0.115", bootstrap=[("127.0.0.105", nodes[0].port)], state_dir=None, config=CFG
