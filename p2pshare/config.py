@@ -183,6 +183,13 @@ class DhtConfig:
     state_save_interval: float = 300.0  #: seconds between saves of node id + good nodes
     max_saved_nodes: int = 200  #: good nodes written to the state file
     resolve_timeout: float = 5.0  #: bound on resolving one bootstrap host name
+    # BEP 44 items (get/put): every bound a remote putter can push against.
+    max_item_value: int = 1000  #: bencoded size of an item's ``v``; larger puts get error 205
+    max_item_salt: int = 64  #: bytes of a mutable item's salt; longer gets error 207
+    max_items: int = 700  #: items stored for others, all targets (libtorrent: 700); about 1 MiB
+    max_items_per_source: int = 64  #: items one source IP may have stored here at once
+    item_ttl: float = 2 * 3600.0  #: an item not put again within this long expires (libtorrent: 2 h)
+    item_timeout: float = 30.0  #: bound on one get_item / put lookup in the engine
 
 
 @dataclass(frozen=True, slots=True)
