@@ -175,6 +175,15 @@ def _krpc_seeds() -> list[bytes]:
                              ip=("127.0.0.1", 6881)),
         krpc.encode_response(b"ac", {b"id": node, b"token": b"x", b"values": [b"\x7f\x00\x00\x01\x1a\xe1"]}),
         krpc.encode_error(b"ae", 203, "Protocol Error"),
+        # BEP 44
+        krpc.encode_query(b"af", b"get", {b"id": node, b"target": b"t" * 20, b"seq": 3}),
+        krpc.encode_query(b"ag", b"put", {b"id": node, b"token": b"tok", b"v": b"12:Hello World!"}),
+        krpc.encode_query(b"ah", b"put", {b"id": node, b"token": b"tok", b"v": [1, b"x", {b"a": b"b"}],
+                                          b"k": b"k" * 32, b"sig": b"s" * 64, b"seq": 4, b"salt": b"salt",
+                                          b"cas": 3}),
+        krpc.encode_response(b"af", {b"id": node, b"token": b"x", b"v": b"abc", b"k": b"k" * 32,
+                                     b"sig": b"s" * 64, b"seq": 9,
+                                     b"nodes": node + b"\x7f\x00\x00\x01\x1a\xe1"}),
     ]
 
 
