@@ -154,4 +154,3 @@ class MseMachine:
         self._deadline = None
         self._step = self._no_step
         self._events.append(event)
-
