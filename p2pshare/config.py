@@ -211,6 +211,10 @@ class MseConfig:
     #: plaintext payload after an obfuscated handshake, as libtorrent chooses by default).
     prefer_rc4: bool = True
     handshake_timeout: float = 15.0  #: seconds for the whole MSE handshake
+    #: Reads of at least this many bytes are decrypted on a worker thread (RC4 in
+    #: ``cryptography`` releases the GIL), overlapping the event loop; 0 keeps it all inline.
+    decrypt_offload_min: int = 64 * KiB
+    max_decrypt_backlog: int = 4 * MiB  #: received bytes queued for decryption before reading pauses
 
 
 @dataclass(frozen=True, slots=True)

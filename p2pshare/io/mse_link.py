@@ -45,14 +45,20 @@ _READ_BUFFER = 256 * 1024
 
 
 class _WrappedLink:
-    """What both wrappers share: handlers, the replayed prefix, close, flow control."""
+    """What both wrappers share: handlers, held plaintext, an orderly close, flow control.
+
+    Plaintext that cannot be delivered yet (no consumer, or the consumer paused reading)
+    is held and delivered, in order, by ``set_handlers`` / ``resume_reading``; the close
+    is reported after the last byte.
+    """
 
     def __init__(self, inner: Link, prefix: bytes) -> None:
         self._inner = inner
         self._on_data: DataHandler | None = None
         self._on_close: CloseHandler | None = None
-        self._early = bytearray(prefix)  # plaintext received before set_handlers
-        self._early_close: tuple[Exception | None] | None = None
+        self._held = bytearray(prefix)  # plaintext not yet delivered
+        self._paused = False  # by the consumer
+        self._close_pending: tuple[Exception | None] | None = None
         self._close_reported = False
         inner.pause_reading()  # until the consumer is attached
         inner.set_handlers(self._inner_data, self._inner_close)
@@ -78,23 +84,20 @@ class _WrappedLink:
     def set_handlers(self, on_data: DataHandler, on_close: CloseHandler) -> None:
         self._on_data = on_data
         self._on_close = on_close
-        if self._early:
-            early = bytes(self._early)
-            self._early.clear()
-            on_data(memoryview(early))
-        if self._early_close is not None:
-            self._report_close(self._early_close[0])
-        elif not self._inner.closed:
-            self._inner.resume_reading()
+        self._flush()
+        self._read_if_allowed()
 
     async def wait_writable(self) -> None:
         await self._inner.wait_writable()
 
     def pause_reading(self) -> None:
+        self._paused = True
         self._inner.pause_reading()
 
     def resume_reading(self) -> None:
-        self._inner.resume_reading()
+        self._paused = False
+        self._flush()
+        self._read_if_allowed()
 
     def close(self) -> None:
         self._inner.close()
@@ -102,27 +105,58 @@ class _WrappedLink:
     def abort(self) -> None:
         self._inner.abort()
 
-    # -- from the inner link ----------------------------------------------------------
+    # -- for subclasses -------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        """True while received bytes are still on their way to plaintext."""
+        return False
+
+    def _may_read(self) -> bool:
+        return True
+
+    def _read_if_allowed(self) -> None:
+        if (
+            self._on_data is not None
+            and not self._paused
+            and self._close_pending is None
+            and self._may_read()
+            and not self._inner.closed
+        ):
+            self._inner.resume_reading()
 
     def _deliver(self, data: memoryview) -> None:
-        if self._on_data is None:
-            self._early += data
+        if self._on_data is None or self._paused or self._held:
+            self._held += data
+            self._flush()
         else:
             self._on_data(data)
+
+    def _flush(self) -> None:
+        while self._held and self._on_data is not None and not self._paused:
+            data = bytes(self._held)
+            self._held.clear()
+            self._on_data(memoryview(data))
+        self._maybe_report_close()
+
+    def _maybe_report_close(self) -> None:
+        if (
+            self._close_pending is not None
+            and not self._close_reported
+            and self._on_close is not None
+            and not self._held
+            and not self._busy()
+        ):
+            self._close_reported = True
+            self._on_close(self._close_pending[0])
+
+    # -- from the inner link ----------------------------------------------------------
 
     def _inner_data(self, data: memoryview) -> None:
         self._deliver(data)
 
     def _inner_close(self, exc: Exception | None) -> None:
-        if self._on_close is None:
-            self._early_close = (exc,)
-        else:
-            self._report_close(exc)
-
-    def _report_close(self, exc: Exception | None) -> None:
-        if not self._close_reported and self._on_close is not None:
-            self._close_reported = True
-            self._on_close(exc)
+        self._close_pending = (exc,)
+        self._maybe_report_close()
 
 
 class ReplayLink(_WrappedLink):
@@ -136,20 +170,77 @@ class ReplayLink(_WrappedLink):
 
 
 class EncryptedLink(_WrappedLink):
-    """An RC4 stream over ``inner``: the keystreams of ``cipher``, positioned after the handshake."""
+    """An RC4 stream over ``inner``: the keystreams of ``cipher``, positioned after the handshake.
 
-    def __init__(self, inner: Link, cipher: StreamCipher, prefix: bytes = b"") -> None:
+    Small reads are decrypted at once on the event loop.  Reads of at least
+    ``config.decrypt_offload_min`` bytes are copied and decrypted in place on a worker
+    thread (``cryptography`` releases the GIL while RC4 runs), so decryption overlaps the
+    engine's own work; one job per link at a time keeps the keystream in order, reads that
+    arrive meanwhile queue behind it, and past ``config.max_decrypt_backlog`` queued bytes
+    the inner link stops reading until the queue drains.
+    """
+
+    def __init__(
+        self, inner: Link, cipher: StreamCipher, prefix: bytes = b"", config: MseConfig | None = None
+    ) -> None:
+        cfg = config or MseConfig()
         self._cipher = cipher
         self._read_buf = bytearray(_READ_BUFFER)
+        self._offload_min = cfg.decrypt_offload_min
+        self._max_backlog = cfg.max_decrypt_backlog
+        self._backlog: list[bytearray] = []
+        self._backlog_bytes = 0
+        self._job: asyncio.Future[bytearray] | None = None
         super().__init__(inner, prefix)
+
+    def _busy(self) -> bool:
+        return self._job is not None or bool(self._backlog)
+
+    def _may_read(self) -> bool:
+        return self._backlog_bytes <= self._max_backlog
 
     def _inner_data(self, data: memoryview) -> None:
         n = len(data)
-        if n > len(self._read_buf):
-            self._read_buf = bytearray(n)
-        view = memoryview(self._read_buf)[:n]
-        self._cipher.decryptor.update_into(data, view)
-        self._deliver(view)  # valid only during the call, as the Link contract says
+        if not self._busy() and (self._offload_min <= 0 or n < self._offload_min):
+            if n > len(self._read_buf):
+                self._read_buf = bytearray(n)
+            view = memoryview(self._read_buf)[:n]
+            self._cipher.decryptor.update_into(data, view)
+            self._deliver(view)  # valid only during the call, as the Link contract says
+            return
+        self._backlog.append(bytearray(data))
+        self._backlog_bytes += n
+        if not self._may_read():
+            self._inner.pause_reading()
+        self._start_job()
+
+    def _start_job(self) -> None:
+        if self._job is not None or not self._backlog:
+            return
+        chunk = self._backlog[0] if len(self._backlog) == 1 else bytearray().join(self._backlog)
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        loop = asyncio.get_running_loop()
+        self._job = loop.run_in_executor(None, self._decrypt_in_place, chunk)
+        self._job.add_done_callback(self._job_done)
+
+    def _decrypt_in_place(self, chunk: bytearray) -> bytearray:
+        """(worker thread) the only user of the decryptor while a job runs."""
+        self._cipher.decryptor.update_into(chunk, chunk)
+        return chunk
+
+    def _job_done(self, job: asyncio.Future[bytearray]) -> None:
+        self._job = None
+        if job.cancelled():
+            return
+        error = job.exception()
+        if error is not None:  # pragma: no cover - RC4 over a buffer does not fail
+            self._inner.abort()
+            return
+        self._start_job()  # the next read's decryption overlaps this delivery
+        self._deliver(memoryview(job.result()))
+        self._read_if_allowed()
+        self._maybe_report_close()
 
     def write(self, data: Buffer) -> None:
         if data and not self._inner.closed:
@@ -174,14 +265,16 @@ class EncryptedLink(_WrappedLink):
         self._inner.write(out)
 
 
-def _result_link(inner: Link, machine: MseMachine, event: HandshakeDone) -> Link:
+def _result_link(inner: Link, machine: MseMachine, event: HandshakeDone, config: MseConfig) -> Link:
     if event.method is Method.RC4:
         assert machine.cipher is not None
-        return EncryptedLink(inner, machine.cipher, event.initial_payload)
+        return EncryptedLink(inner, machine.cipher, event.initial_payload, config)
     return ReplayLink(inner, event.initial_payload)
 
 
-async def _run(link: Link, machine: MseMachine) -> tuple[Link, HandshakeDone | PlaintextStream]:
+async def _run(
+    link: Link, machine: MseMachine, config: MseConfig
+) -> tuple[Link, HandshakeDone | PlaintextStream]:
     """Drive ``machine`` over ``link`` until its final event; build the wrapper in the same callback."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[tuple[Link, HandshakeDone | PlaintextStream]] = loop.create_future()
@@ -200,7 +293,7 @@ async def _run(link: Link, machine: MseMachine) -> tuple[Link, HandshakeDone | P
         elif isinstance(event, PlaintextStream):
             done.set_result((ReplayLink(link, event.data), event))
         else:
-            done.set_result((_result_link(link, machine, event), event))
+            done.set_result((_result_link(link, machine, event, config), event))
 
     def on_data(data: memoryview) -> None:
         if not machine.finished:
@@ -256,7 +349,7 @@ async def mse_initiate(
         policy=policy,
         initial_payload=initial_payload,
     )
-    result, _ = await _run(link, machine)
+    result, _ = await _run(link, machine, cfg)
     return result
 
 
@@ -274,5 +367,5 @@ async def mse_accept(
     """
     cfg = cfg or MseConfig()
     machine = Receiver(lookup_skey, config=cfg, now=asyncio.get_running_loop().time(), policy=policy)
-    result, event = await _run(link, machine)
+    result, event = await _run(link, machine, cfg)
     return result, event.info_hash if isinstance(event, HandshakeDone) else None
