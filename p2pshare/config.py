@@ -211,10 +211,11 @@ class MseConfig:
     #: plaintext payload after an obfuscated handshake, as libtorrent chooses by default).
     prefer_rc4: bool = True
     handshake_timeout: float = 15.0  #: seconds for the whole MSE handshake
-    #: Reads of at least this many bytes are decrypted on a worker thread (RC4 in
-    #: ``cryptography`` releases the GIL), overlapping the event loop; 0 keeps it all inline.
-    decrypt_offload_min: int = 64 * KiB
-    max_decrypt_backlog: int = 4 * MiB  #: received bytes queued for decryption before reading pauses
+    #: Reads and write batches of at least this many bytes are en/decrypted on a worker thread
+    #: (RC4 in ``cryptography`` releases the GIL), overlapping the event loop; 0: all inline.
+    offload_min_bytes: int = 64 * KiB
+    #: Bytes queued for a worker per direction before reading pauses / ``writable`` turns False.
+    max_offload_backlog: int = 4 * MiB
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,15 @@ class WirePeer:
                     return event
 
 
+def ready(ses: Any, torrent: bytes, save: Any) -> Any:
+    """Add ``torrent`` and wait until libtorrent has checked it (it refuses peers while checking)."""
+    handle = add_torrent(ses, torrent, save)
+    wait_for(
+        lambda: handle.status().state == lt.torrent_status.downloading, 15, "libtorrent to check the torrent"
+    )
+    return handle
+
+
 def rc4_peers(handle: Any) -> list[Any]:
     return [p for p in handle.get_peer_info() if p.flags & lt.peer_info.rc4_encrypted]
 
@@ -115,7 +124,7 @@ async def test_we_dial_libtorrent_encrypted(
     share = make_share({"f.bin": 100_000}, piece_length=16384)
     info_hash = share.info.info_hash.value
     ses, port = lt_sessions("127.0.0.4", **FORCED)
-    handle = add_torrent(ses, share.torrent, tmp_path / "lt")
+    handle = ready(ses, share.torrent, tmp_path / "lt")
     raw = await dial("127.0.0.4", port, local_host="127.0.0.5")
     pc = PeerConnection(info_hash, make_peer_id(), initiator=True, num_pieces=share.info.num_pieces)
     # Our BitTorrent handshake rides in the MSE handshake as its initial payload (IA).
@@ -141,7 +150,7 @@ async def test_plain_dial_is_refused_when_libtorrent_forces_encryption(
     share = make_share({"f.bin": 50_000}, piece_length=16384)
     info_hash = share.info.info_hash.value
     ses, port = lt_sessions("127.0.0.6", **FORCED)
-    add_torrent(ses, share.torrent, tmp_path / "lt")
+    ready(ses, share.torrent, tmp_path / "lt")
     raw = await dial("127.0.0.6", port, local_host="127.0.0.7")
     link = await mse_initiate(raw, info_hash, EncryptionPolicy.OFF, CFG)
     assert link is raw
@@ -201,7 +210,7 @@ async def test_default_libtorrent_both_ways_under_prefer(
     share = make_share({"f.bin": 50_000}, piece_length=16384)
     info_hash = share.info.info_hash.value
     ses, port = lt_sessions("127.0.0.10")
-    handle = add_torrent(ses, share.torrent, tmp_path / "lt")
+    handle = ready(ses, share.torrent, tmp_path / "lt")
     # We dial: MSE with both methods offered; libtorrent picks (plaintext unless it prefers RC4).
     pc = PeerConnection(info_hash, make_peer_id(), initiator=True, num_pieces=share.info.num_pieces)
     raw = await dial("127.0.0.10", port, local_host="127.0.0.11")

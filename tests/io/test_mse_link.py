@@ -92,19 +92,21 @@ async def test_ciphertext_on_the_wire() -> None:
     assert bytes(seen) != message and len(seen) == len(message)
 
 
-async def test_writelines_is_one_inner_write() -> None:
+@pytest.mark.parametrize("offload", [0, 1], ids=["inline", "worker"])
+async def test_writelines_is_one_inner_write(offload: int) -> None:
     """A batch of headers and blocks is encrypted into one inner write, not one per part."""
+    cfg = MseConfig(offload_min_bytes=offload)
     a_raw, b_raw = mem_pair()
-    a, b, _ = await handshake(a_raw, b_raw)
+    a, b, _ = await handshake(a_raw, b_raw, a_cfg=cfg, b_cfg=cfg)
     sb = Sink(b)
     parts: list[bytes | memoryview] = []
     for i in range(8):
         parts += [b"\x00\x00\x40\x09\x07" + i.to_bytes(4, "big"), memoryview(bytes([i]) * 16384)]
     before = a_raw.writes
     a.writelines(parts)
-    assert a_raw.writes == before + 1
     want = b"".join(bytes(p) for p in parts)
     assert await sb.wait_for(len(want)) == want
+    assert a_raw.writes == before + 1
 
 
 async def test_plaintext_payload_when_acceptor_prefers_it() -> None:
@@ -288,7 +290,7 @@ def test_mem_link_is_a_link() -> None:
         assert all(hasattr(cls, n) for n in names), cls
 
 
-OFFLOAD = MseConfig(handshake_timeout=5.0, decrypt_offload_min=1, max_decrypt_backlog=100_000)
+OFFLOAD = MseConfig(handshake_timeout=5.0, offload_min_bytes=1, max_offload_backlog=100_000)
 
 
 async def test_offloaded_decryption_keeps_order_and_bounds_the_backlog() -> None:
@@ -353,3 +355,51 @@ async def test_close_waits_for_offloaded_data() -> None:
         while "closed" not in order:
             await asyncio.sleep(0.01)
     assert order[-1] == "closed" and sum(n for n in order if isinstance(n, int)) == 500_000
+
+
+async def test_mixed_inline_and_worker_writes_keep_order() -> None:
+    """Small writes that follow a batch still being encrypted on a worker queue behind it, in order."""
+    cfg = MseConfig(offload_min_bytes=1000)
+    a_raw, b_raw = mem_pair()
+    a, b, _ = await handshake(a_raw, b_raw, a_cfg=cfg, b_cfg=cfg)
+    sb = Sink(b)
+    rng = random.Random(9)
+    pieces = [rng.randbytes(rng.choice([10, 999, 1000, 5000, 70_000])) for _ in range(80)]
+    for i, piece in enumerate(pieces):
+        if i % 3:
+            a.write(piece)
+        else:
+            a.writelines([piece[:7], memoryview(piece)[7:]])
+    want = b"".join(pieces)
+    assert await sb.wait_for(len(want)) == want
+
+
+async def test_write_backlog_drives_writable() -> None:
+    """Batches queued for encryption past max_offload_backlog make the link unwritable until they drain."""
+    cfg = MseConfig(offload_min_bytes=1, max_offload_backlog=100_000)
+    a_raw, b_raw = mem_pair()
+    a, b, _ = await handshake(a_raw, b_raw, a_cfg=cfg, b_cfg=cfg)
+    sb = Sink(b)
+    for _ in range(4):
+        a.write(bytes(80_000))
+    assert not a.writable
+    assert a.write_buffer_size >= 320_000
+    async with asyncio.timeout(5):
+        await a.wait_writable()
+    assert a.writable
+    assert await sb.wait_for(320_000) == bytes(320_000)
+
+
+async def test_close_flushes_worker_writes_then_drops_later_writes() -> None:
+    """close() sends every batch still being encrypted before closing; writes after it are dropped."""
+    cfg = MseConfig(offload_min_bytes=1)
+    a_raw, b_raw = mem_pair()
+    a, b, _ = await handshake(a_raw, b_raw, a_cfg=cfg, b_cfg=cfg)
+    sb = Sink(b)
+    a.write(b"x" * 200_000)
+    a.close()
+    assert a.closed
+    a.write(b"too late")
+    async with asyncio.timeout(5):
+        assert await sb.closed is None
+    assert bytes(sb.data) == b"x" * 200_000
