@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from p2pshare.config import EncryptionPolicy, MseConfig
+from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.mse import skey_lookup
 from p2pshare.core.wire import (
     ExtensionHandshake,
@@ -18,15 +19,16 @@ from p2pshare.core.wire import (
     Interested,
     PeerConnection,
     Piece,
+    Request,
     Unchoke,
     make_peer_id,
 )
 from p2pshare.io.link import Link
-from p2pshare.io.mse_link import EncryptedLink, mse_accept, mse_initiate
+from p2pshare.io.mse_link import EncryptedLink, FailureReason, MseError, mse_accept, mse_initiate
 from tests.engine.conftest import MakeShare
 from tests.helpers.tcplink import dial, listening
 from tests.interop.conftest import MakeLt
-from tests.interop.ltpeer import add_torrent, lt_seed, save_path_of, wait_for
+from tests.interop.ltpeer import add_torrent, is_seeding, lt_seed, save_path_of, wait_for
 
 lt = pytest.importorskip("libtorrent")
 
@@ -232,3 +234,64 @@ async def test_default_libtorrent_both_ways_under_prefer(
         assert ext.handshake.v == "libtorrent-test"
         link_in.close()
     link.close()
+
+
+async def test_libtorrent_downloads_from_us_over_rc4(
+    make_share: MakeShare, lt_sessions: MakeLt, tmp_path: Any
+) -> None:
+    """libtorrent (encryption forced) downloads and hash-checks 3 MiB that we serve over an RC4 link."""
+    piece_length = 65536
+    share = make_share({"big.bin": 3 * 1024 * 1024 + 4321}, piece_length=piece_length)
+    info = share.info
+    info_hash = info.info_hash.value
+    payload = share.paths[0].read_bytes()
+    ses, _ = lt_sessions("127.0.0.13", **FORCED)
+    handle = ready(ses, share.torrent, tmp_path / "lt")
+    async with listening("127.0.0.14") as acceptor:
+        handle.connect_peer(("127.0.0.14", acceptor.port))
+        raw = await acceptor.accept(15)
+        link, named = await mse_accept(raw, skey_lookup([info_hash]), EncryptionPolicy.REQUIRE, CFG)
+        assert isinstance(link, EncryptedLink) and named == info_hash
+        pc = PeerConnection(None, make_peer_id(), initiator=False, num_pieces=info.num_pieces)
+        served = 0
+
+        def on_data(view: memoryview) -> None:
+            nonlocal served
+            pc.receive_data(view)
+            out: list[bytes | memoryview] = []
+            while (event := pc.next_event()) is not None:
+                if isinstance(event, HandshakeReceived):
+                    first = pc.initial_have_message(Bitfield(info.num_pieces, full=True))
+                    out += [pc.handshake_bytes(), *([pc.send(first)] if first else [])]
+                elif isinstance(event, Interested):
+                    out.append(pc.send(Unchoke()))
+                elif isinstance(event, Request):
+                    at = event.index * piece_length + event.begin
+                    out += pc.send_piece(
+                        event.index, event.begin, memoryview(payload)[at : at + event.length]
+                    )
+                    served += event.length
+            if out:
+                link.writelines(out)
+
+        link.set_handlers(on_data, lambda exc: None)
+        await asyncio.to_thread(wait_for, lambda: is_seeding(handle), 30, "libtorrent to finish")
+        assert served >= info.total_length  # (a finished libtorrent drops us: seeds do not keep seeds)
+        link.close()
+
+
+async def test_forced_libtorrent_refused_when_encryption_is_off(
+    make_share: MakeShare, lt_sessions: MakeLt, tmp_path: Any
+) -> None:
+    """With our policy off, an incoming libtorrent that insists on MSE is refused by name."""
+    share = make_share({"f.bin": 20_000}, piece_length=16384)
+    info_hash = share.info.info_hash.value
+    ses, _ = lt_sessions("127.0.0.15", **FORCED)
+    handle = ready(ses, share.torrent, tmp_path / "lt")
+    async with listening("127.0.0.16") as acceptor:
+        handle.connect_peer(("127.0.0.16", acceptor.port))
+        raw = await acceptor.accept(15)
+        with pytest.raises(MseError) as err:
+            await mse_accept(raw, skey_lookup([info_hash]), EncryptionPolicy.OFF, CFG)
+        assert err.value.reason is FailureReason.ENCRYPTION_REFUSED
+        assert raw.closed
