@@ -11,7 +11,7 @@ import pytest
 
 from p2pshare.config import EncryptionPolicy, MseConfig
 from p2pshare.core.bitfield import Bitfield
-from p2pshare.core.mse import skey_lookup
+from p2pshare.core.mse import retry_plaintext, skey_lookup
 from p2pshare.core.wire import (
     ExtensionHandshake,
     ExtensionHandshakeReceived,
@@ -295,3 +295,24 @@ async def test_forced_libtorrent_refused_when_encryption_is_off(
             await mse_accept(raw, skey_lookup([info_hash]), EncryptionPolicy.OFF, CFG)
         assert err.value.reason is FailureReason.ENCRYPTION_REFUSED
         assert raw.closed
+
+
+async def test_prefer_falls_back_to_plaintext_for_a_plain_only_libtorrent(
+    make_share: MakeShare, lt_sessions: MakeLt, tmp_path: Any
+) -> None:
+    """A libtorrent with encryption disabled drops our MSE attempt; under prefer we redial in plaintext."""
+    share = make_share({"f.bin": 20_000}, piece_length=16384)
+    info_hash = share.info.info_hash.value
+    disabled = int(lt.enc_policy.disabled)
+    ses, port = lt_sessions("127.0.0.17", out_enc_policy=disabled, in_enc_policy=disabled)
+    ready(ses, share.torrent, tmp_path / "lt")
+    raw = await dial("127.0.0.17", port, local_host="127.0.0.18")
+    with pytest.raises(MseError) as err:
+        await mse_initiate(raw, info_hash, EncryptionPolicy.PREFER, CFG)
+    assert retry_plaintext(err.value, EncryptionPolicy.PREFER)
+    raw = await dial("127.0.0.17", port, local_host="127.0.0.18")
+    pc = PeerConnection(info_hash, make_peer_id(), initiator=True, num_pieces=share.info.num_pieces)
+    peer = WirePeer(raw, pc)
+    raw.write(pc.handshake_bytes())
+    assert (await peer.next_of(HandshakeReceived)).info_hash == info_hash
+    raw.close()

@@ -3,6 +3,7 @@
 * :mod:`.crypto` -- the DH group, the SHA-1 markers, RC4 from ``cryptography``;
 * :mod:`.events` -- :class:`HandshakeDone`, :class:`PlaintextStream`, :class:`Failed`, :class:`MseError`;
 * :mod:`.machine` -- what both roles share (buffers, deadline, sync search);
+* :mod:`.policy` -- what prefer / require / off mean for each role; when to retry plaintext;
 * :mod:`.initiator` / :mod:`.receiver` -- side A (dialed out) and side B (accepted).
 
 Both machines use the protocol verbs: ``receive_data(data)`` (``b""`` = closed),
@@ -31,9 +32,10 @@ from p2pshare.core.mse.events import (
     MseError,
     PlaintextStream,
 )
-from p2pshare.core.mse.initiator import Initiator, provided_methods
+from p2pshare.core.mse.initiator import Initiator
 from p2pshare.core.mse.machine import MseMachine, RandomBytes
-from p2pshare.core.mse.receiver import PLAIN_HEADER, Receiver, allowed_methods, select_method
+from p2pshare.core.mse.policy import allowed_methods, provided_methods, retry_plaintext, select_method
+from p2pshare.core.mse.receiver import PLAIN_HEADER, Receiver
 
 __all__ = [
     "DH_BYTES",
@@ -58,6 +60,7 @@ __all__ = [
     "allowed_methods",
     "provided_methods",
     "req2",
+    "retry_plaintext",
     "select_method",
     "skey_lookup",
 ]

@@ -31,18 +31,12 @@ from p2pshare.core.mse.crypto import (
 )
 from p2pshare.core.mse.events import FailureReason, Method
 from p2pshare.core.mse.machine import MseMachine, RandomBytes
+from p2pshare.core.mse.policy import provided_methods
 from p2pshare.errors import LocalProtocolError
 
-__all__ = ["Initiator", "provided_methods"]
+__all__ = ["Initiator"]
 
 _SELECT = struct.Struct(">IH")  # crypto_select, len(PadD)
-
-
-def provided_methods(policy: EncryptionPolicy) -> Method:
-    """What an initiator offers: RC4 only under ``require``, both under ``prefer``."""
-    if policy is EncryptionPolicy.OFF:
-        raise LocalProtocolError("encryption is off: dial in plaintext instead of starting MSE")
-    return Method.RC4 if policy is EncryptionPolicy.REQUIRE else Method.RC4 | Method.PLAINTEXT
 
 
 class Initiator(MseMachine):

@@ -38,30 +38,14 @@ from p2pshare.core.mse.crypto import (
 )
 from p2pshare.core.mse.events import FailureReason, Method
 from p2pshare.core.mse.machine import MseMachine, RandomBytes
+from p2pshare.core.mse.policy import allowed_methods, select_method
 
-__all__ = ["PLAIN_HEADER", "Receiver", "allowed_methods", "select_method"]
+__all__ = ["PLAIN_HEADER", "Receiver"]
 
 #: The first 20 bytes of a plain BitTorrent handshake.
 PLAIN_HEADER = b"\x13BitTorrent protocol"
 
 _PROVIDE = struct.Struct(">8sIH")  # VC, crypto_provide, len(PadC)
-
-
-def allowed_methods(policy: EncryptionPolicy) -> Method:
-    """The payload methods a receiver may select under ``policy`` (none under ``off``)."""
-    if policy is EncryptionPolicy.OFF:
-        return Method(0)
-    return Method.RC4 if policy is EncryptionPolicy.REQUIRE else Method.RC4 | Method.PLAINTEXT
-
-
-def select_method(provided: int, policy: EncryptionPolicy, prefer_rc4: bool) -> Method | None:
-    """The one method to select from crypto_provide, or None when nothing allowed is offered."""
-    common = Method(provided & int(allowed_methods(policy)))
-    if common == Method.RC4 | Method.PLAINTEXT:
-        return Method.RC4 if prefer_rc4 else Method.PLAINTEXT
-    if common in (Method.RC4, Method.PLAINTEXT):
-        return common
-    return None
 
 
 class Receiver(MseMachine):

@@ -16,6 +16,7 @@ from p2pshare.core.mse import (
     MseError,
     PlaintextStream,
     Receiver,
+    retry_plaintext,
     select_method,
     skey_lookup,
 )
@@ -279,3 +280,21 @@ def test_one_final_event_only() -> None:
     b.handle_timer(1e9)
     assert failure(b) is FailureReason.BAD_PUBLIC_KEY
     assert b.next_event() is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "policy", "retry"),
+    [
+        (FailureReason.CLOSED, EncryptionPolicy.PREFER, True),
+        (FailureReason.TIMEOUT, EncryptionPolicy.PREFER, True),
+        (FailureReason.NO_SYNC, EncryptionPolicy.PREFER, True),
+        (FailureReason.CLOSED, EncryptionPolicy.REQUIRE, False),
+        (FailureReason.BAD_SELECT, EncryptionPolicy.PREFER, False),
+        (FailureReason.BAD_PUBLIC_KEY, EncryptionPolicy.PREFER, False),
+    ],
+)
+def test_retry_plaintext_only_under_prefer_for_peers_without_mse(
+    reason: FailureReason, policy: EncryptionPolicy, retry: bool
+) -> None:
+    """A failed MSE dial is retried in plaintext only under prefer, and only when MSE went unanswered."""
+    assert retry_plaintext(MseError(reason, "x"), policy) is retry
