@@ -18,6 +18,7 @@ under ``prefer`` an initiator dials again in plaintext.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 
 from p2pshare.config import EncryptionPolicy, MseConfig
 from p2pshare.core.mse import (
@@ -38,15 +39,17 @@ from p2pshare.io.mse_stream import EncryptedLink, ReplayLink
 __all__ = ["EncryptedLink", "FailureReason", "MseError", "ReplayLink", "mse_accept", "mse_initiate"]
 
 
-def _result_link(inner: Link, machine: MseMachine, event: HandshakeDone, config: MseConfig) -> Link:
+def _result_link(
+    inner: Link, machine: MseMachine, event: HandshakeDone, config: MseConfig, executor: Executor | None
+) -> Link:
     if event.method is Method.RC4:
         assert machine.cipher is not None
-        return EncryptedLink(inner, machine.cipher, event.initial_payload, config)
+        return EncryptedLink(inner, machine.cipher, event.initial_payload, config, executor=executor)
     return ReplayLink(inner, event.initial_payload)
 
 
 async def _run(
-    link: Link, machine: MseMachine, config: MseConfig
+    link: Link, machine: MseMachine, config: MseConfig, executor: Executor | None
 ) -> tuple[Link, HandshakeDone | PlaintextStream]:
     """Drive ``machine`` over ``link`` until its final event; build the wrapper in the same callback."""
     loop = asyncio.get_running_loop()
@@ -66,7 +69,7 @@ async def _run(
         elif isinstance(event, PlaintextStream):
             done.set_result((ReplayLink(link, event.data), event))
         else:
-            done.set_result((_result_link(link, machine, event, config), event))
+            done.set_result((_result_link(link, machine, event, config, executor), event))
 
     def on_data(data: memoryview) -> None:
         if not machine.finished:
@@ -104,12 +107,14 @@ async def mse_initiate(
     cfg: MseConfig | None = None,
     *,
     initial_payload: bytes = b"",
+    executor: Executor | None = None,
 ) -> Link:
     """Run the initiator's handshake on a fresh outgoing ``link``; return the link to use.
 
     Under ``off`` no handshake is made and ``link`` comes back as it is.  ``initial_payload``
     (e.g. our BitTorrent handshake) travels encrypted inside the MSE handshake.  On failure
-    the link is aborted and :class:`MseError` raised.
+    the link is aborted and :class:`MseError` raised.  ``executor`` runs the RC4 of large
+    reads and writes (None: the loop's default executor).
     """
     cfg = cfg or MseConfig()
     policy = policy or cfg.policy
@@ -122,7 +127,7 @@ async def mse_initiate(
         policy=policy,
         initial_payload=initial_payload,
     )
-    result, _ = await _run(link, machine, cfg)
+    result, _ = await _run(link, machine, cfg, executor)
     return result
 
 
@@ -131,6 +136,8 @@ async def mse_accept(
     lookup_skey: SkeyLookup,
     policy: EncryptionPolicy | None = None,
     cfg: MseConfig | None = None,
+    *,
+    executor: Executor | None = None,
 ) -> tuple[Link, bytes | None]:
     """Run the receiver's side on a fresh incoming ``link``: MSE or plain BitTorrent, per policy.
 
@@ -140,5 +147,5 @@ async def mse_accept(
     """
     cfg = cfg or MseConfig()
     machine = Receiver(lookup_skey, config=cfg, now=asyncio.get_running_loop().time(), policy=policy)
-    result, event = await _run(link, machine, cfg)
+    result, event = await _run(link, machine, cfg, executor)
     return result, event.info_hash if isinstance(event, HandshakeDone) else None

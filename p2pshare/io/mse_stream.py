@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from concurrent.futures import Executor
 
 from p2pshare.config import MseConfig
 from p2pshare.core.mse import Rc4, StreamCipher
@@ -161,10 +162,18 @@ class EncryptedLink(_WrappedLink):
     """An RC4 stream over ``inner``: the keystreams of ``cipher``, positioned after the handshake."""
 
     def __init__(
-        self, inner: Link, cipher: StreamCipher, prefix: bytes = b"", config: MseConfig | None = None
+        self,
+        inner: Link,
+        cipher: StreamCipher,
+        prefix: bytes = b"",
+        config: MseConfig | None = None,
+        *,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the RC4 jobs (None: the event loop's default executor)."""
         cfg = config or MseConfig()
         self._cipher = cipher
+        self._executor = executor
         self._read_buf = bytearray(_READ_BUFFER)
         self._offload_min = cfg.offload_min_bytes
         self._max_backlog = cfg.max_offload_backlog
@@ -214,7 +223,7 @@ class EncryptedLink(_WrappedLink):
         self._backlog.clear()
         self._backlog_bytes = 0
         self._job = asyncio.get_running_loop().run_in_executor(
-            None, self._in_place, self._cipher.decryptor, chunk
+            self._executor, self._in_place, self._cipher.decryptor, chunk
         )
         self._job.add_done_callback(self._job_done)
 
@@ -296,7 +305,7 @@ class EncryptedLink(_WrappedLink):
         chunk = queue[0] if len(queue) == 1 else bytearray().join(queue)
         queue.clear()
         loop = asyncio.get_running_loop()
-        self._out_job = loop.run_in_executor(None, self._in_place, self._cipher.encryptor, chunk)
+        self._out_job = loop.run_in_executor(self._executor, self._in_place, self._cipher.encryptor, chunk)
         self._out_job.add_done_callback(self._out_job_done)
 
     def _out_job_done(self, job: asyncio.Future[bytearray]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -403,3 +405,35 @@ async def test_close_flushes_worker_writes_then_drops_later_writes() -> None:
     async with asyncio.timeout(5):
         assert await sb.closed is None
     assert bytes(sb.data) == b"x" * 200_000
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts the jobs it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="test-rc4")
+        self.jobs = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.jobs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_rc4_jobs_run_on_the_given_executor() -> None:
+    """With an executor handed in, the large reads and writes are en/decrypted on it."""
+    cfg = MseConfig(offload_min_bytes=1000)
+    a_raw, b_raw = mem_pair()
+    pool_a, pool_b = CountingExecutor(), CountingExecutor()
+    try:
+        a, (b, _) = await asyncio.gather(
+            mse_initiate(a_raw, INFO_HASH, None, cfg, executor=pool_a),
+            mse_accept(b_raw, LOOKUP, None, cfg, executor=pool_b),
+        )
+        sb = Sink(b)
+        a.write(bytes(50_000))
+        a.write(b"small")
+        assert await sb.wait_for(50_005) == bytes(50_000) + b"small"
+        assert pool_a.jobs >= 1 and pool_b.jobs >= 1
+    finally:
+        pool_a.shutdown()
+        pool_b.shutdown()
