@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pshare.config import EncryptionPolicy, MseConfig
 from p2pshare.core.mse import PLAIN_HEADER, FailureReason, skey_lookup
@@ -437,3 +439,33 @@ async def test_rc4_jobs_run_on_the_given_executor() -> None:
     finally:
         pool_a.shutdown()
         pool_b.shutdown()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 40_000), min_size=1, max_size=4), min_size=1, max_size=12),
+    st.sampled_from([0, 1, 5000, 65536]),
+    st.sampled_from([1000, 100_000, 4 << 20]),
+)
+def test_any_mix_of_writes_arrives_intact(batches: list[list[int]], offload: int, backlog: int) -> None:
+    """Whatever the write sizes, batching and offload settings, the other end receives what was sent."""
+    cfg = MseConfig(offload_min_bytes=offload, max_offload_backlog=backlog)
+
+    async def run() -> None:
+        a_raw, b_raw = mem_pair()
+        a, b, _ = await handshake(a_raw, b_raw, a_cfg=cfg, b_cfg=cfg)
+        sb = Sink(b)
+        sent = bytearray()
+        rng = random.Random(len(batches))
+        for sizes in batches:
+            parts = [rng.randbytes(n) for n in sizes]
+            sent += b"".join(parts)
+            if len(parts) == 1:
+                a.write(parts[0])
+            else:
+                a.writelines(parts)
+            if not a.writable:
+                await a.wait_writable()
+        assert await sb.wait_for(len(sent)) == bytes(sent)
+
+    asyncio.run(run())
