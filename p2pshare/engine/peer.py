@@ -13,7 +13,7 @@ from collections.abc import Callable
 from p2pshare.core.wire.connection import PeerConnection
 from p2pshare.core.wire.messages import Message, Request
 from p2pshare.core.wire.metadata import MetadataMessage
-from p2pshare.io.peer_link import PeerLink
+from p2pshare.io.link import Link
 
 __all__ = ["Peer", "RateMeter"]
 
@@ -60,7 +60,7 @@ class Peer:
     """One connected peer of one torrent."""
 
     def __init__(
-        self, link: PeerLink, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float
+        self, link: Link, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float
     ) -> None:
         self.link = link
         self.conn = conn

@@ -22,8 +22,8 @@ from p2pshare.core.types import InfoHash
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
 from p2pshare.engine.torrent import Torrent
+from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
-from p2pshare.io.peer_link import PeerLink
 
 if TYPE_CHECKING:
     from p2pshare.engine.dht_node import DhtService
@@ -87,7 +87,7 @@ class Session:
         )
         return self.dht
 
-    def _route(self, info_hash: bytes, link: PeerLink) -> bool:
+    def _route(self, info_hash: bytes, link: Link) -> bool:
         torrent = self.torrents.get(info_hash)
         if torrent is None or torrent.closed:
             return False

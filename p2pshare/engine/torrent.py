@@ -67,7 +67,8 @@ from p2pshare.engine.peer import Peer
 from p2pshare.engine.resume import load_resume, pieces_to_recheck, save_resume
 from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError
 from p2pshare.io.hasher import verify_files
-from p2pshare.io.peer_link import PeerLink, open_link
+from p2pshare.io.link import Link
+from p2pshare.io.peer_link import open_link
 from p2pshare.io.storage import FileStorage
 
 __all__ = ["Torrent"]
@@ -370,9 +371,9 @@ class Torrent:
             return
         self.attach(link, outgoing=True, address=addr)
 
-    def attach(self, link: PeerLink, *, outgoing: bool, address: tuple[str, int] | None = None) -> None:
+    def attach(self, link: Link, *, outgoing: bool, address: tuple[str, int] | None = None) -> None:
         """Take over a connected link (outgoing, or incoming routed by its info hash)."""
-        address = address or link.peername
+        address = address or link.remote_address
         if self.closed or address[0] in self._banned or address in self.peers:
             link.close()
             return

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 
 from p2pshare.errors import PortInUseError
+from p2pshare.io.link import Link
 from p2pshare.io.peer_link import PeerLink
 
 __all__ = ["Listener"]
@@ -19,7 +20,7 @@ log = logging.getLogger("p2pshare.listener")
 _ROUTING_PREFIX = 48
 _PROTOCOL = b"\x13BitTorrent protocol"
 
-Router = Callable[[bytes, PeerLink], bool]
+Router = Callable[[bytes, Link], bool]
 
 
 class Listener:
@@ -83,8 +84,7 @@ class Listener:
                 return
             info_hash = bytes(buffer[28:48])
             # Put the bytes back so the torrent's connection parses the whole handshake.
-            link._on_data = None
-            link._pending[:0] = buffer
+            link.detach(unread=buffer)
             if not self._route(info_hash, link):
                 log.debug("incoming connection for unknown info hash %s", info_hash.hex())
                 link.close()
@@ -93,8 +93,7 @@ class Listener:
             timer.cancel()
             settle()
 
-        link._on_data = on_data
-        link._on_close = on_close
+        link.set_handlers(on_data, on_close)
         return link
 
     async def close(self) -> None:
