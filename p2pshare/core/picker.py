@@ -53,6 +53,7 @@ import math
 import random
 from collections.abc import Container, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from p2pshare.config import BLOCK_SIZE, PickerConfig
 from p2pshare.core.bitfield import Bitfield
@@ -69,6 +70,9 @@ _RECEIVED = 2
 _RANDOM_PROBES = 16
 #: A peer with fewer than 1/this of the free pieces is served by walking its own bitfield.
 _SPARSE_RATIO = 16
+
+#: The engine's name for a peer: any hashable (a connection object, an address, an id).
+K = TypeVar("K", bound=Hashable)
 
 
 def queue_depth(
@@ -92,7 +96,7 @@ def queue_depth(
 
 
 @dataclass(frozen=True, slots=True)
-class BlockReceived:
+class BlockReceived(Generic[K]):
     """What the arrival of one block meant to the picker."""
 
     piece: int
@@ -101,12 +105,12 @@ class BlockReceived:
     #: we already had this block (or the whole piece); the data can be dropped
     duplicate: bool
     #: other peers that had this block requested: send them a cancel (endgame)
-    cancel: tuple[Hashable, ...]
+    cancel: tuple[K, ...]
     #: the sending peer had an outstanding request for it in the picker
     requested: bool
 
 
-class _Partial:
+class _Partial(Generic[K]):
     """Block-level state of one PARTIAL or PENDING piece."""
 
     __slots__ = ("free", "nblocks", "received", "requesters", "senders", "state")
@@ -114,8 +118,8 @@ class _Partial:
     def __init__(self, nblocks: int) -> None:
         self.nblocks = nblocks
         self.state = bytearray(nblocks)  # _FREE / _REQUESTED / _RECEIVED per block
-        self.requesters: list[list[Hashable] | None] = [None] * nblocks
-        self.senders: list[Hashable | None] = [None] * nblocks
+        self.requesters: list[list[K] | None] = [None] * nblocks
+        self.senders: list[K | None] = [None] * nblocks
         self.free = nblocks
         self.received = 0
 
@@ -131,7 +135,7 @@ class _Peer:
         self.requests: set[tuple[int, int]] = set()
 
 
-class PiecePicker:
+class PiecePicker(Generic[K]):
     """Availability, rarest-first piece selection and block bookkeeping for one torrent.
 
     Peers are keys of any hashable type (a connection object, an id).  See the module
@@ -152,8 +156,8 @@ class PiecePicker:
         self._have = have.copy()
         self._avail = [0] * n  # availability not counting seeds
         self._seeds = 0
-        self._peers: dict[Hashable, _Peer] = {}
-        self._partials: dict[int, _Partial] = {}
+        self._peers: dict[K, _Peer] = {}
+        self._partials: dict[int, _Partial[K]] = {}
         self._with_free: dict[int, None] = {}  # PARTIAL pieces with at least one free block
         order = [i for i in range(n) if i not in self._have]
         rng.shuffle(order)
@@ -188,12 +192,12 @@ class PiecePicker:
         """Number of connected peers that have piece ``index``."""
         return self._avail[index] + self._seeds
 
-    def blocks_in_flight(self, peer: Hashable) -> int:
+    def blocks_in_flight(self, peer: K) -> int:
         """Blocks requested from ``peer`` and not yet received, aborted or cancelled."""
         ps = self._peers.get(peer)
         return len(ps.requests) if ps is not None else 0
 
-    def requests_of(self, peer: Hashable) -> list[BlockRef]:
+    def requests_of(self, peer: K) -> list[BlockRef]:
         """The blocks ``peer`` has outstanding, in piece/offset order."""
         ps = self._peers.get(peer)
         if ps is None:
@@ -205,14 +209,14 @@ class PiecePicker:
         part = self._partials.get(index)
         return part is not None and part.received == part.nblocks
 
-    def interesting_count(self, peer: Hashable) -> int:
+    def interesting_count(self, peer: K) -> int:
         """Number of pieces ``peer`` has that we have not verified."""
         ps = self._peers[peer]
         if ps.has is None:
             return self._n - len(self._have)
         return ps.interesting
 
-    def is_peer_interesting(self, peer: Hashable) -> bool:
+    def is_peer_interesting(self, peer: K) -> bool:
         return self.interesting_count(peer) > 0
 
     def is_interesting(self, has: Bitfield) -> bool:
@@ -226,7 +230,7 @@ class PiecePicker:
 
     # ------------------------------------------------------------------ peers
 
-    def add_peer(self, peer: Hashable, has: Bitfield) -> None:
+    def add_peer(self, peer: K, has: Bitfield) -> None:
         """Count a peer's pieces (bitfield, have-all as a full one, have-none as an empty one).
 
         Calling it again for a known peer replaces its bitfield and keeps its requests.
@@ -249,7 +253,7 @@ class PiecePicker:
         ps.requests = requests
         self._peers[peer] = ps
 
-    def peer_has(self, peer: Hashable, index: int) -> None:
+    def peer_has(self, peer: K, index: int) -> None:
         """A HAVE message: ``peer`` now has piece ``index``."""
         ps = self._peers[peer]
         if ps.has is None:
@@ -259,7 +263,7 @@ class PiecePicker:
             if index not in self._have:
                 ps.interesting += 1
 
-    def remove_peer(self, peer: Hashable) -> list[BlockRef]:
+    def remove_peer(self, peer: K) -> list[BlockRef]:
         """Forget a peer; return the blocks it had requested (freed unless others requested them).
 
         Blocks it delivered stay credited to it, so a later piece_failed still names it.
@@ -278,7 +282,7 @@ class PiecePicker:
 
     def pick_blocks(
         self,
-        peer: Hashable,
+        peer: K,
         count: int,
         *,
         allow_new_piece: bool = True,
@@ -364,8 +368,8 @@ class PiecePicker:
     def _take_free(
         self,
         p: int,
-        part: _Partial,
-        peer: Hashable,
+        part: _Partial[K],
+        peer: K,
         requests: set[tuple[int, int]],
         count: int,
         picked: list[BlockRef],
@@ -386,7 +390,7 @@ class PiecePicker:
         return count
 
     def _start_piece(
-        self, p: int, peer: Hashable, requests: set[tuple[int, int]], count: int, picked: list[BlockRef]
+        self, p: int, peer: K, requests: set[tuple[int, int]], count: int, picked: list[BlockRef]
     ) -> int:
         part = self._begin(p)
         return self._take_free(p, part, peer, requests, count, picked)
@@ -418,7 +422,7 @@ class PiecePicker:
 
     def _take_busy(
         self,
-        peer: Hashable,
+        peer: K,
         has: Bitfield | None,
         requests: set[tuple[int, int]],
         allowed: Container[int] | None,
@@ -460,7 +464,7 @@ class PiecePicker:
 
     # ------------------------------------------------------------------ results
 
-    def abort_request(self, peer: Hashable, block: BlockRef) -> None:
+    def abort_request(self, peer: K, block: BlockRef) -> None:
         """Our request to ``peer`` is gone (choke, reject, timeout): free the block.
 
         The block stays requested if other peers have it requested too.  Unknown
@@ -473,7 +477,7 @@ class PiecePicker:
         ps.requests.remove((p, b))
         self._release(p, b, peer)
 
-    def block_received(self, peer: Hashable, block: BlockRef) -> BlockReceived:
+    def block_received(self, peer: K, block: BlockRef) -> BlockReceived:
         """Record a block's arrival from ``peer``; say whether the piece is complete and whom to cancel.
 
         A block nobody requested is still accepted if we lack it (``requested`` is False
@@ -493,7 +497,7 @@ class PiecePicker:
         state = part.state[b]
         if state == _RECEIVED:
             return BlockReceived(p, False, True, (), requested)
-        cancel: tuple[Hashable, ...] = ()
+        cancel: tuple[K, ...] = ()
         rl = part.requesters[b]
         if rl is not None:
             if len(rl) > 1 or rl[0] != peer:  # endgame: others asked for it too
@@ -527,7 +531,7 @@ class PiecePicker:
             if ps.has is not None and index in ps.has:
                 ps.interesting -= 1
 
-    def piece_failed(self, index: int) -> set[Hashable]:
+    def piece_failed(self, index: int) -> set[K]:
         """Piece ``index`` failed its hash: reset it to FREE and return the peers that sent blocks of it."""
         self._geometry.check_piece(index)
         if index in self._have:
@@ -559,15 +563,15 @@ class PiecePicker:
             raise ValueError(f"not a block of this torrent: {block}")
         return p, b
 
-    def _begin(self, p: int) -> _Partial:
+    def _begin(self, p: int) -> _Partial[K]:
         """FREE -> PARTIAL."""
         self._remove(p)
-        part = _Partial(self._nblocks(p))
+        part: _Partial[K] = _Partial(self._nblocks(p))
         self._partials[p] = part
         self._with_free[p] = None
         return part
 
-    def _drop_partial(self, p: int) -> _Partial:
+    def _drop_partial(self, p: int) -> _Partial[K]:
         """Forget a piece's block state, and every peer's requests for it."""
         part = self._partials.pop(p)
         self._with_free.pop(p, None)
@@ -577,7 +581,7 @@ class PiecePicker:
                     self._peers[q].requests.discard((p, b))
         return part
 
-    def _release(self, p: int, b: int, peer: Hashable) -> None:
+    def _release(self, p: int, b: int, peer: K) -> None:
         """``peer`` no longer has block (p, b) requested (its own request set is already updated)."""
         part = self._partials.get(p)
         if part is None:
@@ -701,7 +705,7 @@ class PiecePicker:
             states = (i in in_order) + (i in self._partials) + (i in self._have)
             assert states == 1, f"piece {i} is in {states} states"
             assert (pos[i] >= 0) == (i in in_order)
-        expected_requests: dict[Hashable, set[tuple[int, int]]] = {peer: set() for peer in self._peers}
+        expected_requests: dict[K, set[tuple[int, int]]] = {peer: set() for peer in self._peers}
         for p, part in self._partials.items():
             free = sum(1 for s in part.state if s == _FREE)
             received = sum(1 for s in part.state if s == _RECEIVED)

@@ -137,9 +137,9 @@ class Torrent:
         #: bytes [down, up] of closed connections per IP (at most max_known_peers rows, then "other")
         self._host_totals: dict[str, list[int]] = {}
         self._half_open = 0
-        self.picker: PiecePicker | None = None
+        self.picker: PiecePicker[Peer] | None = None
         self.storage: FileStorage | None = None
-        self._choker = Choker(config.choker, self._rng)
+        self._choker: Choker[Peer] = Choker(config.choker, self._rng)
         self._next_rechoke = 0.0
         self._buffers: dict[int, bytearray] = {}
         #: Piece buffers to reuse: a fresh large bytearray costs page faults on first write.
@@ -150,7 +150,7 @@ class Torrent:
         )
         self._read_cache: OrderedDict[int, bytes] = OrderedDict()
         self._reads: dict[int, asyncio.Future[bytes | None]] = {}
-        self._fetcher: MetadataFetcher | None = None
+        self._fetcher: MetadataFetcher[tuple[str, int]] | None = None
         self._metadata_contributors: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[object]] = set()
         self._dirty: list[Peer] = []  # peers with queued bytes, flushed once per loop turn
@@ -598,7 +598,7 @@ class Torrent:
         if self.info is None and peer.metadata_ext_id and hs.metadata_size:
             if self._fetcher is None:
                 try:
-                    self._fetcher = MetadataFetcher(
+                    self._fetcher = MetadataFetcher[tuple[str, int]](
                         self.info_hash.value,
                         hs.metadata_size,
                         self.config.metainfo.max_metadata_size,
@@ -702,7 +702,6 @@ class Torrent:
             buf = self._buffers[event.index] = spare.pop() if spare else bytearray(self.info.piece_length)
         buf[event.begin : event.begin + n] = event.data
         for other in result.cancel:
-            assert isinstance(other, Peer)
             if not other.closed:
                 other.send(wm.Cancel(event.index, event.begin, n), now)
         if result.piece_complete:
@@ -760,7 +759,7 @@ class Torrent:
             return
         if isinstance(outcome, MetadataHashMismatch):
             for addr in outcome.peers:
-                bad_peer = self.peers.get(addr)  # type: ignore[call-overload]
+                bad_peer = self.peers.get(addr)
                 if bad_peer is not None:
                     self._drop(bad_peer, "sent metadata that does not match the info hash", ban=True)
         self._request_metadata_all(now)
@@ -903,12 +902,10 @@ class Torrent:
         self.pieces_failed += 1
         self.wasted += self.info.geometry.piece_size(index) if self.info else 0
         contributors = picker.piece_failed(index)
-        labels = tuple(sorted(p.label for p in contributors if isinstance(p, Peer)))
+        labels = tuple(sorted(p.label for p in contributors))
         log.warning("piece %d failed its hash check (sent by %s)", index, ", ".join(labels) or "?")
         self._emit(ev.PieceFailed(index, labels))
         for p in contributors:
-            if not isinstance(p, Peer):
-                continue
             p.strikes += 1
             if len(contributors) == 1:
                 self._drop(p, f"sent piece {index} that failed its hash check", ban=True)
@@ -1010,11 +1007,9 @@ class Torrent:
         seeding = self.picker is not None and self.picker.complete
         decision = self._choker.rechoke(stats, now, seeding)
         for key in decision.unchoke:
-            assert isinstance(key, Peer)
             if key.conn.am_choking and not key.closed:
                 key.send(wm.Unchoke(), now)
         for key in decision.choke:
-            assert isinstance(key, Peer)
             if not key.conn.am_choking and not key.closed:
                 # The connection discards (BEP 3) or rejects (BEP 6) the queued requests.
                 key.send(wm.Choke(), now)

@@ -109,7 +109,7 @@ from p2pshare.core.wire.metadata import (
     encode_metadata_message,
 )
 from p2pshare.core.wire.parser import MessageParser
-from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.errors import LocalProtocolError, RemoteProtocolError, Violation
 
 __all__ = [
     "Block",
@@ -216,9 +216,9 @@ _BEFORE_BITFIELD = (KeepAlive, Extended, Port)
 _PEER_CLOSED = PeerClosed()
 
 
-def _require(condition: bool, message: str, *, ban: bool = False) -> None:
+def _require(condition: bool, kind: Violation, message: str, *, ban: bool = False) -> None:
     if not condition:
-        raise RemoteProtocolError(message, ban=ban)
+        raise RemoteProtocolError(message, kind=kind, ban=ban)
 
 
 class PeerConnection:
@@ -396,23 +396,30 @@ class PeerConnection:
             try:
                 has = Bitfield.from_bytes(first.data, n)
             except ValueError as exc:
-                raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+                raise RemoteProtocolError(f"bad bitfield: {exc}", kind=Violation.MALFORMED) from None
         else:
             has = Bitfield(n, full=isinstance(first, HaveAll))
         nbytes = (n + 7) // 8
         bits, self._pending_haves = self._pending_haves, bytearray()
         if any(bits[nbytes:]):
-            raise RemoteProtocolError(f"the peer sent 'have' for a piece past the last one ({n} pieces)")
+            raise RemoteProtocolError(
+                f"the peer sent 'have' for a piece past the last one ({n} pieces)",
+                kind=Violation.OUT_OF_RANGE,
+            )
         try:
             haves = Bitfield.from_bytes(bytes(bits[:nbytes]).ljust(nbytes, b"\0"), n)
         except ValueError:
-            raise RemoteProtocolError(f"'have' for a piece past the last ({n} pieces)") from None
+            raise RemoteProtocolError(
+                f"'have' for a piece past the last ({n} pieces)", kind=Violation.OUT_OF_RANGE
+            ) from None
         for index in haves:
             has.add(index)
         self.peer_has = has
         bad = [i for i in self.allowed_fast_in if i >= n]
         if bad:
-            raise RemoteProtocolError(f"allowed-fast piece {bad[0]} out of range ({n} pieces)")
+            raise RemoteProtocolError(
+                f"allowed-fast piece {bad[0]} out of range ({n} pieces)", kind=Violation.OUT_OF_RANGE
+            )
 
     # ------------------------------------------------------------------
     # receiving
@@ -462,9 +469,14 @@ class PeerConnection:
             self.info_hash = hs.info_hash
         _require(
             hs.info_hash == self.info_hash,
+            Violation.WRONG_TORRENT,
             f"the peer's handshake is for torrent {hs.info_hash.hex()}, not {self.info_hash.hex()}",
         )
-        _require(hs.peer_id != self.our_peer_id, "connected to ourselves (the peer id is ours)")
+        _require(
+            hs.peer_id != self.our_peer_id,
+            Violation.SELF_CONNECTION,
+            "connected to ourselves (the peer id is ours)",
+        )
         self.peer_id = hs.peer_id
         self.peer_reserved = hs.reserved
         self.state = ConnectionState.FIRST
@@ -474,11 +486,16 @@ class PeerConnection:
 
     def _check_index(self, index: int, what: str) -> None:
         if self.num_pieces is not None:
-            _require(index < self.num_pieces, f"{what} for piece {index} past the last ({self.num_pieces})")
+            _require(
+                index < self.num_pieces,
+                Violation.OUT_OF_RANGE,
+                f"{what} for piece {index} past the last ({self.num_pieces})",
+            )
 
     def _require_fast(self, msg: Message) -> None:
         _require(
             self.fast_enabled,
+            Violation.NOT_NEGOTIATED,
             f"{type(msg).__name__} from a peer without the fast extension negotiated (BEP 6)",
         )
 
@@ -504,6 +521,7 @@ class PeerConnection:
                     self._require_fast(msg)
                 _require(
                     first,
+                    Violation.OUT_OF_ORDER,
                     f"{type(msg).__name__} is only allowed as the first message after the handshake",
                 )
                 if self.num_pieces is None:
@@ -512,7 +530,7 @@ class PeerConnection:
                     try:
                         self.peer_has = Bitfield.from_bytes(msg.data, self.num_pieces)
                     except ValueError as exc:
-                        raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+                        raise RemoteProtocolError(f"bad bitfield: {exc}", kind=Violation.MALFORMED) from None
                 else:
                     self.peer_has = Bitfield(self.num_pieces, full=isinstance(msg, HaveAll))
                 emit(msg)
@@ -522,7 +540,11 @@ class PeerConnection:
                     self.peer_has.add(index)
                 else:
                     limit = 8 * self.limits.max_unknown_bitfield
-                    _require(index < limit, f"have for piece {index}, more than any torrent we accept")
+                    _require(
+                        index < limit,
+                        Violation.TOO_LARGE,
+                        f"have for piece {index}, more than any torrent we accept",
+                    )
                     byte = index >> 3
                     if byte >= len(self._pending_haves):
                         self._pending_haves.extend(bytes(byte + 1 - len(self._pending_haves)))
@@ -558,7 +580,8 @@ class PeerConnection:
                     emit(UnwantedPiece(index, begin, data))
                 else:
                     raise RemoteProtocolError(
-                        f"the peer sent piece {index} begin {begin} length {len(data)}: never requested"
+                        f"the peer sent piece {index} begin {begin} length {len(data)}: never requested",
+                        kind=Violation.UNREQUESTED,
                     )
             case Cancel(index=index, begin=begin, length=length):
                 key = (index, begin, length)
@@ -583,7 +606,8 @@ class PeerConnection:
                     del self._late[key]  # a reject for a request we cancelled: fine, nothing to report
                 else:
                     raise RemoteProtocolError(
-                        f"the peer rejected piece {index} begin {begin} length {length}: never requested"
+                        f"the peer rejected piece {index} begin {begin} length {length}: never requested",
+                        kind=Violation.UNREQUESTED,
                     )
             case AllowedFast(index=index):
                 self._require_fast(msg)
@@ -592,7 +616,11 @@ class PeerConnection:
                     self.allowed_fast_in.add(index)
                     emit(msg)
             case Extended(ext_id=ext_id, payload=payload):
-                _require(self.extensions_enabled, "extended message from a peer without BEP 10 negotiated")
+                _require(
+                    self.extensions_enabled,
+                    Violation.NOT_NEGOTIATED,
+                    "extended message from a peer without BEP 10 negotiated",
+                )
                 if ext_id == 0:
                     hs = ExtensionHandshake.decode(payload, self.limits)
                     old = self.peer_extensions
@@ -609,12 +637,17 @@ class PeerConnection:
         index, begin, length = key = (msg.index, msg.begin, msg.length)
         _require(
             0 < length <= self.limits.max_request_length,
+            Violation.TOO_LARGE,
             f"request for {length} bytes; allowed 1..{self.limits.max_request_length}",
         )
         self._check_index(index, "request")
         if self.num_pieces is not None and self.piece_size is not None:
             size = self.piece_size(index)
-            _require(begin + length <= size, f"request {begin}+{length} past piece {index} ({size} bytes)")
+            _require(
+                begin + length <= size,
+                Violation.OUT_OF_RANGE,
+                f"request {begin}+{length} past piece {index} ({size} bytes)",
+            )
         if key in self.incoming or key in self.owed_rejects:
             return  # a duplicate: it will be answered once
         cap = self.limits.max_incoming_requests
@@ -634,6 +667,7 @@ class PeerConnection:
         if self.fast_enabled:
             _require(
                 len(self.incoming) + len(self.owed_rejects) < 2 * cap,
+                Violation.FLOOD,
                 f"the peer flooded us with more than {2 * cap} unanswered requests",
                 ban=True,
             )
