@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from p2pshare.config import BLOCK_SIZE
 
@@ -26,9 +27,13 @@ class FileSpan:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRef:
-    """One 16 KiB request: ``length`` bytes at ``begin`` inside piece ``piece``."""
+class BlockRef(NamedTuple):
+    """One 16 KiB request: ``length`` bytes at ``begin`` inside piece ``piece``.
+
+    The one block type of the picker, the wire and the engine.  It *is* the tuple
+    ``(piece, begin, length)``: the wire keys its request sets with it and looks
+    blocks up with plain tuples on the hot path, which compare and hash the same.
+    """
 
     piece: int
     begin: int

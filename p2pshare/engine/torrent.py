@@ -649,8 +649,8 @@ class Torrent:
     def _on_requests_dropped(self, peer: Peer, event: wc.RequestsDropped, now: float) -> None:
         """A non-fast peer choked us: its answers to our requests will not come."""
         if self.picker is not None and peer.in_picker:
-            for index, begin, length in event.blocks:
-                self.picker.abort_request(peer, BlockRef(index, begin, length))
+            for block in event.blocks:
+                self.picker.abort_request(peer, block)
 
     def _on_unchoke(self, peer: Peer, event: wm.Unchoke, now: float) -> None:
         peer.last_block = now  # the snub clock starts now
@@ -847,7 +847,7 @@ class Torrent:
             allowed=conn.allowed_fast_in if choked else None,
         )
         if blocks:
-            peer.write(conn.send_requests([(b.piece, b.begin, b.length) for b in blocks]))
+            peer.write(conn.send_requests(blocks))
             peer.last_send = now
 
     # ------------------------------------------------------------------ verifying

@@ -67,12 +67,20 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
 
 from p2pshare.config import WireLimits
 from p2pshare.core.bitfield import Bitfield
-from p2pshare.core.geometry import Geometry
+from p2pshare.core.geometry import BlockRef, Geometry
+from p2pshare.core.wire.events import (
+    Event,
+    ExtensionHandshakeReceived,
+    HandshakeReceived,
+    PeerClosed,
+    RequestDenied,
+    RequestsDropped,
+    UnwantedPiece,
+)
 from p2pshare.core.wire.extension import UT_METADATA, ExtensionHandshake
 from p2pshare.core.wire.messages import (
     AllowedFast,
@@ -95,7 +103,6 @@ from p2pshare.core.wire.messages import (
     Request,
     Suggest,
     Unchoke,
-    _ReservedBits,
     encode,
     encode_piece_header,
     make_reserved,
@@ -124,8 +131,10 @@ __all__ = [
     "UnwantedPiece",
 ]
 
-#: A request's identity: (piece index, begin, length).
-Block = tuple[int, int, int]
+#: A request's identity: one type with the picker's block (see :class:`~p2pshare.core.geometry.BlockRef`).
+Block = BlockRef
+#: How the request sets store blocks: BlockRefs, looked up with plain tuples on the hot path.
+_Key = tuple[int, int, int]
 
 
 class ConnectionState(Enum):
@@ -138,78 +147,6 @@ class ConnectionState(Enum):
 
 #: length prefix, message id, index, begin, length: a whole request message.
 _REQUEST = struct.Struct(">IBIII")
-
-# ---------------------------------------------------------------------------
-# Events (besides the wire messages themselves)
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeReceived(_ReservedBits):
-    """The peer's handshake arrived and matches our torrent."""
-
-    info_hash: bytes
-    peer_id: bytes
-    reserved: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ExtensionHandshakeReceived:
-    """A BEP 10 handshake arrived; ``handshake`` is the peer's state merged over earlier ones."""
-
-    handshake: ExtensionHandshake
-
-
-@dataclass(frozen=True, slots=True)
-class UnwantedPiece:
-    """A piece for a request we cancelled (or a choke dropped): legal, but no longer asked for."""
-
-    index: int
-    begin: int
-    data: bytes
-
-    def __repr__(self) -> str:
-        return f"UnwantedPiece(index={self.index}, begin={self.begin}, data=<{len(self.data)} bytes>)"
-
-
-@dataclass(frozen=True, slots=True)
-class RequestDenied:
-    """The peer's request will not be served; if ``reject``, send ``RejectRequest`` for it (BEP 6)."""
-
-    index: int
-    begin: int
-    length: int
-    reason: str
-    reject: bool
-
-    @property
-    def block(self) -> Block:
-        return (self.index, self.begin, self.length)
-
-
-@dataclass(frozen=True, slots=True)
-class RequestsDropped:
-    """A non-fast peer choked us: these requests of ours will not be answered (return them to the picker)."""
-
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PeerClosed:
-    """The peer closed its side of the stream (returned on every call once reached)."""
-
-
-Event = (
-    Message
-    | HandshakeReceived
-    | ExtensionHandshakeReceived
-    | MetadataRequest
-    | MetadataData
-    | MetadataReject
-    | UnwantedPiece
-    | RequestDenied
-    | RequestsDropped
-    | PeerClosed
-)
 
 #: Messages that may precede the bitfield without ending the FIRST phase.
 _BEFORE_BITFIELD = (KeepAlive, Extended, Port)
@@ -269,9 +206,9 @@ class PeerConnection:
         #: pieces the peer lets us request while choked (BEP 6)
         self.allowed_fast_in: set[int] = set()
         #: the peer's requests we have queued and not yet answered
-        self.incoming: set[Block] = set()
+        self.incoming: set[_Key] = set()
         #: the peer's requests we must still answer with RejectRequest (fast only)
-        self.owed_rejects: set[Block] = set()
+        self.owed_rejects: set[_Key] = set()
         self._peer_first: BitfieldMsg | HaveAll | HaveNone | None = None  # kept while num_pieces is unknown
         self._pending_haves = bytearray()  # bitset of haves while num_pieces is unknown
 
@@ -285,9 +222,9 @@ class PeerConnection:
         #: pieces we let the peer request while choked (BEP 6)
         self.allowed_fast_out: set[int] = set()
         #: our requests the peer has not answered
-        self.outstanding: set[Block] = set()
+        self.outstanding: set[_Key] = set()
         #: our requests that were cancelled / dropped: a piece for them is unwanted, not an error
-        self._late: dict[Block, None] = {}
+        self._late: dict[_Key, None] = {}
         #: extended ids we told the peer to use -> extension name
         self._our_ext_names: dict[int, str] = {}
 
@@ -554,7 +491,7 @@ class PeerConnection:
                 self.peer_choking = True
                 emit(msg)
                 if not self.fast_enabled and self.outstanding:
-                    dropped = tuple(sorted(self.outstanding))
+                    dropped = tuple(BlockRef(*key) for key in sorted(self.outstanding))
                     self.outstanding.clear()
                     for key in dropped:
                         self._remember_late(key)
@@ -674,7 +611,7 @@ class PeerConnection:
             self.owed_rejects.add(key)
         self._events.append(RequestDenied(index, begin, length, reason, self.fast_enabled))
 
-    def _remember_late(self, key: Block) -> None:
+    def _remember_late(self, key: _Key) -> None:
         self._late[key] = None
         while len(self._late) > self.limits.max_late_blocks:
             del self._late[next(iter(self._late))]
@@ -721,7 +658,7 @@ class PeerConnection:
         if not self.fast_enabled:
             raise LocalProtocolError(f"cannot send {type(msg).__name__}: fast extension not negotiated")
 
-    def _answer_request(self, key: Block) -> bool:
+    def _answer_request(self, key: _Key) -> bool:
         """Mark the peer's request answered; False if it no longer expects an answer."""
         self._check_can_send()
         if key in self.incoming:
@@ -792,7 +729,7 @@ class PeerConnection:
             case NotInterested():
                 self.am_interested = False
             case Request(index=index, begin=begin, length=length):
-                self._apply_request(index, begin, length)
+                self._apply_request(BlockRef(index, begin, length))
             case Cancel(index=index, begin=begin, length=length):
                 key = (index, begin, length)
                 if key in self.outstanding:
@@ -819,9 +756,9 @@ class PeerConnection:
                 pass
         return [encode(msg)]
 
-    def _apply_request(self, index: int, begin: int, length: int) -> None:
+    def _apply_request(self, key: BlockRef) -> None:
         """Our request for a block: the rules, then it counts as outstanding."""
-        key = (index, begin, length)
+        index, begin, length = key
         self._check_our_index(index, "request")
         if not 0 < length <= self.limits.max_request_length:
             raise LocalProtocolError(f"request for {length} bytes")
@@ -834,14 +771,15 @@ class PeerConnection:
         self.outstanding.add(key)
         self._late.pop(key, None)
 
-    def send_requests(self, blocks: Iterable[tuple[int, int, int]]) -> bytes:
+    def send_requests(self, blocks: Iterable[BlockRef]) -> bytes:
         """Bytes for many requests at once: the download hot path, same rules as ``send(Request)``."""
         self._check_can_send()
         self._our_first_pending = False
         out = bytearray()
         pack = _REQUEST.pack
-        for index, begin, length in blocks:
-            self._apply_request(index, begin, length)
+        for block in blocks:
+            self._apply_request(block)
+            index, begin, length = block
             out += pack(13, MessageId.REQUEST, index, begin, length)
         return bytes(out)
 
