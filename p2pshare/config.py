@@ -18,6 +18,7 @@ __all__ = [
     "Config",
     "DEFAULT_BOOTSTRAP",
     "DhtConfig",
+    "EngineConfig",
     "MetainfoLimits",
     "PickerConfig",
     "StorageConfig",
@@ -197,6 +198,21 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig())
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Timers and sizes of the engine's own work (not limits a peer can push)."""
+
+    resume_save_interval: float = 5.0  #: seconds between resume saves while pieces arrive
+    max_status_files: int = 200  #: status snapshots list per-file progress up to this many files
+    dht_search_first_timeout: float = 10.0  #: bound on each DHT peer search of a download
+    dht_search_pause: float = 5.0  #: pause after the first search; doubles after each one ...
+    dht_search_max_pause: float = 300.0  #: ... up to this
+    task_close_timeout: float = 5.0  #: bound on waiting for a swarm's helper tasks at close
+    demo_announce_timeout: float = 15.0  #: bound on each demo seeder's DHT announce
+    metadata_requests_per_peer: int = 4  #: BEP 9 pieces asked of one peer at once
 
 
 DEFAULT_CONFIG = Config()

@@ -183,11 +183,6 @@ class PiecePicker(Generic[K]):
         """Pieces started but not verified (PARTIAL and PENDING)."""
         return len(self._partials)
 
-    @property
-    def pending_pieces(self) -> int:
-        """Pieces with every block received, waiting for piece_verified/piece_failed."""
-        return sum(1 for part in self._partials.values() if part.received == part.nblocks)
-
     def availability(self, index: int) -> int:
         """Number of connected peers that have piece ``index``."""
         return self._avail[index] + self._seeds

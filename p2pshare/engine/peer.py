@@ -1,7 +1,7 @@
 """Per-peer bookkeeping for the swarm engine: the link, the protocol machine, rates.
 
 A :class:`Peer` is plain state.  The policy (what to request, whom to unchoke,
-when to drop) lives in :class:`~p2pshare.engine.torrent.Torrent`.
+when to drop) lives in the rooms of :class:`~p2pshare.engine.torrent.Torrent`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.connection import PeerConnection
 from p2pshare.core.wire.messages import Message, Request
 from p2pshare.core.wire.metadata import MetadataMessage
@@ -60,7 +61,7 @@ class Peer:
     """One connected peer of one torrent."""
 
     def __init__(
-        self, link: Link, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float
+        self, link: Link, conn: PeerConnection, address: PeerAddress, outgoing: bool, now: float
     ) -> None:
         self.link = link
         self.conn = conn
@@ -92,8 +93,7 @@ class Peer:
 
     @property
     def label(self) -> str:
-        host, port = self.address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return str(self.address)
 
     def send(self, msg: Message | MetadataMessage, now: float) -> None:
         """Encode through the protocol machine (which tracks state) and queue the bytes."""
@@ -128,4 +128,3 @@ class Peer:
 
     def __repr__(self) -> str:
         return f"<Peer {self.label} {self.client}>"
-
