@@ -213,6 +213,11 @@ class EngineConfig:
     task_close_timeout: float = 5.0  #: bound on waiting for a swarm's helper tasks at close
     demo_announce_timeout: float = 15.0  #: bound on each demo seeder's DHT announce
     metadata_requests_per_peer: int = 4  #: BEP 9 pieces asked of one peer at once
+    rate_time_constant: float = 2.0  #: seconds: the transfer rates' moving average
+    rate_min_interval: float = 0.05  #: seconds of data before a first rate is guessed
+    request_top_up_divisor: int = 4  #: top requests up once 1/this of a peer's queue is free
+    spare_buffer_divisor: int = 4  #: keep at most (in-flight budget / this) piece buffers for reuse
+    demo_payload_size: int = 8 * MiB  #: the demo's generated payload without sample_files/
 
 
 DEFAULT_CONFIG = Config()

@@ -120,7 +120,7 @@ async def demo(
         if size is None:
             source = find_sample_files()
             if source is None:
-                size = 8 * 1024 * 1024
+                size = config.engine.demo_payload_size
                 source = await asyncio.to_thread(make_payload, work, size)
         else:
             source = await asyncio.to_thread(make_payload, work, size)

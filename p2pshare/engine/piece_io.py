@@ -17,7 +17,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from p2pshare.config import StorageConfig
+from p2pshare.config import Config
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info
 from p2pshare.engine.resume import load_resume, pieces_to_recheck
@@ -31,17 +31,20 @@ log = logging.getLogger("p2pshare.torrent")
 class PieceIO:
     """Piece buffers and disk access for one torrent whose manifest is known."""
 
-    def __init__(self, info: Info, storage: Storage, config: StorageConfig) -> None:
+    def __init__(self, info: Info, storage: Storage, config: Config) -> None:
         self.info = info
         self.storage = storage
-        self.config = config
+        self.config = config.storage
+        self._spare_divisor = config.engine.spare_buffer_divisor
         self.piece_length = info.piece_length
         #: piece index -> its buffer while blocks arrive (every buffer is piece_length long)
         self.buffers: dict[int, bytearray] = {}
         #: Piece buffers to reuse: a fresh large bytearray costs page faults on first write.
         self.spare: list[bytearray] = []
         self.verifying: set[int] = set()
-        self.pool = ThreadPoolExecutor(max_workers=config.hash_workers, thread_name_prefix="p2pshare-io")
+        self.pool = ThreadPoolExecutor(
+            max_workers=config.storage.hash_workers, thread_name_prefix="p2pshare-io"
+        )
         self._read_cache: OrderedDict[int, bytes] = OrderedDict()
         self._reads: dict[int, asyncio.Future[bytes | None]] = {}
 
@@ -86,7 +89,7 @@ class PieceIO:
             self.verifying.discard(index)
             if buf is not None:
                 budget = self.config.max_pieces_in_flight_bytes // self.piece_length
-                if len(self.spare) < max(1, budget // 4):
+                if len(self.spare) < max(1, budget // self._spare_divisor):
                     self.spare.append(buf)
 
     async def ensure_files(self) -> None:

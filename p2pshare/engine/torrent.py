@@ -14,8 +14,9 @@ of the engine keep the rest:
   pool, the upload read cache, the check of existing data;
 * :class:`~p2pshare.engine.metadata_exchange.MetadataExchange`: BEP 9;
 * :class:`~p2pshare.engine.super_seed.SuperSeeder`: initial seeding;
+* :class:`~p2pshare.engine.choking.UploadSlots`: who may download from us;
 * :mod:`~p2pshare.engine.transfer`: what each peer event means (requests, blocks,
-  uploads, choking), as the handlers of this class.
+  uploads), as the handlers of this class.
 
 This class is the glue: bytes from a :class:`~p2pshare.io.link.Link` (of whatever
 kind: the torrent never asks) go into the peer's connection; every event that
@@ -40,13 +41,13 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from p2pshare.core.bitfield import Bitfield
-from p2pshare.core.choker import Choker
 from p2pshare.core.metainfo import Info, parse_info
 from p2pshare.core.picker import PiecePicker
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire import connection as wc
 from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
+from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
@@ -96,8 +97,8 @@ class Torrent(Transfer):
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
         self._super: SuperSeeder | None = None
-        self._choker: Choker[Peer] = Choker(config.choker, self._rng)
-        self._next_rechoke = 0.0
+        self.slots = UploadSlots(config.choker, self._rng)
+        self._top_up_divisor = config.engine.request_top_up_divisor
         self._tasks: set[asyncio.Task[object]] = set()
         self._dirty: list[Peer] = []  # peers with queued bytes, flushed once per loop turn
         self._tick_task: asyncio.Task[None] | None = None
@@ -194,7 +195,7 @@ class Torrent(Transfer):
     async def _prepare(self, info: Info) -> None:
         """Open storage for ``info`` and find which pieces we already have."""
         geometry = info.geometry
-        self.pieces = pio = PieceIO(info, self._open_storage(info), self.config.storage)
+        self.pieces = pio = PieceIO(info, self._open_storage(info), self.config)
         if self.params.assume_complete:
             have = Bitfield(geometry.num_pieces, full=True)
         else:
@@ -294,7 +295,7 @@ class Torrent(Transfer):
         if self.info is not None:
             conn.set_geometry(self.info.geometry)
         now = self._now()
-        peer = Peer(link, conn, address, outgoing, now)
+        peer = Peer(link, conn, address, outgoing, now, self.config.engine)
         peer.on_pending = self._schedule_flush
         self.peers[address] = peer
         self.book.attached(address)
@@ -337,7 +338,7 @@ class Torrent(Transfer):
         )
         book.peer_ids.discard(peer.peer_id)
         if not peer.conn.am_choking:
-            self._next_rechoke = 0.0  # an upload slot is free
+            self.slots.free()  # an upload slot is free
         if peer.upload_task is not None:
             peer.upload_task.cancel()
         peer.uploads.clear()

@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 from p2pshare import __version__
 from p2pshare.config import Config
 from p2pshare.core.bitfield import Bitfield
-from p2pshare.core.choker import Choker, PeerStats
 from p2pshare.core.geometry import BlockRef
 from p2pshare.core.metainfo import Info
 from p2pshare.core.picker import PiecePicker, queue_depth
@@ -42,6 +41,7 @@ from p2pshare.core.wire.metadata import (
     MetadataRequest,
 )
 from p2pshare.engine import events as ev
+from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
@@ -82,8 +82,8 @@ class Transfer:
     wasted: int
     pieces_failed: int
     _super: SuperSeeder | None
-    _choker: Choker[Peer]
-    _next_rechoke: float
+    slots: UploadSlots
+    _top_up_divisor: int
     _resume_dirty: bool
 
     # What the torrent does for the handlers.
@@ -255,9 +255,9 @@ class Transfer:
             return
         depth = 1 if peer.snubbed else queue_depth(peer.down.current(now), peer.reqq, self.config.picker)
         want = depth - len(conn.outstanding)
-        # Top up in batches (a quarter of the queue at a time): one write of many requests
+        # Top up in batches (a quarter of the queue at a time by default): one write of many requests
         # costs the same syscall as one of a few, and on fast links syscalls are the cost.
-        if want <= 0 or (want < depth // 4 and conn.outstanding):
+        if want <= 0 or (want < depth // self._top_up_divisor and conn.outstanding):
             return
         assert self.pieces is not None
         blocks = picker.pick_blocks(
@@ -415,44 +415,16 @@ class Transfer:
 
     def _on_interested(self, peer: Peer, event: object, now: float) -> None:
         # Fill a free upload slot at once instead of waiting for the next rechoke.
-        unchoked = sum(1 for p in self.peers.values() if not p.conn.am_choking)
-        if unchoked < self.config.choker.regular_slots + 1:
-            self._next_rechoke = 0.0
+        if self.slots.has_room(self.peers.values()):
+            self.slots.free()
             self._rechoke(now)
 
     def _on_not_interested(self, peer: Peer, event: object, now: float) -> None:
         if not peer.conn.am_choking:
-            self._next_rechoke = 0.0  # its slot is free: give it to someone else at the next tick
+            self.slots.free()  # its slot is free: give it to someone else at the next tick
 
     def _rechoke(self, now: float) -> None:
-        if now < self._next_rechoke:
-            return
-        stats = [
-            PeerStats(
-                key=p,
-                interested=p.conn.peer_interested,
-                download_rate=p.down.rate,
-                upload_rate=p.up.rate,
-                snubbed=p.snubbed,
-                am_choking=p.conn.am_choking,
-            )
-            for p in self.peers.values()
-            if p.handshake_done and not p.closed
-        ]
-        seeding = self.picker is not None and self.picker.complete
-        decision = self._choker.rechoke(stats, now, seeding)
-        for key in decision.unchoke:
-            if key.conn.am_choking and not key.closed:
-                key.send(wm.Unchoke(), now)
-        for key in decision.choke:
-            if not key.conn.am_choking and not key.closed:
-                # The connection discards (BEP 3) or rejects (BEP 6) the queued requests.
-                key.send(wm.Choke(), now)
-                conn = key.conn
-                key.uploads = type(key.uploads)(
-                    r for r in key.uploads if conn.is_requested(r.index, r.begin, r.length)
-                )
-        self._next_rechoke = now + self.config.choker.rechoke_interval
+        self.slots.rechoke(self.peers.values(), self.picker is not None and self.picker.complete, now)
 
     # ------------------------------------------------------------------ small messages
 
