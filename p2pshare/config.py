@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_BOOTSTRAP",
     "DhtConfig",
     "EngineConfig",
+    "LinkConfig",
     "MetainfoLimits",
     "PickerConfig",
     "StorageConfig",
@@ -199,6 +200,7 @@ class Config:
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
     engine: EngineConfig = field(default_factory=lambda: EngineConfig())
+    link: LinkConfig = field(default_factory=lambda: LinkConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +220,15 @@ class EngineConfig:
     request_top_up_divisor: int = 4  #: top requests up once 1/this of a peer's queue is free
     spare_buffer_divisor: int = 4  #: keep at most (in-flight budget / this) piece buffers for reuse
     demo_payload_size: int = 8 * MiB  #: the demo's generated payload without sample_files/
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """Buffers of one peer link (the TCP link; other transports keep the same marks)."""
+
+    read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
+    write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
+    write_low_water: int = 256 * KiB  #: ... until they drain below this
 
 
 DEFAULT_CONFIG = Config()

@@ -63,6 +63,7 @@ class Session:
             self._route,
             timeout=config.wire.handshake_timeout,
             max_pending=config.wire.max_pending_incoming,
+            link_config=config.link,
         )
         self._rng = rng or random.Random()
 
@@ -92,7 +93,11 @@ class Session:
 
     async def connect(self, address: PeerAddress) -> Link:
         return await open_link(
-            address[0], address[1], self._config.swarm.connect_timeout, local_host=self._bind_host()
+            address[0],
+            address[1],
+            self._config.swarm.connect_timeout,
+            local_host=self._bind_host(),
+            config=self._config.link,
         )
 
     # -- torrents -------------------------------------------------------------------------

@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from p2pshare.config import LinkConfig
 from p2pshare.core.types import PeerAddress
 from p2pshare.io.link import Buffer, CloseHandler, DataHandler
 
 __all__ = ["MemoryLink", "memory_link_pair"]
 
-#: Defaults: the TCP link's write-buffer marks and read size (io/peer_link.py).
-HIGH_WATER = 1024 * 1024
-LOW_WATER = 256 * 1024
-READ_SIZE = 256 * 1024
+#: Defaults: the TCP link's write-buffer marks and read size (config.LinkConfig).
+HIGH_WATER = LinkConfig().write_high_water
+LOW_WATER = LinkConfig().write_low_water
+READ_SIZE = LinkConfig().read_buffer
 _A = PeerAddress("127.0.0.1", 50001)
 _B = PeerAddress("127.0.0.2", 50002)
 

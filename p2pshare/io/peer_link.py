@@ -13,17 +13,13 @@ import asyncio
 import socket
 from collections.abc import Iterable
 
+from p2pshare.config import LinkConfig
 from p2pshare.core.types import PeerAddress
 from p2pshare.io.link import Buffer, CloseHandler, DataHandler
 
 __all__ = ["PeerLink", "open_link"]
 
-
-#: Bytes one read may return; the buffer is reused for every read of the link.
-READ_BUFFER = 256 * 1024
-#: The transport's write buffer: ``writable`` turns False above HIGH, True again below LOW.
-WRITE_HIGH_WATER = 1024 * 1024
-WRITE_LOW_WATER = 256 * 1024
+_DEFAULT = LinkConfig()
 
 
 class PeerLink(asyncio.BufferedProtocol):
@@ -34,8 +30,14 @@ class PeerLink(asyncio.BufferedProtocol):
     copy what they keep (the wire parser appends it to its own buffer).
     """
 
-    def __init__(self, on_data: DataHandler | None = None, on_close: CloseHandler | None = None) -> None:
-        self._read_buf = bytearray(READ_BUFFER)
+    def __init__(
+        self,
+        on_data: DataHandler | None = None,
+        on_close: CloseHandler | None = None,
+        config: LinkConfig = _DEFAULT,
+    ) -> None:
+        self._config = config
+        self._read_buf = bytearray(config.read_buffer)
         self._read_view = memoryview(self._read_buf)
         self._on_data = on_data
         self._on_close = on_close
@@ -67,7 +69,9 @@ class PeerLink(asyncio.BufferedProtocol):
             except OSError:
                 pass
         # Let the kernel batch reads; the transport reads up to 256 KiB per call.
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        transport.set_write_buffer_limits(
+            high=self._config.write_high_water, low=self._config.write_low_water
+        )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_view
@@ -168,10 +172,14 @@ class PeerLink(asyncio.BufferedProtocol):
         self._closed = True
 
 
-async def open_link(host: str, port: int, timeout: float, local_host: str | None = None) -> PeerLink:
+async def open_link(
+    host: str, port: int, timeout: float, local_host: str | None = None, config: LinkConfig = _DEFAULT
+) -> PeerLink:
     """Connect to a peer (from ``local_host`` when given); raises OSError or TimeoutError."""
     loop = asyncio.get_running_loop()
     local_addr = (local_host, 0) if local_host else None
     async with asyncio.timeout(timeout):
-        _, link = await loop.create_connection(PeerLink, host, port, local_addr=local_addr)
+        _, link = await loop.create_connection(
+            lambda: PeerLink(config=config), host, port, local_addr=local_addr
+        )
     return link
