@@ -317,7 +317,7 @@ def get(
                 out_dir=output,
                 info=info,
                 peers=peers,
-                magnet_peers=[p.as_tuple() for p in t.magnet.peers],
+                magnet_peers=t.magnet.peers,
                 timeout=timeout,
                 seed=seed,
                 on_event=view.event,

@@ -21,7 +21,7 @@ from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash
+from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
@@ -146,7 +146,7 @@ class Swarm:
         """Payload bytes received per peer IP, over every connection so far."""
         return {host: down for host, (down, _) in self.torrent.transfer_by_host().items() if down}
 
-    def add_peers(self, addresses: Sequence[tuple[str, int]], source: str) -> int:
+    def add_peers(self, addresses: Sequence[PeerAddress], source: str) -> int:
         return self.torrent.add_peers(list(addresses), source)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -330,8 +330,8 @@ async def download(
     *,
     out_dir: Path,
     info: Info | None = None,
-    peers: Sequence[tuple[str, int]] = (),
-    magnet_peers: Sequence[tuple[str, int]] = (),
+    peers: Sequence[PeerAddress] = (),
+    magnet_peers: Sequence[PeerAddress] = (),
     timeout: float | None = None,
     seed: bool = False,
     on_event: EventSink = _ignore,
@@ -377,7 +377,7 @@ async def seed(
     *,
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
-    peers: Sequence[tuple[str, int]] = (),
+    peers: Sequence[PeerAddress] = (),
 ) -> None:
     """Serve the files of ``manifest`` (already verified by hashing) until cancelled."""
     created = manifest.created if isinstance(manifest, SharedManifest) else manifest
