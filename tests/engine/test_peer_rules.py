@@ -1,6 +1,6 @@
 """Rules the engine keeps towards a well-behaved peer: BEP 6 answers, and what a peer may make us do.
 
-Every test drives a real Torrent through in-memory links (no sockets).
+The wire rules run a real Torrent through in-memory links (no sockets); the caps test the PeerBook.
 """
 
 from __future__ import annotations
