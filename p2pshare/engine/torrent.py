@@ -275,7 +275,9 @@ class Torrent(Transfer):
 
     def attach(self, link: Link, *, outgoing: bool, address: PeerAddress | None = None) -> None:
         """Take over a connected link (outgoing, or incoming routed by its info hash)."""
-        address = address or link.remote_address
+        if address is None:
+            host, port = link.remote_address
+            address = PeerAddress.unchecked(host, port)
         if self.closed or self.book.is_banned(address[0]) or address in self.peers:
             link.close()
             return

@@ -25,8 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from p2pshare.core.types import PeerAddress
-
 __all__ = ["Buffer", "CloseHandler", "DataHandler", "Link"]
 
 Buffer = bytes | bytearray | memoryview
@@ -38,8 +36,8 @@ class Link(Protocol):
     """A reliable, ordered byte stream to one peer, with flow control both ways."""
 
     @property
-    def remote_address(self) -> PeerAddress:
-        """The peer's (host, port) as the transport sees it (a PeerAddress is that tuple)."""
+    def remote_address(self) -> tuple[str, int]:
+        """The peer's (host, port) as the transport sees it (a PeerAddress is such a tuple)."""
         ...
 
     @property
