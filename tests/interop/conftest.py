@@ -1,7 +1,7 @@
 """Fixtures for interop tests: libtorrent sessions on loopback, plus the engine fixtures.
 
 Nothing here imports libtorrent at module level: without it, each interop module
-skips itself (``pytest.importorskip``) instead of failing to collect.
+skips itself (``pytest.importorskip``, also inside ltpeer.py) instead of failing to collect.
 """
 
 from __future__ import annotations

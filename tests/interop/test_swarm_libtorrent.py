@@ -9,8 +9,6 @@ import pytest
 from p2pshare.engine.params import TorrentParams
 from tests.engine.conftest import MakeSession, MakeShare, assert_same_files, seed, wait_complete, wait_until
 from tests.interop.conftest import MakeLt
-
-pytest.importorskip("libtorrent")
 from tests.interop.ltpeer import add_magnet, add_torrent, lt_seed, save_path_of
 
 pytestmark = pytest.mark.interop

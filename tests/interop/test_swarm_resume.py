@@ -14,8 +14,6 @@ import pytest
 
 from tests.engine.conftest import MakeShare, assert_same_files
 from tests.interop.conftest import MakeLt
-
-pytest.importorskip("libtorrent")
 from tests.interop.ltpeer import limit_local_peers_too, lt_seed, save_path_of
 
 pytestmark = pytest.mark.interop
