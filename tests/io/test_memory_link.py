@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from p2pshare.core.types import PeerAddress
 from p2pshare.io.link import Link
 from p2pshare.io.memory_link import MemoryLink, memory_link_pair
@@ -130,3 +133,35 @@ async def test_a_close_before_the_consumer_attaches_is_reported_on_attach() -> N
     await _turns()
     assert sink.closes == [None]
     assert isinstance(b, MemoryLink) and b.closed
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(min_size=0, max_size=300), max_size=20),
+    st.integers(1, 64),
+    st.lists(st.booleans(), max_size=20),
+)
+def test_any_writes_arrive_whole_and_in_order(
+    chunks: list[bytes], read_size: int, pauses: list[bool]
+) -> None:
+    """Whatever the write sizes, read size and pauses, the reader gets exactly the bytes written, in order."""
+
+    async def run() -> bytes:
+        a, b = memory_link_pair(high_water=128, low_water=32, read_size=read_size)
+        sink = Sink(b)
+        for i, chunk in enumerate(chunks):
+            if i < len(pauses) and pauses[i]:
+                b.pause_reading()
+            a.write(chunk)
+            await asyncio.sleep(0)
+            b.resume_reading()
+            if not a.writable:
+                async with asyncio.timeout(1):
+                    await a.wait_writable()
+        a.close()
+        async with asyncio.timeout(1):
+            while not sink.closes:
+                await asyncio.sleep(0)
+        return bytes(sink.data)
+
+    assert asyncio.run(run()) == b"".join(chunks)
