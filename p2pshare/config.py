@@ -19,6 +19,8 @@ __all__ = [
     "Config",
     "DEFAULT_BOOTSTRAP",
     "DhtConfig",
+    "EngineConfig",
+    "LinkConfig",
     "MetainfoLimits",
     "PickerConfig",
     "StorageConfig",
@@ -238,6 +240,36 @@ class Config:
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
     mse: MseConfig = field(default_factory=MseConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig())
+    link: LinkConfig = field(default_factory=lambda: LinkConfig())
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Timers and sizes of the engine's own work (not limits a peer can push)."""
+
+    resume_save_interval: float = 5.0  #: seconds between resume saves while pieces arrive
+    max_status_files: int = 200  #: status snapshots list per-file progress up to this many files
+    dht_search_first_timeout: float = 10.0  #: bound on each DHT peer search of a download
+    dht_search_pause: float = 5.0  #: pause after the first search; doubles after each one ...
+    dht_search_max_pause: float = 300.0  #: ... up to this
+    task_close_timeout: float = 5.0  #: bound on waiting for a swarm's helper tasks at close
+    demo_announce_timeout: float = 15.0  #: bound on each demo seeder's DHT announce
+    metadata_requests_per_peer: int = 4  #: BEP 9 pieces asked of one peer at once
+    rate_time_constant: float = 2.0  #: seconds: the transfer rates' moving average
+    rate_min_interval: float = 0.05  #: seconds of data before a first rate is guessed
+    request_top_up_divisor: int = 4  #: top requests up once 1/this of a peer's queue is free
+    spare_buffer_divisor: int = 4  #: keep at most (in-flight budget / this) piece buffers for reuse
+    demo_payload_size: int = 8 * MiB  #: the demo's generated payload without sample_files/
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """Buffers of one peer link (the TCP link; other transports keep the same marks)."""
+
+    read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
+    write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
+    write_low_water: int = 256 * KiB  #: ... until they drain below this
 
 
 DEFAULT_CONFIG = Config()

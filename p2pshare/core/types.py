@@ -7,6 +7,7 @@ import binascii
 import re
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["InfoHash", "PeerAddress", "parse_host_port"]
 
@@ -57,22 +58,41 @@ class InfoHash:
         return f"InfoHash({self.hex})"
 
 
-@dataclass(frozen=True, slots=True)
-class PeerAddress:
-    """A peer's IP address and TCP/UDP port."""
-
+class _HostPort(NamedTuple):
     host: str
     port: int
 
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port out of range: {self.port}")
+
+class PeerAddress(_HostPort):
+    """A peer's IP address (or host name) and TCP/UDP port.
+
+    It *is* a ``tuple[str, int]``: it goes straight to sockets, compares and hashes
+    like the tuple a transport reports, and costs nothing to key a dict with.  The
+    constructor checks the port (use it for input from outside); addresses a
+    transport reports are trusted through :meth:`unchecked`.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, host: str, port: int) -> PeerAddress:
+        if not 0 < port < 65536:
+            raise ValueError(f"port out of range: {port}")
+        return tuple.__new__(cls, (host, port))
+
+    @classmethod
+    def unchecked(cls, host: str, port: int) -> PeerAddress:
+        """An address reported by our own transport (port 0 means "not connected yet")."""
+        return tuple.__new__(cls, (host, port))
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        host, port = self
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def __repr__(self) -> str:
+        return f"PeerAddress({self[0]!r}, {self[1]})"
 
     def as_tuple(self) -> tuple[str, int]:
-        return (self.host, self.port)
+        return (self[0], self[1])
 
 
 def parse_host_port(text: str) -> PeerAddress:

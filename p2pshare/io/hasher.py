@@ -9,7 +9,6 @@ is joined in memory.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 from p2pshare.core.geometry import Geometry
 from p2pshare.errors import StorageError
 
-__all__ = ["PieceHasher", "hash_files", "sha1", "verify_files"]
+__all__ = ["hash_files", "sha1", "verify_files"]
 
 ProgressCallback = Callable[[int], None]
 
@@ -160,16 +159,3 @@ def verify_files(
     todo = list(range(geometry.num_pieces) if pieces is None else pieces)
     digests = _run_parallel(paths, geometry, todo, workers, progress, missing_ok=True)
     return [i for i in todo if digests[i] == expected[i * 20 : i * 20 + 20]]
-
-
-class PieceHasher:
-    """Hash single pieces for the engine in a small thread pool, off the event loop."""
-
-    def __init__(self, workers: int = 2) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="p2pshare-verify")
-
-    async def sha1(self, data: bytes | bytearray | memoryview) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, sha1, data)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
