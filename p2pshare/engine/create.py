@@ -124,7 +124,13 @@ def create_torrent(
     elif format in ("v2", "hybrid"):
         lengths = [f.length for f in selection.files]
         hashes = hash_files_v2(
-            paths, lengths, piece_length, v1=format == "hybrid", workers=workers, progress=progress
+            paths,
+            lengths,
+            piece_length,
+            v1=format == "hybrid",
+            v1_pad_last=not selection.single_file,
+            workers=workers,
+            progress=progress,
         )
         info, layers = build_info_v2(
             selection.name,

@@ -165,6 +165,7 @@ def _hash_run_v2(
     items: Sequence[tuple[int, int, int]],
     out_v2: list[bytes],
     out_v1: list[bytes] | None,
+    pad_last: bool,
     progress: ProgressCallback | None,
     cancel: threading.Event,
 ) -> None:
@@ -186,7 +187,7 @@ def _hash_run_v2(
             out_v2[slot] = merkle.piece_hash(view[:size], piece_length, length)
             if out_v1 is not None:
                 h = hashlib.sha1(view[:size])
-                if size < piece_length and file_index != last_file:
+                if size < piece_length and (pad_last or file_index != last_file):
                     h.update(zeros[: piece_length - size])
                 out_v1[slot] = h.digest()
             if progress is not None:
@@ -201,10 +202,15 @@ def hash_files_v2(
     piece_length: int,
     *,
     v1: bool = False,
+    v1_pad_last: bool = True,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> V2Hashes:
-    """Merkle piece hashes of every file (in order), and with ``v1`` the hybrid's SHA-1 pieces."""
+    """Merkle piece hashes of every file (in order), and with ``v1`` the hybrid's SHA-1 pieces.
+
+    The SHA-1 pieces cover each file padded with zeros to a piece boundary; the last
+    file too when ``v1_pad_last`` (a folder; a single file has no pad file).
+    """
     merkle.piece_layer_height(piece_length)  # a power of two of at least 16 KiB
     workers = workers or min(4, os.cpu_count() or 1)
     items: list[tuple[int, int, int]] = []
@@ -219,7 +225,9 @@ def hash_files_v2(
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="p2pshare-hash") as pool:
         futures = [
-            pool.submit(_hash_run_v2, paths, lengths, piece_length, run, out_v2, out_v1, progress, cancel)
+            pool.submit(
+                _hash_run_v2, paths, lengths, piece_length, run, out_v2, out_v1, v1_pad_last, progress, cancel
+            )
             for run in runs
         ]
         try:

@@ -19,18 +19,19 @@ def piece_hashes(data: bytes, piece_length: int) -> list[bytes]:
     ]
 
 
-def aligned_stream(files: Files, piece_length: int) -> bytes:
-    """The files joined, each but the last padded with zeros to a piece boundary (BEP 52 layout)."""
+def aligned_stream(files: Files, piece_length: int, *, pad_last: bool = False) -> bytes:
+    """The files joined, each padded with zeros to a piece boundary (the last one only with
+    ``pad_last``, as a hybrid folder's v1 half does)."""
     out = bytearray()
     for i, (_, data) in enumerate(files):
         out += data
-        if i < len(files) - 1:
+        if pad_last or i < len(files) - 1:
             out += bytes(-len(data) % piece_length)
     return bytes(out)
 
 
-def v1_pieces(files: Files, piece_length: int) -> bytes:
-    stream = aligned_stream(files, piece_length)
+def v1_pieces(files: Files, piece_length: int, *, pad_last: bool = True) -> bytes:
+    stream = aligned_stream(files, piece_length, pad_last=pad_last)
     return b"".join(
         hashlib.sha1(stream[i : i + piece_length]).digest() for i in range(0, len(stream), piece_length)
     )
@@ -51,7 +52,7 @@ def build(
         piece_length,
         [piece_hashes(data, piece_length) for _, data in files],
         single_file=single,
-        v1_pieces=v1_pieces(files, piece_length) if hybrid else None,
+        v1_pieces=v1_pieces(files, piece_length, pad_last=not single) if hybrid else None,
     )
 
 

@@ -14,7 +14,7 @@ from p2pshare.core import bencode, merkle
 from p2pshare.core.metainfo.fields import DEFAULT_LIMITS
 from p2pshare.core.metainfo.model import Info
 from p2pshare.core.metainfo.parse import parse_info
-from p2pshare.core.metainfo.v2 import check_piece_layers, pad_after
+from p2pshare.core.metainfo.v2 import check_piece_layers
 from p2pshare.errors import MetainfoError
 
 __all__ = ["build_info", "build_info_v2", "choose_piece_length", "encode_torrent"]
@@ -81,7 +81,7 @@ def build_info_v2(
     ``files`` are in tree order (path components sorted bytewise).  ``piece_hashes[i]``
     holds file ``i``'s :func:`~p2pshare.core.merkle.piece_hash` values, one per piece
     (none for an empty file).  ``v1_pieces`` are the SHA-1 hashes of the same pieces
-    with every file but the last padded with zeros to a piece boundary.
+    with every file of a folder (the last one too) padded with zeros to a piece boundary.
     """
     if len(piece_hashes) != len(files):
         raise MetainfoError("one list of piece hashes per file is needed")
@@ -118,11 +118,12 @@ def build_info_v2(
         if single_file:
             d[b"length"] = files[0][1]
         else:
-            lengths = [length for _, length in files]
+            # Like libtorrent, pad every file to a piece boundary, the last one too:
+            # the same folder then gives the same info dict (and swarm) in both tools.
             v1_files: list[dict[bytes, object]] = []
-            for i, (path, length) in enumerate(files):
+            for path, length in files:
                 v1_files.append({b"length": length, b"path": _encode_path(path)})
-                pad = pad_after(lengths, i, piece_length)
+                pad = -length % piece_length
                 if pad:
                     v1_files.append({b"attr": b"p", b"length": pad, b"path": [b".pad", str(pad).encode()]})
             d[b"files"] = v1_files
