@@ -69,6 +69,20 @@ def our_real_files(meta: Metainfo) -> list[tuple[tuple[str, ...], int]]:
     return [(p, f.length) for p, f in zip(info.file_paths(), info.files, strict=True) if not f.pad]
 
 
+def assert_same_piece_sizes(ti: Any, meta: Metainfo) -> None:
+    """Piece sizes agree, except that libtorrent pads a v2-only torrent's last file to a whole
+    piece where BEP 52 (and we) end the last piece with the data."""
+    info = meta.info
+    theirs = [ti.piece_size(i) for i in range(ti.num_pieces())]
+    ours = [info.geometry.piece_size(i) for i in range(info.num_pieces)]
+    if info.format == "v2":
+        last = [f for f in info.files if f.length and not f.pad][-1]
+        assert ours[-1] == (last.length - 1) % info.piece_length + 1
+        assert theirs[-1] == info.piece_length
+        theirs, ours = theirs[:-1], ours[:-1]
+    assert theirs == ours
+
+
 def wait_checked(session: Any, handle: Any) -> Any:
     """Poll (bounded) until libtorrent has checked the files; return the status then."""
     deadline = time.monotonic() + POLL_LIMIT
@@ -113,6 +127,7 @@ def test_our_torrent_loads_in_libtorrent(kind: str, fmt: str, tmp_path: Path) ->
     else:
         assert not hashes.has_v1()
     assert ti.num_pieces() == info.num_pieces
+    assert_same_piece_sizes(ti, meta)
     assert ti.piece_length() == info.piece_length
     assert ti.name() == info.name
     assert lt_real_files(ti) == our_real_files(meta)
@@ -171,6 +186,7 @@ def test_libtorrent_torrent_parses_in_ours(kind: str, fmt: str, piece_length: in
     assert info.single_file == (kind == "single")
     assert our_real_files(meta) == lt_real_files(ti)
     assert info.num_pieces == ti.num_pieces()
+    assert_same_piece_sizes(ti, meta)
     # Our merkle code, over the files on disk, agrees with every root and every piece hash.
     for path, entry in zip(info.file_paths(), info.files, strict=True):
         if entry.pad or not entry.length:
