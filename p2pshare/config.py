@@ -193,6 +193,7 @@ class V2Config:
 
     max_tree_depth: int = 64  #: folders nested in a ``file tree`` (bencode depth is capped separately)
     max_piece_layers: int = 100_000  #: entries in the top-level ``piece layers`` dict
+    max_pieces: int = 0x200000  #: pieces a v2 manifest may declare (libtorrent's cap; v1: by ``pieces``)
     default_format: str = "v1"  #: ``create``/``share`` default: v1-only clients see hybrid pad files as files
 
 

@@ -125,6 +125,13 @@ def test_depth_and_file_count_caps() -> None:
     expect(V2_INFO.raw, "more than 3 files", limits=MetainfoLimits(max_files=3))
 
 
+def test_piece_count_cap() -> None:
+    """A v2 manifest may not declare more pieces than configured (a bitfield must stay small)."""
+    expect(V2_INFO.raw, "6 pieces exceed the limit of 5", cfg=V2Config(max_pieces=5))
+    huge = bad_info(lambda d: d[b"file tree"][b"a.txt"][b""].update({b"length": 1 << 60}))
+    expect(huge, "exceed the limit of 2097152")
+
+
 def test_long_component_in_tree() -> None:
     """Over-long names in a file tree are refused as in v1."""
     expect(V2_INFO.raw, "longer than 3 bytes", limits=MetainfoLimits(max_component_bytes=3))

@@ -7,8 +7,9 @@ import hashlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from p2pshare.core import merkle
+from p2pshare.core import bencode, merkle
 from p2pshare.core.metainfo import encode_torrent, parse_torrent
+from p2pshare.errors import MetainfoError
 from tests.core.v2_helpers import Files, aligned_stream, build
 
 NAMES = st.text(alphabet="abcdefgh.-_ é", min_size=1, max_size=6).filter(lambda s: s not in (".", ".."))
@@ -70,3 +71,61 @@ def test_hybrid_v1_pieces_align_with_v2_pieces(files: Files, shift: int) -> None
         ]
         assert chunk[: len(data)] == data and not any(chunk[len(data) :])
         assert m.v2_piece_hash(i) == merkle.piece_hash(data, piece_length, entry.length)
+
+
+_FUZZ_FILES: Files = [(("a",), b"a" * 1000), (("d", "big"), bytes(range(256)) * 300), (("d", "e"), b"")]
+_FUZZ_TORRENTS = [
+    encode_torrent(info, piece_layers=layers)
+    for info, layers in (build(_FUZZ_FILES), build(_FUZZ_FILES, hybrid=True))
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(0, 1),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.integers(0, 10**6),
+)
+def test_fuzzed_v2_torrents_fail_cleanly(which: int, edits: list[tuple[int, int]], cut: int) -> None:
+    """Byte-flipped or truncated v2 and hybrid .torrents parse or raise MetainfoError, nothing else."""
+    data = bytearray(_FUZZ_TORRENTS[which])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    data = data[: max(1, cut % (len(data) + 1))]
+    try:
+        parse_torrent(bytes(data))
+    except MetainfoError:
+        pass
+
+
+bvalues = st.recursive(
+    st.integers(-3, 70000) | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.binary(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.integers(0, 1), path=st.lists(st.integers(0, 7), min_size=1, max_size=6), value=bvalues)
+def test_structurally_mutated_v2_torrents_fail_cleanly(which: int, path: list[int], value: object) -> None:
+    """Replacing any value deep in a v2/hybrid .torrent with random bencode never crashes the parser."""
+    top = bencode.decode(_FUZZ_TORRENTS[which])
+    node = top
+    for step in path[:-1]:
+        if isinstance(node, dict) and node:
+            child = node[sorted(node)[step % len(node)]]
+        elif isinstance(node, list) and node:
+            child = node[step % len(node)]
+        else:
+            break
+        if not isinstance(child, (dict, list)):
+            break
+        node = child
+    if isinstance(node, dict) and node:
+        node[sorted(node)[path[-1] % len(node)]] = value
+    elif isinstance(node, list) and node:
+        node[path[-1] % len(node)] = value
+    try:
+        parse_torrent(bencode.encode(top))
+    except MetainfoError:
+        pass

@@ -118,6 +118,9 @@ def parse_info(
     v2_files = parse_file_tree(d[b"file tree"], limits, v2_config)
     if sum(f.length for f in v2_files) == 0:
         raise MetainfoError("the torrent holds no data (total length 0)")
+    num_pieces = sum((f.length + piece_length - 1) // piece_length for f in v2_files)
+    if num_pieces > v2_config.max_pieces:
+        raise MetainfoError(f"{num_pieces} pieces exceed the limit of {v2_config.max_pieces}")
     single = len(v2_files) == 1 and v2_files[0].path == (name,)
     if b"pieces" in d:
         v1 = parse_v1(d, name, piece_length, limits)
