@@ -11,10 +11,10 @@ import pytest
 
 from p2pshare.config import MetainfoLimits, V2Config
 from p2pshare.core import bencode
-from p2pshare.core.metainfo import parse_info, parse_torrent
+from p2pshare.core.metainfo import Metainfo, parse_info, parse_torrent
 from p2pshare.core.metainfo.v2 import check_piece_layers
 from p2pshare.errors import MetainfoError
-from tests.core.v2_helpers import build, info_dict, torrent
+from tests.core.v2_helpers import aligned_stream, build, info_dict, torrent
 
 PL = 16384
 FILES = [
@@ -245,3 +245,35 @@ def test_v1_torrent_with_pad_attr_marks_pads() -> None:
 def test_replace_keeps_validation_out_of_model() -> None:
     """Info is a plain value: replacing a field does not re-validate (parsing is the only gate)."""
     assert replace(V2_INFO, private=True).private
+
+
+def _piece_data(m: Metainfo, index: int, stream: bytes) -> bytes:
+    size = m.info.geometry.piece_size(index)
+    return stream[index * PL : index * PL + size]
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_verify_piece_checks_every_known_hash(hybrid: bool) -> None:
+    """verify_piece accepts each true piece and refuses a flipped byte, a dirty pad or a wrong size."""
+    info, layers = (HY_INFO, HY_LAYERS) if hybrid else (V2_INFO, V2_LAYERS)
+    m = Metainfo(info, piece_layers=layers)
+    stream = aligned_stream(FILES, PL, pad_last=hybrid)
+    for i in range(info.num_pieces):
+        data = _piece_data(m, i, stream)
+        assert m.verify_piece(i, data)
+        assert not m.verify_piece(i, bytes([data[0] ^ 1]) + data[1:])
+        assert not m.verify_piece(i, data + b"\x00")
+    dirty = bytearray(_piece_data(m, 0, stream))
+    dirty[-1] = 1  # piece 0 is a.txt (1000 bytes) and then its pad
+    assert not m.verify_piece(0, bytes(dirty))
+
+
+def test_verify_piece_without_layers() -> None:
+    """Without piece layers a v2 piece of a big file cannot be checked; a hybrid still has SHA-1."""
+    stream = aligned_stream(FILES, PL, pad_last=True)
+    v2 = Metainfo(V2_INFO)
+    assert not v2.has_v2_piece_hash(1) and v2.has_v2_piece_hash(0)
+    with pytest.raises(MetainfoError, match="fetch the piece layer"):
+        v2.verify_piece(1, _piece_data(v2, 1, stream))
+    hybrid = Metainfo(HY_INFO)
+    assert hybrid.verify_piece(1, _piece_data(hybrid, 1, stream))

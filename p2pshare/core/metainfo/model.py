@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from p2pshare.core import merkle
 from p2pshare.core.geometry import Geometry
 from p2pshare.core.types import InfoHash, InfoHashV2
 from p2pshare.errors import MetainfoError
@@ -147,3 +148,38 @@ class Metainfo:
         if layer is None:
             raise MetainfoError(f"no piece layer for {entry.display_path}: fetch it from peers")
         return layer[k * 32 : k * 32 + 32]
+
+    def has_v2_piece_hash(self, index: int) -> bool:
+        """True when :meth:`v2_piece_hash` can answer (the file fits in a piece, or its layer is known)."""
+        file_index, _ = self.info.v2_piece(index)
+        entry = self.info.files[file_index]
+        return entry.length <= self.info.piece_length or entry.pieces_root in self.piece_layers
+
+    def verify_piece(self, index: int, data: bytes | bytearray | memoryview) -> bool:
+        """Check a whole piece (as the geometry sizes it, pad zeros included) against every hash
+        we know for it: SHA-1 for v1 and hybrid, the merkle piece hash for v2 and hybrid.
+
+        A hybrid must match both (BEP 52).  MetainfoError when no hash is known yet (a v2
+        piece whose layer has not been fetched).
+        """
+        info = self.info
+        if len(data) != info.geometry.piece_size(index):
+            return False
+        checked = False
+        if info.has_v1:
+            if hashlib.sha1(data).digest() != info.piece_hash(index):
+                return False
+            checked = True
+        if info.meta_version == 2 and self.has_v2_piece_hash(index):
+            file_index, k = info.v2_piece(index)
+            entry = info.files[file_index]
+            real = min(info.piece_length, entry.length - k * info.piece_length)
+            view = memoryview(data)
+            if any(view[real:]):  # the pad after a file's last piece holds zeros
+                return False
+            if merkle.piece_hash(view[:real], info.piece_length, entry.length) != self.v2_piece_hash(index):
+                return False
+            checked = True
+        if not checked:
+            raise MetainfoError(f"no hash known for piece {index} yet: fetch the piece layer from peers")
+        return True
