@@ -402,3 +402,15 @@ def test_hash_files_v2_workers_and_progress(tmp_path: Path) -> None:
     assert one == three
     assert sum(seen) == sum(lengths)
     assert [len(h) for h in one.piece_hashes] == [-(-n // 16384) for n in lengths]
+
+
+def test_hash_files_v2_short_file_is_a_storage_error(tmp_path: Path) -> None:
+    """A file that shrank since it was listed stops v2 hashing with a StorageError naming it."""
+    from p2pshare.errors import StorageError
+    from p2pshare.io.hasher import hash_files_v2
+
+    made = make_tree(tmp_path, {"f": 20_000}, seed=1)
+    with pytest.raises(StorageError, match="shorter than expected"):
+        hash_files_v2([made["f"]], [40_000], 16384, workers=2)
+    with pytest.raises(ValueError, match="power of two"):
+        hash_files_v2([made["f"]], [20_000], 3 * 16384)
