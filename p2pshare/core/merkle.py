@@ -166,7 +166,7 @@ def verify_hashes(
     The uncles must reach the root exactly (a proof that stops below it proves nothing
     on its own).
     """
-    if count < 1 or count & (count - 1) or len(hashes) != count or index % count:
+    if count < 1 or count & (count - 1) or len(hashes) != count or index < 0 or index % count:
         return False
     height = num_leaves(blocks_in(file_length)).bit_length() - 1
     sub = count.bit_length() - 1

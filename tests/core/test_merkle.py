@@ -189,6 +189,8 @@ def test_verify_hashes_rejects_shape_errors() -> None:
     leaves = TREE.layer(0)
     assert not verify_hashes(TREE.root, len(DATA), 0, 0, 2, leaves[:3], [])
     assert not verify_hashes(TREE.root, len(DATA), 0, 1, 2, leaves[1:3], TREE.uncles(1, 0, 4))
+    assert not verify_hashes(TREE.root, len(DATA), 0, -2, 2, leaves[:2], TREE.uncles(1, 0, 4))
+    assert not verify_hashes(TREE.root, len(DATA), 0, 32, 2, leaves[:2], TREE.uncles(1, 0, 4))
     assert not verify_hashes(TREE.root, len(DATA), 0, 0, 2, leaves[:2], [*TREE.uncles(1, 0, 4), bytes(32)])
 
 
