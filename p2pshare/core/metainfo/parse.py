@@ -16,7 +16,7 @@ and on the same piece boundaries, in both halves.
 from __future__ import annotations
 
 from p2pshare.config import BencodeLimits, MetainfoLimits, V2Config
-from p2pshare.core import bencode
+from p2pshare.core import bencode, merkle
 from p2pshare.core.metainfo.fields import DEFAULT_LIMITS, get_field, validate_component
 from p2pshare.core.metainfo.model import FileEntry, Info, Metainfo
 from p2pshare.core.metainfo.v1 import V1Layout, parse_v1
@@ -113,7 +113,7 @@ def parse_info(
             raise MetainfoError("the torrent holds no data (total length 0)")
         return Info(name, piece_length, v1.pieces, v1.files, v1.single_file, private, bytes(raw))
 
-    if piece_length < 16384 or piece_length & (piece_length - 1):
+    if piece_length < merkle.LEAF_SIZE or piece_length & (piece_length - 1):
         raise MetainfoError(f"v2 piece length must be a power of two of at least 16 KiB, got {piece_length}")
     v2_files = parse_file_tree(d[b"file tree"], limits, v2_config)
     if sum(f.length for f in v2_files) == 0:
