@@ -70,7 +70,7 @@ class PieceLayerFetch:
 
     def requests(self) -> list[HashRequest]:
         """Every hash request still needed (send each to a peer that has the file's pieces)."""
-        out = []
+        out: list[HashRequest] = []
         for f in self._files.values():
             proof = self._tree_height(f) - self.base - 1
             out.extend(HashRequest(f.root, self.base, index, f.count, proof) for index in f.missing())
