@@ -40,12 +40,34 @@ __all__ = [
     "encode",
     "max_frame_length",
     "parse_frame",
+    "set_v2_bit",
+    "supports_v2",
 ]
 
 _HEADER = struct.Struct(">32sIIII")
 _U32 = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size  #: 48: root + four u32 fields
 _DEFAULT_LIMITS = HashesLimits()
+
+
+#: BEP 52 upgrade path: "the 4th most significant bit in the last byte of the reserved
+#: bitfield" says a peer sending a hybrid's SHA-1 hash also speaks v2.
+_V2_BYTE = 7
+_V2_MASK = 0x10
+
+
+def supports_v2(reserved: bytes) -> bool:
+    """True when the 8 reserved handshake bytes carry the BEP 52 v2 bit."""
+    return len(reserved) == 8 and bool(reserved[_V2_BYTE] & _V2_MASK)
+
+
+def set_v2_bit(reserved: bytes) -> bytes:
+    """The reserved bytes with the BEP 52 v2 bit set (for handshakes of hybrid torrents)."""
+    if len(reserved) != 8:
+        raise ValueError("the reserved field is 8 bytes")
+    out = bytearray(reserved)
+    out[_V2_BYTE] |= _V2_MASK
+    return bytes(out)
 
 
 class HashMessageId(IntEnum):

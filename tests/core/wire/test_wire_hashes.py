@@ -19,6 +19,8 @@ from p2pshare.core.wire.hashes import (
     encode,
     max_frame_length,
     parse_frame,
+    set_v2_bit,
+    supports_v2,
 )
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 
@@ -187,3 +189,18 @@ def test_fuzz_payloads(msg_id: int, payload: bytes) -> None:
         decode_payload(msg_id, payload)
     except RemoteProtocolError:
         pass
+
+
+def test_v2_reserved_bit() -> None:
+    """The v2 upgrade bit is 0x10 of the last reserved byte, and leaves the other bits alone."""
+    from p2pshare.core.wire.messages import make_reserved
+
+    plain = make_reserved(fast=True, extensions=True, dht=True)
+    assert not supports_v2(plain)
+    marked = set_v2_bit(plain)
+    assert supports_v2(marked)
+    assert marked[:7] == plain[:7] and marked[7] == plain[7] | 0x10
+    assert set_v2_bit(bytes(8)) == bytes(7) + b"\x10"
+    assert not supports_v2(b"\xff" * 7)
+    with pytest.raises(ValueError):
+        set_v2_bit(bytes(7))
