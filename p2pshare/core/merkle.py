@@ -37,6 +37,8 @@ __all__ = [
     "parent_layer",
     "proof_hash_count",
     "piece_hash",
+    "piece_hash_from_leaves",
+    "piece_leaf_width",
     "piece_layer_height",
     "root_from_piece_layer",
     "root_of",
@@ -116,7 +118,19 @@ def piece_hash(data: bytes | bytearray | memoryview, piece_length: int, file_len
     padded with zero leaves to a whole piece).  For a file of at most one piece:
     the file's ``pieces root`` (its leaves padded only to a power of two).
     """
-    leaves = leaf_hashes(data)
+    return piece_hash_from_leaves(leaf_hashes(data), piece_length, file_length)
+
+
+def piece_leaf_width(piece_length: int, file_length: int) -> int:
+    """Leaves under one piece's hash: a whole piece's worth, or for a file of at most one
+    piece its leaf layer (a power of two, possibly less than a piece)."""
+    if file_length <= piece_length:
+        return num_leaves(blocks_in(file_length))
+    return piece_length // LEAF_SIZE
+
+
+def piece_hash_from_leaves(leaves: Sequence[bytes], piece_length: int, file_length: int) -> bytes:
+    """:func:`piece_hash` from the piece's leaf hashes (one per block it holds)."""
     if file_length <= piece_length:
         return root_of(leaves, num_leaves(len(leaves)))
     return root_of(leaves, piece_length // LEAF_SIZE)

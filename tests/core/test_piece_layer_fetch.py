@@ -6,7 +6,7 @@ import pytest
 
 from p2pshare.core import merkle
 from p2pshare.core.metainfo import Info, Metainfo, parse_info
-from p2pshare.core.metainfo.layers import PieceLayerFetch
+from p2pshare.core.metainfo.layers import PieceLayerFetch, check_piece_leaves, piece_leaf_request
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest, encode, parse_frame
 from p2pshare.errors import MetainfoError, RemoteProtocolError
 from tests.core.v2_helpers import Files, aligned_stream, build
@@ -143,3 +143,55 @@ def test_default_runs_are_512() -> None:
     """By default a run is at most 512 hashes (BEP 52's SHOULD), or the layer's whole width."""
     reqs = PieceLayerFetch(INFO).requests()
     assert sorted(r.length for r in reqs) == [4, 64]
+
+
+INFO64, LAYERS64 = build(FILES, 4 * PL)  # 4 leaves per piece
+
+
+def leaf_seeder_answer(req: HashRequest) -> Hashes:
+    """A seeder with every file's full tree answers a leaf request."""
+    data = {e.pieces_root: d for e, (_, d) in zip([f for f in INFO64.files if not f.pad], FILES, strict=True)}
+    tree = merkle.MerkleTree.from_data(data[req.pieces_root])
+    hashes = tree.hashes_for(req.base_layer, req.index, req.length, req.proof_layers)
+    assert hashes is not None
+    return Hashes(req.pieces_root, req.base_layer, req.index, req.length, req.proof_layers, tuple(hashes))
+
+
+def test_block_leaves_check_every_block() -> None:
+    """Leaf hashes fetched for each piece verify against its piece hash and match every block."""
+    m = Metainfo(INFO64, piece_layers=LAYERS64)
+    stream = aligned_stream(FILES, 4 * PL)
+    for i in range(INFO64.num_pieces):
+        req = piece_leaf_request(m, i)
+        file_index, k = INFO64.v2_piece(i)
+        length = INFO64.files[file_index].length
+        real = min(4 * PL, length - k * 4 * PL)
+        piece = stream[i * 4 * PL : i * 4 * PL + real]
+        blocks = [piece[b : b + merkle.LEAF_SIZE] for b in range(0, len(piece), merkle.LEAF_SIZE)]
+        if req is None:  # "small": 100 bytes, one leaf, which is its root
+            assert length <= merkle.LEAF_SIZE and merkle.leaf_hashes(piece) == [m.v2_piece_hash(i)]
+            continue
+        leaves = check_piece_leaves(m, i, leaf_seeder_answer(req))
+        assert [merkle.leaf_hashes(b)[0] for b in blocks] == leaves
+
+
+def test_forged_leaves_are_refused() -> None:
+    """Leaves that do not hash to the piece hash, or answer another request, are the peer's fault."""
+    m = Metainfo(INFO64, piece_layers=LAYERS64)
+    req = piece_leaf_request(m, 2)
+    assert req is not None
+    good = leaf_seeder_answer(req)
+    forged = Hashes(good.pieces_root, 0, good.index, good.length, 0, (bytes(32), *good.hashes[1:]))
+    with pytest.raises(RemoteProtocolError, match="do not hash"):
+        check_piece_leaves(m, 2, forged)
+    with pytest.raises(RemoteProtocolError, match="do not answer"):
+        check_piece_leaves(m, 3, good)
+    small = INFO64.num_pieces - 1
+    with pytest.raises(RemoteProtocolError, match="single leaf"):
+        check_piece_leaves(m, small, good)
+
+
+def test_no_leaf_requests_with_one_block_pieces() -> None:
+    """With 16 KiB pieces the piece layer is the leaf layer: nothing more to ask."""
+    m = Metainfo(INFO, piece_layers=LAYERS)
+    assert all(piece_leaf_request(m, i) is None for i in range(INFO.num_pieces))

@@ -18,7 +18,7 @@ from p2pshare.core.metainfo.model import Info, Metainfo
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
 from p2pshare.errors import MetainfoError, RemoteProtocolError
 
-__all__ = ["PieceLayerFetch"]
+__all__ = ["PieceLayerFetch", "check_piece_leaves", "piece_leaf_request"]
 
 #: BEP 52: "Length SHOULD NOT be greater than 512".
 MAX_REQUEST_COUNT = 512
@@ -113,3 +113,44 @@ class PieceLayerFetch:
     def metainfo(self) -> Metainfo:
         """The manifest with its verified piece layers, ready to check pieces."""
         return Metainfo(self.info, piece_layers=self.layers())
+
+
+def piece_leaf_request(metainfo: Metainfo, index: int) -> HashRequest | None:
+    """The hash request for the leaf hashes of piece ``index`` (base layer 0, no proof):
+    with them each 16 KiB block can be checked on its own, and a piece that failed
+    its hash shows which block was bad.  None when the piece has one leaf: its piece
+    hash is then the block's own hash."""
+    info = metainfo.info
+    file_index, k = info.v2_piece(index)
+    entry = info.files[file_index]
+    assert entry.pieces_root is not None
+    width = merkle.piece_leaf_width(info.piece_length, entry.length)
+    if width < 2:  # BEP 52: a request asks for at least two hashes
+        return None
+    return HashRequest(entry.pieces_root, 0, k * width, width, 0)
+
+
+def check_piece_leaves(metainfo: Metainfo, index: int, msg: Hashes) -> list[bytes]:
+    """Verify the answer to :func:`piece_leaf_request` against the piece's known hash and
+    return one leaf hash per block of the piece (compare ``sha256(block)`` with it).
+
+    RemoteProtocolError when the answer is not for that request or does not verify;
+    MetainfoError when the piece's own hash is not known yet.
+    """
+    want = piece_leaf_request(metainfo, index)
+    if want is None:
+        raise RemoteProtocolError(f"piece {index} has a single leaf: no leaf hashes were asked for")
+    asked = (want.pieces_root, want.base_layer, want.index, want.length, want.proof_layers)
+    if (msg.pieces_root, msg.base_layer, msg.index, msg.length, msg.proof_layers) != asked:
+        raise RemoteProtocolError(f"hashes that do not answer the leaf request of piece {index}: {msg!r}")
+    info = metainfo.info
+    file_index, k = info.v2_piece(index)
+    entry = info.files[file_index]
+    expected = metainfo.v2_piece_hash(index)
+    leaves = list(msg.base_hashes)
+    if merkle.root_of(leaves, want.length) != expected:
+        raise RemoteProtocolError(f"leaf hashes of piece {index} do not hash to its piece hash")
+    blocks = merkle.blocks_in(min(info.piece_length, entry.length - k * info.piece_length))
+    if any(h != merkle.pad_hash(0) for h in leaves[blocks:]):
+        raise RemoteProtocolError(f"leaf hashes of piece {index} beyond the file end are not zero")
+    return leaves[:blocks]
