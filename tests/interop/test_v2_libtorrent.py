@@ -211,3 +211,101 @@ def test_same_folder_same_hashes_as_libtorrent(kind: str, fmt: str, tmp_path: Pa
     assert ours.info.info_hash_v2 == theirs.info.info_hash_v2
     assert ours.info.info_hash_v1 == theirs.info.info_hash_v1
     assert dict(ours.piece_layers) == dict(theirs.piece_layers)
+
+
+class RawPeer:
+    """A bare BEP 3 peer on a blocking loopback socket: handshake, send frames, read messages."""
+
+    def __init__(self, host: str, port: int, info_hash: bytes, reserved: bytes) -> None:
+        import socket
+
+        self.sock = socket.create_connection((host, port), timeout=POLL_LIMIT)
+        self.sock.sendall(b"\x13BitTorrent protocol" + reserved + info_hash + b"-XX0000-" + bytes(12))
+        reply = self._read(68)
+        assert reply[28:48] == info_hash, "libtorrent answered with another info hash"
+        self.reserved = reply[20:28]
+
+    def _read(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("libtorrent closed the connection")
+            buf += chunk
+        return buf
+
+    def next_message(self) -> bytes:
+        """One framed message (length prefix included); keep-alives are skipped."""
+        while True:
+            head = self._read(4)
+            length = int.from_bytes(head, "big")
+            if length:
+                return head + self._read(length)
+
+    def ask(self, frame: bytes) -> Any:
+        """Send a hash request and return libtorrent's hashes or hash reject, skipping other messages."""
+        from p2pshare.core.wire.hashes import parse_frame
+
+        self.sock.sendall(frame)
+        deadline = time.monotonic() + POLL_LIMIT
+        while time.monotonic() < deadline:
+            msg = self.next_message()
+            if msg[4] in (22, 23):
+                parsed = parse_frame(msg)
+                assert parsed is not None and parsed[1] == len(msg)
+                return parsed[0]
+        raise TimeoutError("no answer to the hash request")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_libtorrent_answers_our_hash_requests(fmt: str, tmp_path: Path) -> None:
+    """libtorrent, seeding our torrent, answers our BEP 52 hash requests with hashes that our codec
+    parses and our merkle code verifies: the piece layers of a magnet download, and block leaves."""
+    from p2pshare.core.metainfo import parse_info
+    from p2pshare.core.metainfo.layers import PieceLayerFetch, check_piece_leaves, piece_leaf_request
+    from p2pshare.core.wire.hashes import Hashes, encode, set_v2_bit
+    from p2pshare.core.wire.messages import make_reserved
+    from tests.interop.ltpeer import add_torrent, is_seeding, lt_port, lt_session, wait_for
+
+    share = build_share("random3", tmp_path)
+    created = create_torrent(share, format=fmt, piece_length=65536)
+    meta = parse_torrent(created.torrent)
+    assert meta.info.info_hash_v2 is not None
+    ses = lt_session("127.0.0.3")
+    try:
+        # A full check (not seed mode), so libtorrent knows every block hash, not only the piece layers.
+        handle = add_torrent(ses, created.torrent, share.parent)
+        wait_for(lambda: is_seeding(handle), POLL_LIMIT, "libtorrent to check and seed")
+        peer = RawPeer(
+            "127.0.0.3",
+            lt_port(ses),
+            meta.info.info_hash_v2.truncated.value,
+            set_v2_bit(make_reserved(fast=True, extensions=True)),
+        )
+        try:
+            fetch = PieceLayerFetch(parse_info(meta.info.raw), max_count=4)
+            requests = fetch.requests()
+            assert requests
+            for req in requests:
+                answer = peer.ask(encode(req))
+                assert isinstance(answer, Hashes), answer
+                assert fetch.receive(answer)
+            assert fetch.layers() == dict(meta.piece_layers)
+            checked = 0
+            for index in range(0, meta.info.num_pieces, 3):
+                req = piece_leaf_request(meta, index)
+                if req is None:
+                    continue
+                answer = peer.ask(encode(req))
+                assert isinstance(answer, Hashes), answer
+                assert len(check_piece_leaves(meta, index, answer)) >= 1
+                checked += 1
+            assert checked
+        finally:
+            peer.close()
+    finally:
+        ses.pause()
+        del ses
