@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -240,11 +239,6 @@ def test_v1_torrent_with_pad_attr_marks_pads() -> None:
     assert info.format == "v1"
     assert [f.pad for f in info.files] == [f.pad for f in HY_INFO.files]
     assert info.num_pieces == HY_INFO.num_pieces
-
-
-def test_replace_keeps_validation_out_of_model() -> None:
-    """Info is a plain value: replacing a field does not re-validate (parsing is the only gate)."""
-    assert replace(V2_INFO, private=True).private
 
 
 def _piece_data(m: Metainfo, index: int, stream: bytes) -> bytes:
