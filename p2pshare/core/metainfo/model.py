@@ -174,8 +174,8 @@ class Metainfo:
             file_index, k = info.v2_piece(index)
             entry = info.files[file_index]
             real = min(info.piece_length, entry.length - k * info.piece_length)
-            view = memoryview(data)
-            if any(view[real:]):  # the pad after a file's last piece holds zeros
+            view = memoryview(data).cast("B")
+            if view[real:] != bytes(len(view) - real):  # the pad after a file's last piece holds zeros
                 return False
             if merkle.piece_hash(view[:real], info.piece_length, entry.length) != self.v2_piece_hash(index):
                 return False
