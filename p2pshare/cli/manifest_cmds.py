@@ -13,11 +13,23 @@ from rich.table import Table
 from p2pshare.cli.common import err_console, handle_errors, load_target, out_console, print_json
 from p2pshare.cli.views import human_size
 from p2pshare.core.magnet import magnet_for_info, make_magnet
-from p2pshare.core.metainfo import Info
+from p2pshare.core.metainfo import FileEntry, Info
 from p2pshare.engine.create import create_torrent, parse_format, parse_size
 from p2pshare.errors import NotWritableError
 
 __all__ = ["create", "info", "info_summary", "human_size"]
+
+
+def _real_files(info: Info) -> list[tuple[tuple[str, ...], FileEntry]]:
+    """(path under the download folder, entry) of every file that is not padding."""
+    return [(p, f) for p, f in zip(info.file_paths(), info.files, strict=True) if not f.pad]
+
+
+def _file_summary(path: tuple[str, ...], f: FileEntry, v2: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": "/".join(path), "length": f.length}
+    if v2:  # the merkle root names the file's content: equal roots, equal bytes
+        entry["pieces_root"] = f.pieces_root.hex() if f.pieces_root is not None else None
+    return entry
 
 
 def info_summary(info: Info) -> dict[str, Any]:
@@ -25,7 +37,8 @@ def info_summary(info: Info) -> dict[str, Any]:
 
     ``info_hash`` is the 20-byte swarm id (v1, or the truncated v2 hash for v2-only);
     ``info_hash_v1`` / ``info_hash_v2`` are null when the format has no such half.
-    Pad files are left out of ``files`` and ``total_size``.
+    Pad files are left out of ``files`` and ``total_size``; for v2 and hybrid each file
+    carries its ``pieces_root`` (hex, null when empty).
     """
     v1 = info.info_hash_v1
     v2 = info.info_hash_v2
@@ -39,17 +52,13 @@ def info_summary(info: Info) -> dict[str, Any]:
         "piece_length": info.piece_length,
         "num_pieces": info.num_pieces,
         "private": info.private,
-        "files": [
-            {"path": "/".join(p), "length": f.length}
-            for p, f in zip(info.file_paths(), info.files, strict=True)
-            if not f.pad
-        ],
+        "files": [_file_summary(p, f, info.meta_version == 2) for p, f in _real_files(info)],
         "magnet": magnet_for_info(info),
     }
 
 
 def _render_info(info: Info) -> None:
-    files = [(p, f) for p, f in zip(info.file_paths(), info.files, strict=True) if not f.pad]
+    files = _real_files(info)
     out_console.print(f"[bold]{info.name}[/bold]")
     out_console.print(
         f"  size        {human_size(info.data_length)} ({info.data_length:,} bytes)"

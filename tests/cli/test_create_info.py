@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from p2pshare.cli.app import app
-from p2pshare.core import bencode
+from p2pshare.core import bencode, merkle
 from p2pshare.core.metainfo import parse_torrent
 from p2pshare.errors import ExitCode
 from tests.helpers import make_tree, reference_pieces
@@ -327,7 +327,11 @@ def test_create_v2_and_hybrid_json(tmp_path: Path, fmt: str) -> None:
         assert obj["info_hash_v1"] == obj["info_hash"] == hashlib.sha1(meta.info.raw).hexdigest()
         assert obj["magnet"].startswith(f"magnet:?xt=urn:btih:{obj['info_hash_v1']}&xt=urn:btmh:1220")
     assert obj["files"] == [
-        {"path": f"share/{rel}", "length": len(data)}
+        {
+            "path": f"share/{rel}",
+            "length": len(data),
+            "pieces_root": merkle.MerkleTree.from_data(data).root.hex() if data else None,
+        }
         for rel, data in (("/".join(p), d) for p, d in _v2_files(made))
     ]
     assert obj["total_size"] == sum(V2_SPEC.values())
@@ -353,7 +357,8 @@ def test_create_single_file_v2(tmp_path: Path) -> None:
     obj = run_json("create", str(made["one.bin"]), "--format", "V2", "-o", str(out))
     meta = parse_torrent(out.read_bytes())
     assert meta.info.single_file
-    assert obj["files"] == [{"path": "one.bin", "length": 100_000}]
+    root = merkle.MerkleTree.from_data(made["one.bin"].read_bytes()).root.hex()
+    assert obj["files"] == [{"path": "one.bin", "length": 100_000, "pieces_root": root}]
     assert len(meta.piece_layers) == 1
 
 
