@@ -1,0 +1,121 @@
+"""Two uTP managers joined by a simulated path on a virtual clock (loss, reordering, duplication, delay)."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from p2pshare.config import UtpConfig
+from p2pshare.core.utp import Closed, Connected, DataReceived, IncomingConnection, UtpEvent, UtpManager
+
+A = ("127.0.0.2", 6881)
+B = ("127.0.0.3", 6881)
+
+
+@dataclass
+class Path:
+    """How the simulated network treats each datagram in one direction."""
+
+    delay: float = 0.010
+    jitter: float = 0.0  #: uniform extra delay (reorders packets)
+    loss: float = 0.0
+    duplicate: float = 0.0
+    #: extra delay growing with bytes queued: seconds per byte "in the queue" (a bottleneck)
+    rate: float | None = None  #: bytes/s of a bottleneck link with an unbounded queue
+
+
+@dataclass
+class Pair:
+    """Two managers and the datagrams in flight between them, driven by ``run``."""
+
+    config: UtpConfig = field(default_factory=UtpConfig)
+    seed: int = 1
+    ab: Path = field(default_factory=Path)
+    ba: Path = field(default_factory=Path)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.now = 0.0
+        self.a = UtpManager(self.config, rng=random.Random(self.seed + 1))
+        self.b = UtpManager(self.config, rng=random.Random(self.seed + 2))
+        self.queue: list[tuple[float, int, bytes, str]] = []
+        self._n = 0
+        self.events: dict[str, list[UtpEvent]] = {"a": [], "b": []}
+        self.received: dict[str, dict[int, bytearray]] = {"a": {}, "b": {}}
+        self.link_free = {"a": 0.0, "b": 0.0}  #: bottleneck busy until (per direction's sender)
+        self.datagrams = {"a": 0, "b": 0}
+
+    def _mgr(self, side: str) -> UtpManager:
+        return self.a if side == "a" else self.b
+
+    def _emit(self, side: str) -> None:
+        mgr = self._mgr(side)
+        path = self.ab if side == "a" else self.ba
+        dest = "b" if side == "a" else "a"
+        for data, _addr in mgr.datagrams_to_send(self.now):
+            self.datagrams[side] += 1
+            if self.rng.random() < path.loss:
+                continue
+            copies = 2 if self.rng.random() < path.duplicate else 1
+            for _ in range(copies):
+                t = self.now + path.delay + self.rng.random() * path.jitter
+                if path.rate is not None:
+                    start = max(self.now, self.link_free[side])
+                    self.link_free[side] = start + len(data) / path.rate
+                    t = self.link_free[side] + path.delay
+                self._n += 1
+                heapq.heappush(self.queue, (t, self._n, bytes(data), dest))
+        while (ev := mgr.next_event()) is not None:
+            self.events[side].append(ev)
+            if isinstance(ev, DataReceived):
+                self.received[side].setdefault(ev.conn, bytearray()).extend(ev.data)
+
+    def flush(self) -> None:
+        self._emit("a")
+        self._emit("b")
+
+    def step(self, until: float) -> bool:
+        """Advance to the next datagram or timer before ``until``; False when nothing is due."""
+        timers = [t for t in (self.a.get_timer(), self.b.get_timer()) if t is not None]
+        next_dgram = self.queue[0][0] if self.queue else None
+        candidates = [*timers, *([next_dgram] if next_dgram is not None else [])]
+        if not candidates:
+            return False
+        t = min(candidates)
+        if t > until:
+            self.now = until
+            return False
+        self.now = max(self.now, t)
+        if next_dgram is not None and next_dgram <= t:
+            _, _, data, dest = heapq.heappop(self.queue)
+            src = A if dest == "b" else B
+            self._mgr(dest).receive_datagram(data, src, self.now)
+        else:
+            for m in (self.a, self.b):
+                timer = m.get_timer()
+                if timer is not None and timer <= self.now:
+                    m.handle_timer(self.now)
+        self.flush()
+        return True
+
+    def run(self, until: float, stop: object = None, max_steps: int = 2_000_000) -> None:
+        """Run the simulation until ``until`` (virtual seconds) or ``stop()`` is true."""
+        for _ in range(max_steps):
+            if stop is not None and stop():  # type: ignore[operator]
+                return
+            if not self.step(until):
+                if self.now >= until or not self.queue:
+                    return
+        raise AssertionError("simulation did not settle")
+
+    def connect(self) -> tuple[int, int]:
+        """Open a connection from a to b; return (a's handle, b's handle)."""
+        ha = self.a.connect(B, self.now)
+        self.flush()
+        self.run(self.now + 30, stop=lambda: any(isinstance(e, Connected) for e in self.events["a"]))
+        hb = next(e.conn for e in self.events["b"] if isinstance(e, IncomingConnection))
+        return ha, hb
+
+    def closed(self, side: str, conn: int) -> Closed | None:
+        return next((e for e in self.events[side] if isinstance(e, Closed) and e.conn == conn), None)
