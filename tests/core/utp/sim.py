@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from p2pshare.config import UtpConfig
@@ -99,14 +100,13 @@ class Pair:
         self.flush()
         return True
 
-    def run(self, until: float, stop: object = None, max_steps: int = 2_000_000) -> None:
+    def run(self, until: float, stop: Callable[[], bool] | None = None, max_steps: int = 2_000_000) -> None:
         """Run the simulation until ``until`` (virtual seconds) or ``stop()`` is true."""
         for _ in range(max_steps):
-            if stop is not None and stop():  # type: ignore[operator]
+            if stop is not None and stop():
                 return
             if not self.step(until):
-                if self.now >= until or not self.queue:
-                    return
+                return
         raise AssertionError("simulation did not settle")
 
     def connect(self) -> tuple[int, int]:
