@@ -117,7 +117,7 @@ class UtpConnection:
         self.probe_seq: int | None = None
         self.rtt = RttEstimator(config)
         self.cc = Ledbat(config, self.mss)
-        self.rx = Receiver(config, ack_nr, slack=max(self.mss, self.probe_size))
+        self.rx = Receiver(config, ack_nr)
         self.out: dict[int, OutPacket] = {}
         self.resend: list[int] = []  #: sequence numbers to resend, oldest first
         self.inflight = 0  #: bytes sent, not acknowledged and not marked for resending
@@ -364,10 +364,10 @@ class UtpConnection:
             if self.inflight + n + HEADER_SIZE > window:
                 if self.inflight:
                     break
-                if self.peer_wnd <= 0:  # nothing in flight, the peer's window is shut
+                if self.peer_wnd < n + HEADER_SIZE:  # nothing in flight, the peer has no room
                     if not self.window_probe:
                         break
-                    self.window_probe = False  # one packet per timeout probes it
+                    self.window_probe = False  # one packet per timeout probes the window
             if len(self.out) >= limit:
                 break
             p = OutPacket(_DATA, self.seq_nr, bytes(buf[:n]))
@@ -449,7 +449,7 @@ class UtpConnection:
         when = self.last_recv + cfg.idle_timeout
         if self.state is ConnState.CLOSED:
             return None
-        if self.inflight or self.resend or (self.sendbuf and self.peer_wnd <= 0):
+        if self.inflight or self.resend or self._window_shut():
             when = min(when, self.rto_start + self.rtt.rto)
         if self.state is ConnState.SYN_RECV:
             when = min(when, self.created + cfg.syn_recv_timeout)
@@ -466,19 +466,24 @@ class UtpConnection:
         if self.close_deadline is not None and now >= self.close_deadline:
             self._finish(CloseReason.LOCAL)
             return
-        if now - self.last_recv >= cfg.idle_timeout:
+        if now >= self.last_recv + cfg.idle_timeout:
             self._finish(CloseReason.TIMEOUT, f"nothing received for {cfg.idle_timeout:.0f} s")
             return
-        if self.state is ConnState.SYN_RECV and now - self.created >= cfg.syn_recv_timeout:
+        if self.state is ConnState.SYN_RECV and now >= self.created + cfg.syn_recv_timeout:
             self._finish(CloseReason.TIMEOUT, "half-open connection expired")
             return
         if (self.inflight or self.resend) and now >= self.rto_start + self.rtt.rto:
             self._on_timeout(now)
-        elif self.sendbuf and self.peer_wnd <= 0 and now >= self.rto_start + self.rtt.rto:
+        elif self._window_shut() and now >= self.rto_start + self.rtt.rto:
             self.window_probe = True  # one packet may go out to learn the window (see _send_new)
             self.rto_start = now
-        if self.state is ConnState.CONNECTED and now - self.last_send >= cfg.keepalive_interval:
+        if self.state is ConnState.CONNECTED and now >= self.last_send + cfg.keepalive_interval:
             self.need_ack = True
+
+    def _window_shut(self) -> bool:
+        """Data waits, nothing is in flight, and the peer has no room for the next packet."""
+        buf = self.sendbuf
+        return bool(buf) and self.peer_wnd < min(len(buf), self.mss) + HEADER_SIZE
 
     def _on_timeout(self, now: float) -> None:
         cfg = self.config

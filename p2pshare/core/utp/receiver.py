@@ -5,9 +5,10 @@ delivered at once, followed by every buffered packet that now follows in order;
 a later one waits in the reorder buffer and is reported back in the selective
 ACK.  What the buffer may hold is bounded twice: ``max_reorder_packets`` ahead
 of ``ack_nr`` and ``recv_buffer`` bytes (reorder buffer plus bytes held while
-reading is paused).  Out-of-order packets past the byte limit are dropped (the
-sender retransmits them); in-order bytes beyond the window the peer was told
-about are a :class:`~p2pshare.errors.RemoteProtocolError`.
+reading is paused).  A packet that does not fit is dropped (the sender resends
+it once the window opens; a zero-window probe is such a packet); more than
+``max_window_violations`` of them before reading resumes is a
+:class:`~p2pshare.errors.RemoteProtocolError`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class Receiver:
         "ooo",
         "ooo_bytes",
         "paused",
-        "slack",
+        "violations",
     )
 
-    def __init__(self, config: UtpConfig, ack_nr: int, slack: int) -> None:
+    def __init__(self, config: UtpConfig, ack_nr: int) -> None:
         self.config = config
         self.ack_nr = ack_nr  #: last sequence number received in order
         self.ooo: dict[int, bytes] = {}
@@ -47,7 +48,7 @@ class Receiver:
         self.eof_seq: int | None = None  #: sequence number of the peer's FIN
         self.eof = False  #: every packet up to the FIN was delivered
         self.dropped = 0
-        self.slack = slack  #: in-order bytes tolerated past the window (one packet in flight)
+        self.violations = 0  #: packets that did not fit, since reading last resumed
 
     @property
     def window(self) -> int:
@@ -71,15 +72,18 @@ class Receiver:
             if eof_seq is None:
                 self.eof_seq = seq
             payload = b""
+        size = len(payload)
         if d != 1:
             if seq in self.ooo:
                 return False
-            size = len(payload)
             if size and self.held_bytes + self.ooo_bytes + size > self.config.recv_buffer:
-                self.dropped += 1
+                self._violation()
                 return True
             self.ooo[seq] = bytes(payload)
             self.ooo_bytes += size
+            return True
+        if self.paused and size and self.held_bytes + self.ooo_bytes + size > self.config.recv_buffer:
+            self._violation()  # no room: dropped (a zero-window probe, or a peer ignoring the window)
             return True
         self._deliver(payload, out)
         ack = seq
@@ -99,14 +103,19 @@ class Receiver:
             self.ooo_bytes = 0
         return True
 
+    def _violation(self) -> None:
+        self.dropped += 1
+        self.violations += 1
+        if self.violations > self.config.max_window_violations:
+            raise RemoteProtocolError(
+                f"uTP peer sent {self.violations} packets past our receive window of "
+                f"{self.config.recv_buffer} bytes"
+            )
+
     def _deliver(self, data: bytes | memoryview, out: list[bytes]) -> None:
         if not data:
             return
         if self.paused:
-            if self.held_bytes + self.ooo_bytes + len(data) > self.config.recv_buffer + self.slack:
-                raise RemoteProtocolError(
-                    f"uTP peer sent past our receive window of {self.config.recv_buffer} bytes"
-                )
             self.held.append(bytes(data))
             self.held_bytes += len(data)
         else:
@@ -115,6 +124,7 @@ class Receiver:
     def resume(self) -> list[bytes]:
         """Reading resumes: the held bytes, to deliver now."""
         self.paused = False
+        self.violations = 0
         held, self.held = self.held, []
         self.held_bytes = 0
         return held

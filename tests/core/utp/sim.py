@@ -24,6 +24,7 @@ class Path:
     duplicate: float = 0.0
     #: extra delay growing with bytes queued: seconds per byte "in the queue" (a bottleneck)
     rate: float | None = None  #: bytes/s of a bottleneck link with an unbounded queue
+    mtu: int | None = None  #: datagrams larger than this are dropped
 
 
 @dataclass
@@ -46,6 +47,9 @@ class Pair:
         self.received: dict[str, dict[int, bytearray]] = {"a": {}, "b": {}}
         self.link_free = {"a": 0.0, "b": 0.0}  #: bottleneck busy until (per direction's sender)
         self.datagrams = {"a": 0, "b": 0}
+        #: called with (side, datagram); True drops it (for targeted losses)
+        self.drop: Callable[[str, bytes], bool] | None = None
+        self.queue_delays: list[tuple[float, float]] = []  #: (time, bottleneck queuing delay) a->b
 
     def _mgr(self, side: str) -> UtpManager:
         return self.a if side == "a" else self.b
@@ -56,13 +60,17 @@ class Pair:
         dest = "b" if side == "a" else "a"
         for data, _addr in mgr.datagrams_to_send(self.now):
             self.datagrams[side] += 1
-            if self.rng.random() < path.loss:
+            if self.rng.random() < path.loss or (path.mtu is not None and len(data) > path.mtu):
+                continue
+            if self.drop is not None and self.drop(side, bytes(data)):
                 continue
             copies = 2 if self.rng.random() < path.duplicate else 1
             for _ in range(copies):
                 t = self.now + path.delay + self.rng.random() * path.jitter
                 if path.rate is not None:
                     start = max(self.now, self.link_free[side])
+                    if side == "a":
+                        self.queue_delays.append((self.now, start - self.now))
                     self.link_free[side] = start + len(data) / path.rate
                     t = self.link_free[side] + path.delay
                 self._n += 1
@@ -113,8 +121,11 @@ class Pair:
         """Open a connection from a to b; return (a's handle, b's handle)."""
         ha = self.a.connect(B, self.now)
         self.flush()
-        self.run(self.now + 30, stop=lambda: any(isinstance(e, Connected) for e in self.events["a"]))
-        hb = next(e.conn for e in self.events["b"] if isinstance(e, IncomingConnection))
+        self.run(
+            self.now + 30,
+            stop=lambda: any(isinstance(e, Connected) and e.conn == ha for e in self.events["a"]),
+        )
+        hb = [e.conn for e in self.events["b"] if isinstance(e, IncomingConnection)][-1]
         return ha, hb
 
     def closed(self, side: str, conn: int) -> Closed | None:
