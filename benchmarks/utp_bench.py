@@ -1,18 +1,24 @@
 """uTP throughput on loopback: 256 MiB between two p2pshare uTP sockets, plus CPU per GiB.
 
-The receiver runs in a child process (its own core), the sender in this one; both
-use :class:`p2pshare.io.utp_socket.UtpSocket` exactly as the engine will (the receiver
-on a socket shared with a live DHT endpoint, as in a session).  Goal (issue 14):
->= 150 MB/s.  Figures go to ``benchmarks/results/utp.txt``; the exit code is 1 when
-the goal is missed.
+1. p2pshare -> p2pshare: the receiver runs in a child process (its own core), the
+   sender in this one; both use :class:`p2pshare.io.utp_socket.UtpSocket` exactly as
+   the engine will (the receiver on a socket shared with a live DHT endpoint, as in a
+   session).  Goal (issue 14): >= 150 MB/s; the exit code is 1 when it is missed.
+2. From a libtorrent uTP-only seeder (TCP switched off), side by side in the same run:
+   libtorrent's own uTP leecher, and a p2pshare uTP leecher (a PeerConnection driven
+   over a UtpLink, pipelined requests, every piece SHA-1 checked, nothing written).
+   Each leecher runs in a child process so its CPU time is its own.
 
-    python benchmarks/utp_bench.py [--mib 256] [--runs 2]
+Figures go to ``benchmarks/results/utp.txt``.
+
+    python benchmarks/utp_bench.py [--mib 256] [--runs 2] [--no-libtorrent]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -21,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -31,7 +38,17 @@ from p2pshare.core.dht.node import DhtNode  # noqa: E402
 from p2pshare.io.dht_endpoint import DhtEndpoint  # noqa: E402
 from p2pshare.io.utp_socket import UtpLink, UtpSocket  # noqa: E402
 
+WORK = HERE / ".work"
 GOAL_MBPS = 150.0
+UTP_ONLY = {
+    "enable_outgoing_tcp": False,
+    "enable_incoming_tcp": False,
+    "enable_outgoing_utp": True,
+    "enable_incoming_utp": True,
+    "out_enc_policy": 2,  # plaintext: the p2pshare leecher does not speak MSE
+    "in_enc_policy": 1,
+}
+PEER_ID = b"-PS0001-utpbenchxxxx"
 SENDER = "127.0.0.2"
 RECEIVER = "127.0.0.3"
 
@@ -126,14 +143,179 @@ def run_once(mib: int) -> dict[str, float]:
     }
 
 
+# ------------------------------------------------------------------ from a libtorrent uTP seeder
+
+
+def _payload(mib: int) -> tuple[Path, Path]:
+    """The payload (shared with swarm_bench's cache) and its .torrent."""
+    sys.path.insert(0, str(HERE))
+    from gen_payload import ensure_payload
+
+    from p2pshare.engine.create import create_torrent
+
+    path = ensure_payload(mib * 1024 * 1024, seed=1, out=WORK / "seed" / f"payload-{mib}M.bin")
+    torrent = WORK / f"utp-{mib}M.torrent"
+    stamp = WORK / f"utp-{mib}M.torrent.stamp"
+    want = f"{path.stat().st_size} {path.stat().st_mtime_ns}\n"
+    if not (torrent.exists() and stamp.exists() and stamp.read_text() == want):
+        torrent.write_bytes(create_torrent(path, piece_length=256 * 1024).torrent)
+        stamp.write_text(want)
+    return path, torrent
+
+
+async def leech_p2pshare(torrent: Path, host: str, port: int) -> dict[str, Any]:
+    """Child: download every piece from ``host:port`` over uTP; check each piece's SHA-1."""
+    from p2pshare.core.metainfo import parse_torrent
+    from p2pshare.core.wire.connection import HandshakeReceived, PeerConnection
+    from p2pshare.core.wire.messages import Interested, Piece, Unchoke
+
+    info = parse_torrent(torrent.read_bytes()).info
+    total, plen, n = info.total_length, info.piece_length, info.num_pieces
+    block = 16384
+    blocks = [
+        (i, b, min(block, min(plen, total - i * plen) - b))
+        for i in range(n)
+        for b in range(0, min(plen, total - i * plen), block)
+    ]
+    sock = await UtpSocket.open("127.0.0.4", 0, UtpConfig())
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    link = await sock.connect((host, port), timeout=10)
+    conn = PeerConnection(info.info_hash.value, PEER_ID, initiator=True, num_pieces=n)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    pieces: dict[int, bytearray] = {}
+    got = [0] * n
+    state = {"next": 0, "out": 0, "bad": 0, "complete": 0}
+    depth = 512
+
+    def request_more() -> None:
+        start = state["next"]
+        stop = min(len(blocks), start + depth - state["out"])
+        if stop > start:
+            link.write(conn.send_requests(blocks[start:stop]))
+            state["out"] += stop - start
+            state["next"] = stop
+
+    def on_data(view: memoryview) -> None:
+        conn.receive_data(view)
+        while (ev := conn.next_event()) is not None:
+            if isinstance(ev, Piece):
+                buf = pieces.setdefault(ev.index, bytearray(min(plen, total - ev.index * plen)))
+                buf[ev.begin : ev.begin + len(ev.data)] = ev.data
+                got[ev.index] += len(ev.data)
+                state["out"] -= 1
+                if got[ev.index] == len(buf):
+                    if hashlib.sha1(pieces.pop(ev.index)).digest() != info.piece_hash(ev.index):
+                        state["bad"] += 1
+                    state["complete"] += 1
+                    if state["complete"] == n and not done.done():
+                        done.set_result(None)
+            elif isinstance(ev, HandshakeReceived):
+                link.write(conn.send(Interested()))
+            elif isinstance(ev, Unchoke):
+                request_more()
+        if conn.handshake_complete and not conn.peer_choking and state["out"] < depth // 2:
+            request_more()
+
+    link.set_handlers(on_data, lambda exc: done.done() or done.set_exception(exc or EOFError()))
+    link.write(conn.handshake_bytes())
+    await asyncio.wait_for(done, 900)
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    link.close()
+    sock.close()
+    return {"seconds": elapsed, "cpu": cpu, "bytes": total, "bad": state["bad"]}
+
+
+def leech_libtorrent(torrent: Path, host: str, port: int) -> dict[str, Any]:
+    """Child: libtorrent's own uTP-only leecher; its CPU time from getrusage."""
+    import resource
+    import shutil
+
+    from tests.interop.ltpeer import add_torrent, lt_session
+
+    out = WORK / "out-utp-libtorrent"
+    shutil.rmtree(out, ignore_errors=True)
+    ses = lt_session("127.0.0.5", **UTP_ONLY)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    h = add_torrent(ses, torrent.read_bytes(), out)
+    h.connect_peer((host, port))
+    deadline = t0 + 900
+    while not h.status().is_seeding:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("libtorrent leecher did not finish")
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    total = h.status().total_wanted
+    ses.remove_torrent(h)
+    del ses
+    shutil.rmtree(out, ignore_errors=True)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"seconds": elapsed, "cpu": cpu, "bytes": total, "bad": 0}
+
+
+def lt_child(kind: str, torrent: Path, host: str, port: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, f"--{kind}", str(torrent), host, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=ROOT,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} leecher failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def libtorrent_section(mib: int) -> list[str]:
+    from tests.interop.ltpeer import add_torrent, is_seeding, lt_port, lt_session, wait_for
+
+    path, torrent = _payload(mib)
+    ses = lt_session("127.0.0.2", **UTP_ONLY)
+    handle = add_torrent(ses, torrent.read_bytes(), path.parent)
+    wait_for(lambda: is_seeding(handle), 300, "libtorrent seeder to finish checking")
+    port = lt_port(ses)
+    lines = []
+    try:
+        for kind, label in (("lt-leech-libtorrent", "libtorrent"), ("lt-leech-p2pshare", "p2pshare  ")):
+            r = lt_child(kind, torrent, "127.0.0.2", port)
+            gib = r["bytes"] / 2**30
+            rate = r["bytes"] / r["seconds"] / 1e6
+            lines.append(
+                f"[{mib}M, libtorrent uTP-only seeder] {label} uTP leecher {rate:7.1f} MB/s"
+                f" ({r['seconds']:.2f} s), CPU per GiB {r['cpu'] / gib:.2f} s"
+                + (f", {r['bad']} pieces failed" if r["bad"] else "")
+            )
+            print(lines[-1], flush=True)
+    finally:
+        ses.pause()
+        del ses
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
     parser.add_argument("--recv", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--lt-leech-p2pshare", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--lt-leech-libtorrent", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.recv:
         asyncio.run(receive(args.recv))
+        return 0
+    if args.lt_leech_p2pshare:
+        t, h, p = args.lt_leech_p2pshare
+        print(json.dumps(asyncio.run(leech_p2pshare(Path(t), h, int(p)))))
+        return 0
+    if args.lt_leech_libtorrent:
+        t, h, p = args.lt_leech_libtorrent
+        print(json.dumps(leech_libtorrent(Path(t), h, int(p))))
         return 0
     runs = [run_once(args.mib) for _ in range(args.runs)]
     best = max(runs, key=lambda r: r["mbps"])
@@ -147,6 +329,11 @@ def main() -> int:
         ),
         f"[{args.mib}M] best {best['mbps']:.1f} MB/s (goal >= {GOAL_MBPS:.0f} MB/s)",
     ]
+    if not args.no_libtorrent:
+        try:
+            lines += libtorrent_section(args.mib)
+        except ImportError:
+            lines.append("(libtorrent not installed: no comparison)")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (HERE / "results").mkdir(exist_ok=True)
