@@ -46,12 +46,12 @@ from p2pshare.core.utp.packet import (
     PacketType,
     encode_header,
     encode_with_extensions,
-    seq_diff,
 )
 from p2pshare.core.utp.receiver import Receiver
+from p2pshare.core.utp.sender import OutPacket, SentPackets
 from p2pshare.errors import RemoteProtocolError
 
-__all__ = ["ConnState", "OutPacket", "UtpConnection"]
+__all__ = ["ConnState", "UtpConnection"]
 
 _DATA = PacketType.DATA
 _FIN = PacketType.FIN
@@ -65,22 +65,6 @@ class ConnState(Enum):
     SYN_RECV = "syn_recv"
     CONNECTED = "connected"
     CLOSED = "closed"
-
-
-class OutPacket:
-    """A packet we sent and the peer has not acknowledged yet."""
-
-    __slots__ = ("kind", "lost", "need_resend", "payload", "sent_at", "seq", "size", "transmissions")
-
-    def __init__(self, kind: PacketType, seq: int, payload: bytes) -> None:
-        self.kind = kind
-        self.seq = seq
-        self.payload = payload
-        self.size = len(payload) + HEADER_SIZE
-        self.sent_at = 0.0
-        self.transmissions = 0
-        self.need_resend = False  #: queued for retransmission (not counted in flight)
-        self.lost = False  #: declared lost once already (only the timer resends it again)
 
 
 class UtpConnection:
@@ -107,8 +91,6 @@ class UtpConnection:
         self.events = events
         self.recv_id = recv_id
         self.send_id = send_id
-        self.seq_nr = seq_nr  #: next sequence number to use
-        self.snd_una = seq_nr  #: oldest unacknowledged sequence number
         self.state = state
         self.sack_room = 2 + config.max_sack_bytes
         self.mss = max(64, config.packet_size - HEADER_SIZE - self.sack_room)
@@ -118,9 +100,7 @@ class UtpConnection:
         self.rtt = RttEstimator(config)
         self.cc = Ledbat(config, self.mss)
         self.rx = Receiver(config, ack_nr)
-        self.out: dict[int, OutPacket] = {}
-        self.resend: list[int] = []  #: sequence numbers to resend, oldest first
-        self.inflight = 0  #: bytes sent, not acknowledged and not marked for resending
+        self.tx = SentPackets(seq_nr)
         self.sendbuf = bytearray()
         self.peer_wnd = config.packet_size * config.initial_cwnd_packets
         self.peer_wnd_max = self.peer_wnd
@@ -141,11 +121,9 @@ class UtpConnection:
         self.pending_reset = False
         self.window_probe = False
         if state is ConnState.SYN_SENT:
-            syn = OutPacket(_SYN, seq_nr, b"")
+            syn = self.tx.add(_SYN, b"")
             syn.need_resend = True
-            self.out[seq_nr] = syn
-            self.resend.append(seq_nr)
-            self.seq_nr = (seq_nr + 1) & SEQ_MASK
+            self.tx.resend.append(syn.seq)
 
     # -- the user's side -------------------------------------------------------------
 
@@ -202,7 +180,7 @@ class UtpConnection:
             self.need_ack = True  # our answer to its SYN was lost
             return
         if self.state is ConnState.SYN_SENT:
-            if kind is not _STATE or pkt.ack_nr != self.snd_una:
+            if kind is not _STATE or pkt.ack_nr != self.tx.snd_una:
                 return
             self.rx.ack_nr = (pkt.seq_nr - 1) & SEQ_MASK
             self.state = ConnState.CONNECTED
@@ -227,7 +205,7 @@ class UtpConnection:
                 for data in delivered:
                     self.events.append(DataReceived(self.handle, data))
             self._check_eof()
-        if self.fin_sent and self.rx.eof and self.snd_una == self.seq_nr:
+        if self.fin_sent and self.rx.eof and self.tx.snd_una == self.tx.seq_nr:
             self._finish(CloseReason.LOCAL)
 
     def _check_eof(self) -> None:
@@ -239,38 +217,27 @@ class UtpConnection:
                 self.close_deadline = self.last_recv + self.config.fin_linger
 
     def _process_ack(self, pkt: Packet, now: float) -> None:
-        ack = pkt.ack_nr
-        out = self.out
-        if not out:
+        tx = self.tx
+        if not tx.out:
             return
-        d = seq_diff(ack, self.snd_una)
-        if d < -1 or seq_diff(ack, self.seq_nr) >= 0:
-            return  # stale, or acknowledges what we never sent
-        acked = 0
-        rtt = self.rtt
-        if d >= 0:
-            seq = self.snd_una
-            for _ in range(d + 1):
-                p = out.pop(seq, None)
-                if p is not None:
-                    acked += p.size
-                    if not p.need_resend:
-                        self.inflight -= p.size
-                    if p.transmissions == 1:
-                        rtt.sample(now - p.sent_at)
-                seq = (seq + 1) & SEQ_MASK
-            self.snd_una = seq
+        acked = tx.ack_through(pkt.ack_nr, now, self.rtt)
+        if acked is None:
+            return
+        if acked:
             self.dup_acks = 0
             self.timeouts = 0
-            rtt.on_ack()
+            self.rtt.on_ack()
             self.rto_start = now
-        elif pkt.type is _STATE and pkt.sack is None and not pkt.payload:
+        elif pkt.type is _STATE and pkt.sack is None and not pkt.payload and tx.out:
             self.dup_acks += 1
             if self.dup_acks == self.config.dup_ack_limit:
-                self._declare_lost(self.snd_una)
+                self._declare_lost(tx.snd_una)
         if pkt.sack is not None:
-            acked += self._process_sack(ack, pkt.sack, now)
-        if self.probe_seq is not None and self.probe_seq not in out:
+            more, lost = tx.ack_selective(pkt.ack_nr, pkt.sack, now, self.rtt, self.config.dup_ack_limit)
+            acked += more
+            for seq in lost:
+                self._declare_lost(seq)
+        if self.probe_seq is not None and self.probe_seq not in tx.out:
             self.probe_seq = None
             self.mss = self.probe_size
             self.cc.set_mss(self.mss)
@@ -281,44 +248,11 @@ class UtpConnection:
             if cc.cwnd > self.peer_wnd_max:  # no credit beyond what the peer ever offered
                 cc.cwnd = float(max(self.peer_wnd_max, cc.mss))
 
-    def _process_sack(self, ack: int, sack: bytes, now: float) -> int:
-        out = self.out
-        base = (ack + 2) & SEQ_MASK
-        bits = int.from_bytes(sack, "little")
-        acked = 0
-        offsets: list[int] = []
-        while bits:
-            low = bits & -bits
-            off = low.bit_length() - 1
-            bits ^= low
-            offsets.append(off)
-            p = out.pop((base + off) & SEQ_MASK, None)
-            if p is not None:
-                acked += p.size
-                if not p.need_resend:
-                    self.inflight -= p.size
-                if p.transmissions == 1:
-                    self.rtt.sample(now - p.sent_at)
-        limit = self.config.dup_ack_limit
-        if len(offsets) >= limit:
-            threshold = offsets[len(offsets) - limit]
-            for off in range(-1, threshold):
-                seq = (base + off) & SEQ_MASK
-                if seq in out:
-                    self._declare_lost(seq)
-        return acked
-
     def _declare_lost(self, seq: int) -> None:
-        p = self.out.get(seq)
-        if p is None or p.lost or p.need_resend or p.transmissions == 0:
-            return
-        if seq == self.probe_seq:
+        if seq == self.probe_seq and seq in self.tx.out:
             self._probe_failed()
-        p.lost = True
-        p.need_resend = True
-        self.inflight -= p.size
-        self.resend.append(seq)
-        self.cc.on_loss(seq, self.seq_nr)
+        if self.tx.mark_lost(seq):
+            self.cc.on_loss(seq, self.tx.seq_nr)
 
     # -- packets out -----------------------------------------------------------------
 
@@ -326,31 +260,32 @@ class UtpConnection:
         """Every datagram the windows allow now (retransmissions first, then new data, then acks)."""
         if self.pending_reset:
             self.pending_reset = False
-            return [self._build(_RESET, self.seq_nr, b"", now)]
+            return [self._build(_RESET, self.tx.seq_nr, b"", now)]
         if self.state is ConnState.CLOSED:
             return []
         out: list[bytearray] = []
         window = min(int(self.cc.cwnd), self.peer_wnd)
-        if self.resend:
+        if self.tx.resend:
             self._resend(out, window, now)
-        if self.state is ConnState.CONNECTED and not self.resend:
+        if self.state is ConnState.CONNECTED and not self.tx.resend:
             self._send_new(out, window, now)
         if self.need_ack and not out and self.state is not ConnState.SYN_SENT:
-            out.append(self._build(_STATE, self.seq_nr, b"", now))
+            out.append(self._build(_STATE, self.tx.seq_nr, b"", now))
         if out:
             self.need_ack = False
             self.last_send = now
         return out
 
     def _resend(self, out: list[bytearray], window: int, now: float) -> None:
-        queue = self.resend
+        tx = self.tx
+        queue = tx.resend
         i = 0
         while i < len(queue):
-            p = self.out.get(queue[i])
+            p = tx.out.get(queue[i])
             if p is None or not p.need_resend:
                 i += 1
                 continue
-            if self.inflight and self.inflight + p.size > window:
+            if tx.inflight and tx.inflight + p.size > window:
                 break
             self._transmit(p, out, now)
             i += 1
@@ -358,42 +293,36 @@ class UtpConnection:
 
     def _send_new(self, out: list[bytearray], window: int, now: float) -> None:
         buf = self.sendbuf
+        tx = self.tx
         limit = self.config.max_inflight_packets
         while buf:
             n = min(self.mss, len(buf))
-            if self.inflight + n + HEADER_SIZE > window:
-                if self.inflight:
+            if tx.inflight + n + HEADER_SIZE > window:
+                if tx.inflight:
                     break
                 if self.peer_wnd < n + HEADER_SIZE:  # nothing in flight, the peer has no room
                     if not self.window_probe:
                         break
                     self.window_probe = False  # one packet per timeout probes the window
-            if len(self.out) >= limit:
+            if len(tx) >= limit:
                 break
-            p = OutPacket(_DATA, self.seq_nr, bytes(buf[:n]))
+            p = tx.add(_DATA, bytes(buf[:n]))
             del buf[:n]
-            self.seq_nr = (self.seq_nr + 1) & SEQ_MASK
-            self.out[p.seq] = p
             if self.probe_size and self.probe_seq is None and n == self.mss:
                 self.probe_seq = p.seq
                 out.append(self._build(_DATA, p.seq, p.payload, now, pad_to=self.probe_size))
                 self._transmit(p, None, now)
                 continue
             self._transmit(p, out, now)
-        if self.want_close and not buf and not self.fin_sent and len(self.out) < limit:
-            fin = OutPacket(_FIN, self.seq_nr, b"")
-            self.seq_nr = (self.seq_nr + 1) & SEQ_MASK
-            self.out[fin.seq] = fin
+        if self.want_close and not buf and not self.fin_sent and len(tx) < limit:
+            fin = tx.add(_FIN, b"")
             self.fin_sent = True
             self._transmit(fin, out, now)
 
     def _transmit(self, p: OutPacket, out: list[bytearray] | None, now: float) -> None:
-        if not self.inflight:
+        if not self.tx.inflight:
             self.rto_start = now
-        p.need_resend = False
-        p.transmissions += 1
-        p.sent_at = now
-        self.inflight += p.size
+        self.tx.transmitted(p, now)
         if out is not None:
             out.append(self._build(p.kind, p.seq, p.payload, now))
 
@@ -449,7 +378,7 @@ class UtpConnection:
         when = self.last_recv + cfg.idle_timeout
         if self.state is ConnState.CLOSED:
             return None
-        if self.inflight or self.resend or self._window_shut():
+        if self.tx.inflight or self.tx.resend or self._window_shut():
             when = min(when, self.rto_start + self.rtt.rto)
         if self.state is ConnState.SYN_RECV:
             when = min(when, self.created + cfg.syn_recv_timeout)
@@ -472,7 +401,7 @@ class UtpConnection:
         if self.state is ConnState.SYN_RECV and now >= self.created + cfg.syn_recv_timeout:
             self._finish(CloseReason.TIMEOUT, "half-open connection expired")
             return
-        if (self.inflight or self.resend) and now >= self.rto_start + self.rtt.rto:
+        if (self.tx.inflight or self.tx.resend) and now >= self.rto_start + self.rtt.rto:
             self._on_timeout(now)
         elif self._window_shut() and now >= self.rto_start + self.rtt.rto:
             self.window_probe = True  # one packet may go out to learn the window (see _send_new)
@@ -500,17 +429,7 @@ class UtpConnection:
         self.cc.on_timeout()
         if self.probe_seq is not None:
             self._probe_failed()
-        resend = []
-        seq = self.snd_una
-        while seq != self.seq_nr:
-            p = self.out.get(seq)
-            if p is not None:
-                p.need_resend = True
-                p.lost = False
-                resend.append(seq)
-            seq = (seq + 1) & SEQ_MASK
-        self.resend = resend
-        self.inflight = 0
+        self.tx.mark_all_for_resend()
         self.dup_acks = 0
         self.rto_start = now
 
@@ -526,8 +445,7 @@ class UtpConnection:
         self.dead = True
         self.half_open = False
         self.sendbuf.clear()
-        self.out.clear()
-        self.resend.clear()
+        self.tx.clear()
         if not self.closed_reported:
             self.closed_reported = True
             self.events.append(Closed(self.handle, reason, detail))

@@ -114,7 +114,7 @@ def test_sequence_numbers_wrap_without_loss_of_order() -> None:
     back = payload(200_000, 3)  # ~150 packets from b, starting at 0xfff0
     transfer(p, ha, hb, b"x", back)
     assert bytes(p.received["a"][ha]) == back
-    assert p.b.connection(hb).seq_nr < 0x1000
+    assert p.b.connection(hb).tx.seq_nr < 0x1000
 
 
 def test_one_lost_packet_is_resent_by_sack_before_any_timeout() -> None:

@@ -97,7 +97,7 @@ def test_a_peer_that_ignores_a_shut_window_is_cut_off() -> None:
     ha, hb = p.connect()
     p.b.pause_reading(hb)
     conn_a = p.a.connection(ha)
-    seq = conn_a.seq_nr
+    seq = conn_a.tx.seq_nr
     for i in range(10):
         raw = encode(Packet(PacketType.DATA, conn_a.send_id, 0, 0, 1 << 20, seq + i, 0, None, bytes(1000)))
         p.b.receive_datagram(raw, A, p.now)
