@@ -49,6 +49,7 @@ class Wire:
 
     def _on_close(self, exc: Exception | None) -> None:
         self.closed = exc or True
+        self.events.put_nowait(ConnectionError(f"the uTP link closed: {exc!r}"))
 
     async def expect(
         self, kind: type, timeout: float = 20.0, handle: Callable[[Any], None] | None = None
@@ -57,6 +58,8 @@ class Wire:
         async with asyncio.timeout(timeout):
             while True:
                 ev = await self.events.get()
+                if isinstance(ev, ConnectionError):
+                    raise ev
                 if isinstance(ev, kind):
                     return ev
                 if handle is not None:
