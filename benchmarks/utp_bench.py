@@ -53,7 +53,14 @@ SENDER = "127.0.0.2"
 RECEIVER = "127.0.0.3"
 
 
-async def receive(total: int) -> None:
+def bench_config(packet_size: int) -> UtpConfig:
+    """Default settings; with ``packet_size`` > 0, that datagram size and no large-packet probe."""
+    if packet_size <= 0:
+        return UtpConfig()
+    return UtpConfig(packet_size=packet_size, large_packet_networks=())
+
+
+async def receive(total: int, packet_size: int = 0) -> None:
     """Child: accept one link on a DHT-shared socket, count ``total`` bytes, print figures as JSON."""
     dcfg = DhtConfig(bootstrap=())
     dht = await DhtEndpoint.open(
@@ -72,7 +79,7 @@ async def receive(total: int) -> None:
 
         link.set_handlers(on_data, lambda exc: None)
 
-    sock = UtpSocket.over_dht(dht, UtpConfig(), on_accept=on_accept)
+    sock = UtpSocket.over_dht(dht, bench_config(packet_size), on_accept=on_accept)
     print(json.dumps({"port": dht.local_address[1]}), flush=True)
     cpu0 = time.process_time()
     end = await asyncio.wait_for(done, 600)
@@ -84,8 +91,8 @@ async def receive(total: int) -> None:
     dht.close()
 
 
-async def send(port: int, total: int) -> dict[str, float]:
-    sock = await UtpSocket.open(SENDER, 0, UtpConfig())
+async def send(port: int, total: int, packet_size: int = 0) -> dict[str, float]:
+    sock = await UtpSocket.open(SENDER, 0, bench_config(packet_size))
     link = await sock.connect((RECEIVER, port), timeout=10)
     link.set_handlers(lambda v: None, lambda exc: None)
     chunk = os.urandom(1024 * 1024)
@@ -116,15 +123,17 @@ async def send(port: int, total: int) -> dict[str, float]:
     return figures
 
 
-def run_once(mib: int) -> dict[str, float]:
+def run_once(mib: int, packet_size: int = 0) -> dict[str, float]:
     total = mib * 1024 * 1024
     child = subprocess.Popen(
-        [sys.executable, __file__, "--recv", str(total)], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--recv", str(total), "--packet-size", str(packet_size)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
         port = json.loads(child.stdout.readline())["port"]
-        sender = asyncio.run(send(port, total))
+        sender = asyncio.run(send(port, total, packet_size))
         result = json.loads(child.stdout.readline())
         child.wait(timeout=30)
     finally:
@@ -302,12 +311,15 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--no-libtorrent", action="store_true", help="skip the libtorrent comparison")
+    parser.add_argument(
+        "--packet-size", type=int, default=0, help="also run with this datagram size (no large packets)"
+    )
     parser.add_argument("--recv", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--lt-leech-p2pshare", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--lt-leech-libtorrent", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.recv:
-        asyncio.run(receive(args.recv))
+        asyncio.run(receive(args.recv, args.packet_size))
         return 0
     if args.lt_leech_p2pshare:
         t, h, p = args.lt_leech_p2pshare
@@ -329,6 +341,14 @@ def main() -> int:
         ),
         f"[{args.mib}M] best {best['mbps']:.1f} MB/s (goal >= {GOAL_MBPS:.0f} MB/s)",
     ]
+    if args.packet_size:
+        r = run_once(args.mib, args.packet_size)
+        lines.append(
+            f"[{args.mib}M, p2pshare -> p2pshare uTP, {args.packet_size}-byte datagrams] "
+            f"{r['mbps']:7.1f} MB/s"
+            f" ({r['seconds']:.2f} s), CPU per GiB: sender {r['cpu_send_per_gib']:.2f} s, "
+            f"receiver {r['cpu_recv_per_gib']:.2f} s"
+        )
     if not args.no_libtorrent:
         try:
             lines += libtorrent_section(args.mib)

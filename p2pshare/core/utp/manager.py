@@ -17,6 +17,7 @@ Safety against a flood of SYNs or of junk:
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import random
 from collections import deque
@@ -62,6 +63,9 @@ class UtpManager:
         self._events: list[UtpEvent] = []
         self._event_queue: deque[UtpEvent] = deque()
         self._dirty: dict[int, UtpConnection] = {}
+        self._half_open: dict[int, UtpConnection] = {}  #: accepted, not yet confirmed (may be stale)
+        self._deadline: dict[int, float] = {}  #: each connection's next timer
+        self._timers: list[tuple[float, int]] = []  #: heap of (deadline, handle); stale entries skipped
         self._resets: list[tuple[bytearray, Addr]] = []
         self._reset_tokens = self.config.max_resets_per_second
         self._reset_time = 0.0
@@ -82,7 +86,11 @@ class UtpManager:
 
     @property
     def half_open(self) -> int:
-        return sum(1 for c in self._handles.values() if c.half_open)
+        """Accepted connections still waiting for the peer's second packet."""
+        stale = [h for h, c in self._half_open.items() if not c.half_open]
+        for h in stale:
+            del self._half_open[h]
+        return len(self._half_open)
 
     def connection(self, handle: int) -> UtpConnection:
         conn = self._handles.get(handle)
@@ -227,6 +235,7 @@ class UtpManager:
         )
         conn.last_recv = now
         self._add(conn)
+        self._half_open[conn.handle] = conn
         self._events.append(IncomingConnection(conn.handle, addr))
 
     def _reset(self, conn_id: int, ack_nr: int, addr: Addr, now: float) -> None:
@@ -256,15 +265,31 @@ class UtpManager:
                     out.append((pkt, addr))
                 if conn.dead:
                     self._forget(conn)
+                else:
+                    self._refresh_timer(conn)
         self.stats["datagrams_out"] += len(out)
         return out
 
     def _forget(self, conn: UtpConnection) -> None:
         self._handles.pop(conn.handle, None)
+        self._half_open.pop(conn.handle, None)
+        self._deadline.pop(conn.handle, None)
         if self._conns.get((conn.addr, conn.recv_id)) is conn:
             del self._conns[(conn.addr, conn.recv_id)]
         if self._by_send.get((conn.addr, conn.send_id)) is conn:
             del self._by_send[(conn.addr, conn.send_id)]
+
+    def _refresh_timer(self, conn: UtpConnection) -> None:
+        when = conn.get_timer()
+        handle = conn.handle
+        if when is None:
+            self._deadline.pop(handle, None)
+        elif self._deadline.get(handle) != when:
+            self._deadline[handle] = when
+            heapq.heappush(self._timers, (when, handle))
+            if len(self._timers) > 4 * len(self._deadline) + 64:  # mostly superseded entries
+                self._timers = [(w, h) for h, w in self._deadline.items()]
+                heapq.heapify(self._timers)
 
     def next_event(self) -> UtpEvent | None:
         if self._events:
@@ -274,16 +299,30 @@ class UtpManager:
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` should next run (None when no connection needs it)."""
-        when: float | None = None
-        for conn in self._handles.values():
-            t = conn.get_timer()
-            if t is not None and (when is None or t < when):
-                when = t
-        return when
+        for conn in self._dirty.values():
+            if not conn.dead:
+                self._refresh_timer(conn)
+        timers = self._timers
+        deadline = self._deadline
+        while timers:
+            when, handle = timers[0]
+            if deadline.get(handle) == when:
+                return when
+            heapq.heappop(timers)  # superseded or forgotten
+        return None
 
     def handle_timer(self, now: float) -> None:
-        for conn in list(self._handles.values()):
-            t = conn.get_timer()
-            if t is not None and t <= now:
-                conn.handle_timer(now)
-                self._dirty[conn.handle] = conn
+        """Run the timers of every connection whose deadline has come."""
+        self.get_timer()
+        timers = self._timers
+        deadline = self._deadline
+        due: list[UtpConnection] = []
+        while timers and timers[0][0] <= now:
+            when, handle = heapq.heappop(timers)
+            conn = self._handles.get(handle)
+            if conn is not None and deadline.get(handle) == when:
+                del deadline[handle]
+                due.append(conn)
+        for conn in due:
+            conn.handle_timer(now)
+            self._dirty[conn.handle] = conn

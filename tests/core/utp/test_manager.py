@@ -142,3 +142,15 @@ def test_connections_are_demultiplexed_by_address_and_id() -> None:
     p.flush()
     p.run(p.now + 5, stop=lambda: len(p.received["b"]) == 2)
     assert bytes(p.received["b"][g1]) == b"one" and bytes(p.received["b"][g2]) == b"two"
+
+
+def test_timer_heap_stays_bounded_on_a_busy_connection() -> None:
+    """Thousands of deadline changes on one connection leave only a handful of heap entries."""
+    p = Pair(config=CFG)
+    ha, hb = p.connect()
+    p.a.send(ha, bytes(3_000_000))
+    p.flush()
+    p.run(p.now + 60, stop=lambda: len(p.received["b"].get(hb, b"")) >= 3_000_000)
+    assert p.datagrams["b"] > 1000
+    assert len(p.b._timers) <= 4 * len(p.b) + 64
+    assert p.b.get_timer() == p.b.connection(hb).get_timer()
