@@ -186,3 +186,38 @@ async def test_shares_the_dht_socket() -> None:
         client.close()
         shared.close()
         dht.close()
+
+
+async def test_dht_endpoint_hands_only_non_krpc_datagrams_to_the_hook() -> None:
+    """Datagrams starting with b'd' stay with the DHT node; anything else goes to the hook, unparsed."""
+    dcfg = DhtConfig(bootstrap=())
+    dht = await DhtEndpoint.open(
+        lambda now: DhtNode(dcfg, now=now, rng=random.Random(1)), host="127.0.0.3", port=0, config=dcfg
+    )
+    foreign: list[tuple[bytes, tuple[str, int]]] = []
+    dht.on_foreign_datagram = lambda data, addr: foreign.append((data, addr))
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Krpc(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            got.put_nowait(data)
+
+    tr, _ = await loop.create_datagram_endpoint(Krpc, local_addr=("127.0.0.4", 0))
+    try:
+        tr.sendto(b"\x41\x00" + bytes(18), dht.local_address)
+        tr.sendto(krpc.encode_query(b"p2", b"ping", {b"id": b"\x22" * 20}), dht.local_address)
+        async with asyncio.timeout(5):
+            while True:
+                reply = bencode.decode(await got.get())
+                if reply[b"y"] == b"r":
+                    break
+        assert reply[b"t"] == b"p2"
+        assert [d for d, _ in foreign] == [b"\x41\x00" + bytes(18)]
+        assert foreign[0][1][0] == "127.0.0.4"
+        dht.sendto(b"\x21uTP out", foreign[0][1])
+        async with asyncio.timeout(5):
+            assert await got.get() == b"\x21uTP out"
+    finally:
+        tr.close()
+        dht.close()

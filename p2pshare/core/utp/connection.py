@@ -267,8 +267,8 @@ class UtpConnection:
         window = min(int(self.cc.cwnd), self.peer_wnd)
         if self.tx.resend:
             self._resend(out, window, now)
-        if self.state is ConnState.CONNECTED and not self.tx.resend:
-            self._send_new(out, window, now)
+        if self.state is not ConnState.SYN_SENT and not self.tx.resend:
+            self._send_new(out, window, now)  # the acceptor may send before the peer's first data
         if self.need_ack and not out and self.state is not ConnState.SYN_SENT:
             out.append(self._build(_STATE, self.tx.seq_nr, b"", now))
         if out:

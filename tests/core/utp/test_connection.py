@@ -270,3 +270,14 @@ def test_events_are_data_then_close() -> None:
     assert kinds[-1] is Closed
     assert DataReceived in kinds and kinds.index(DataReceived) < kinds.index(Closed)
     assert kinds.count(Closed) == 1
+
+
+def test_the_acceptor_may_send_first() -> None:
+    """An accepted connection can send before the initiator has sent any data."""
+    p = Pair(config=SMALL)
+    ha, hb = p.connect()
+    p.b.send(hb, b"welcome")
+    p.flush()
+    p.run(p.now + 5, stop=lambda: bytes(p.received["a"].get(ha, b"")) == b"welcome")
+    assert bytes(p.received["a"][ha]) == b"welcome"
+    assert p.closed("b", hb) is None
