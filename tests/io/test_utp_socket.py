@@ -221,3 +221,19 @@ async def test_dht_endpoint_hands_only_non_krpc_datagrams_to_the_hook() -> None:
     finally:
         tr.close()
         dht.close()
+
+
+async def test_bytes_before_set_handlers_are_delivered_inside_it() -> None:
+    """Data that arrived before the consumer attached is handed over, in order, within set_handlers."""
+    a, b, accepted = await pair()
+    try:
+        link = await a.connect(b.local_address, timeout=5)
+        Sink(link)
+        link.write(b"early bytes")
+        theirs = await asyncio.wait_for(accepted.get(), 5)
+        await asyncio.sleep(0.3)  # the bytes are here, held for the consumer
+        sink = Sink(theirs)
+        assert bytes(sink.data) == b"early bytes"
+    finally:
+        a.close()
+        b.close()
