@@ -228,6 +228,7 @@ class UtpConfig:
     syn_retransmits: int = 3  #: SYNs sent before connect gives up
     dup_ack_limit: int = 3  #: duplicate acks / later packets SACKed that make a packet lost
     recv_buffer: int = 4 * MiB  #: bytes buffered per connection (in order + out of order)
+    max_total_recv_buffer: int = 64 * MiB  #: the same, all connections together
     max_reorder_packets: int = 1024  #: packets accepted beyond ack_nr; later ones are dropped
     #: packets that did not fit our receive window (dropped) before the peer is cut off; zero-window
     #: probes come once per timeout, so only a peer that ignores the window gets there

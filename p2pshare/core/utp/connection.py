@@ -47,7 +47,7 @@ from p2pshare.core.utp.packet import (
     encode_header,
     encode_with_extensions,
 )
-from p2pshare.core.utp.receiver import Receiver
+from p2pshare.core.utp.receiver import Receiver, RecvBudget
 from p2pshare.core.utp.sender import OutPacket, SentPackets
 from p2pshare.errors import RemoteProtocolError
 
@@ -84,6 +84,7 @@ class UtpConnection:
         state: ConnState,
         large_packets: bool,
         now: float,
+        budget: RecvBudget | None = None,
     ) -> None:
         self.handle = handle
         self.addr = addr
@@ -99,7 +100,7 @@ class UtpConnection:
         self.probe_seq: int | None = None
         self.rtt = RttEstimator(config)
         self.cc = Ledbat(config, self.mss)
-        self.rx = Receiver(config, ack_nr)
+        self.rx = Receiver(config, ack_nr, budget)
         self.tx = SentPackets(seq_nr)
         self.sendbuf = bytearray()
         self.peer_wnd = config.packet_size * config.initial_cwnd_packets
@@ -446,6 +447,7 @@ class UtpConnection:
         self.half_open = False
         self.sendbuf.clear()
         self.tx.clear()
+        self.rx.release()
         if not self.closed_reported:
             self.closed_reported = True
             self.events.append(Closed(self.handle, reason, detail))

@@ -12,7 +12,9 @@ Safety against a flood of SYNs or of junk:
 * a duplicate SYN (same address and id) re-sends our answer and opens nothing;
 * our answer to a SYN is as small as the SYN (no amplification);
 * packets for unknown connections are answered with ST_RESET, at most
-  ``max_resets_per_second`` of them (token bucket).
+  ``max_resets_per_second`` of them (token bucket);
+* all receive buffers together hold at most ``max_total_recv_buffer`` bytes (each
+  connection at most ``recv_buffer``); the advertised windows shrink with it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from p2pshare.core.utp.packet import (
     decode,
     encode_header,
 )
+from p2pshare.core.utp.receiver import RecvBudget
 from p2pshare.errors import LocalProtocolError
 
 __all__ = ["UtpManager"]
@@ -69,6 +72,7 @@ class UtpManager:
         self._resets: list[tuple[bytearray, Addr]] = []
         self._reset_tokens = self.config.max_resets_per_second
         self._reset_time = 0.0
+        self.budget = RecvBudget(self.config.max_total_recv_buffer)
         self._large_nets = [ipaddress.ip_network(n) for n in self.config.large_packet_networks]
         self.stats: dict[str, int] = {
             "datagrams_in": 0,
@@ -139,6 +143,7 @@ class UtpManager:
             state=ConnState.SYN_SENT,
             large_packets=self._large_ok(addr),
             now=now,
+            budget=self.budget,
         )
         self._add(conn)
         return conn.handle
@@ -232,6 +237,7 @@ class UtpManager:
             state=ConnState.SYN_RECV,
             large_packets=self._large_ok(addr),
             now=now,
+            budget=self.budget,
         )
         conn.last_recv = now
         self._add(conn)

@@ -17,7 +17,30 @@ from p2pshare.config import UtpConfig
 from p2pshare.core.utp.packet import SEQ_MASK, seq_diff
 from p2pshare.errors import RemoteProtocolError
 
-__all__ = ["Receiver"]
+__all__ = ["Receiver", "RecvBudget"]
+
+
+class RecvBudget:
+    """Bytes held by all connections' receive buffers together, against ``max_total_recv_buffer``."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def free(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
 
 
 class Receiver:
@@ -25,6 +48,7 @@ class Receiver:
 
     __slots__ = (
         "ack_nr",
+        "budget",
         "config",
         "dropped",
         "eof",
@@ -37,8 +61,9 @@ class Receiver:
         "violations",
     )
 
-    def __init__(self, config: UtpConfig, ack_nr: int) -> None:
+    def __init__(self, config: UtpConfig, ack_nr: int, budget: RecvBudget | None = None) -> None:
         self.config = config
+        self.budget = budget if budget is not None else RecvBudget(config.max_total_recv_buffer)
         self.ack_nr = ack_nr  #: last sequence number received in order
         self.ooo: dict[int, bytes] = {}
         self.ooo_bytes = 0
@@ -53,7 +78,7 @@ class Receiver:
     @property
     def window(self) -> int:
         """Bytes we can still take (advertised as ``wnd_size``)."""
-        free = self.config.recv_buffer - self.held_bytes - self.ooo_bytes
+        free = min(self.config.recv_buffer - self.held_bytes - self.ooo_bytes, self.budget.free)
         return free if free > 0 else 0
 
     def receive(self, seq: int, payload: bytes | memoryview, is_fin: bool, out: list[bytes]) -> bool:
@@ -79,12 +104,20 @@ class Receiver:
             if size and self.held_bytes + self.ooo_bytes + size > self.config.recv_buffer:
                 self._violation()
                 return True
+            if not self.budget.take(size):
+                self.dropped += 1  # every connection together is at its limit: not this peer's fault
+                return True
             self.ooo[seq] = bytes(payload)
             self.ooo_bytes += size
             return True
-        if self.paused and size and self.held_bytes + self.ooo_bytes + size > self.config.recv_buffer:
-            self._violation()  # no room: dropped (a zero-window probe, or a peer ignoring the window)
-            return True
+        if self.paused and size:
+            if self.held_bytes + self.ooo_bytes + size > self.config.recv_buffer:
+                self._violation()  # no room: dropped (a zero-window probe, or a peer ignoring the window)
+                return True
+            if not self.budget.take(size):
+                self.dropped += 1
+                return True
+            self.budget.give(size)  # taken again by _deliver
         self._deliver(payload, out)
         ack = seq
         ooo = self.ooo
@@ -93,6 +126,7 @@ class Receiver:
             while nxt in ooo:
                 data = ooo.pop(nxt)
                 self.ooo_bytes -= len(data)
+                self.budget.give(len(data))
                 self._deliver(data, out)
                 ack = nxt
                 nxt = (ack + 1) & SEQ_MASK
@@ -100,6 +134,7 @@ class Receiver:
         if self.eof_seq == ack:
             self.eof = True
             self.ooo.clear()
+            self.budget.give(self.ooo_bytes)
             self.ooo_bytes = 0
         return True
 
@@ -116,6 +151,7 @@ class Receiver:
         if not data:
             return
         if self.paused:
+            self.budget.used += len(data)  # room was checked (or the bytes came out of the reorder buffer)
             self.held.append(bytes(data))
             self.held_bytes += len(data)
         else:
@@ -126,8 +162,16 @@ class Receiver:
         self.paused = False
         self.violations = 0
         held, self.held = self.held, []
+        self.budget.give(self.held_bytes)
         self.held_bytes = 0
         return held
+
+    def release(self) -> None:
+        """The connection is gone: drop its buffers and return their bytes to the budget."""
+        self.budget.give(self.held_bytes + self.ooo_bytes)
+        self.held.clear()
+        self.ooo.clear()
+        self.held_bytes = self.ooo_bytes = 0
 
     def sack(self) -> bytes | None:
         """The selective-ACK bitmask for the reorder buffer (None when it is empty)."""

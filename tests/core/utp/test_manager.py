@@ -154,3 +154,28 @@ def test_timer_heap_stays_bounded_on_a_busy_connection() -> None:
     assert p.datagrams["b"] > 1000
     assert len(p.b._timers) <= 4 * len(p.b) + 64
     assert p.b.get_timer() == p.b.connection(hb).get_timer()
+
+
+def test_all_receive_buffers_together_stay_within_the_budget() -> None:
+    """Paused readers on two connections hold at most max_total_recv_buffer bytes, and give them back."""
+    cfg = replace(CFG, recv_buffer=64 * 1024, max_total_recv_buffer=80 * 1024)
+    p = Pair(config=cfg)
+    h1, g1 = p.connect()
+    h2, g2 = p.connect()
+    for h, g in ((h1, g1), (h2, g2)):
+        p.b.pause_reading(g)
+        p.a.send(h, bytes(300_000))
+    p.flush()
+    p.run(p.now + 20)
+    held = sum(p.b.connection(g).rx.held_bytes + p.b.connection(g).rx.ooo_bytes for g in (g1, g2))
+    assert 64 * 1024 < held <= cfg.max_total_recv_buffer
+    assert p.b.budget.used == held
+    p.b.resume_reading(g1)
+    p.b.resume_reading(g2)
+    p.flush()
+    p.run(p.now + 60, stop=lambda: all(len(p.received["b"].get(g, b"")) == 300_000 for g in (g1, g2)))
+    assert all(len(p.received["b"][g]) == 300_000 for g in (g1, g2))
+    p.b.abort(g1)
+    p.b.abort(g2)
+    p.flush()
+    assert p.b.budget.used == 0
