@@ -236,6 +236,9 @@ class UtpConfig:
     max_sack_bytes: int = 32  #: SACK bitmask we send covers at most this many bytes (x8 packets)
     max_inflight_packets: int = 2048  #: packets sent and not yet acknowledged
     keepalive_interval: float = 29.0  #: send an ack after this long without sending anything
+    #: delayed acks: in-order data is acknowledged every this many packets ...
+    ack_every_packets: int = 2
+    delayed_ack: float = 0.005  #: ... or after this long (out-of-order data, FIN: at once)
     idle_timeout: float = 90.0  #: close when nothing was received for this long
     syn_recv_timeout: float = 10.0  #: an accepted SYN not followed by a packet is dropped
     fin_linger: float = 10.0  #: keep a closed connection this long to finish the FIN exchange

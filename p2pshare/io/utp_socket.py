@@ -11,7 +11,8 @@ protocol: writes go into the connection's send buffer (``writable`` turns False 
 window shrinks, and ``on_close`` is called once.
 
 After every datagram, write burst or timer, the adapter drains the machine: datagrams
-go to the socket, events to the links, and the timer is re-armed from ``get_timer()``.
+go to the socket, events to the links, and the timer is re-armed from ``get_timer()``
+(only when the deadline moved earlier: a timer that fires early just re-arms).
 Writes are flushed on the next loop iteration, so a burst of small writes becomes one
 packet.
 """
@@ -390,8 +391,10 @@ class UtpSocket:
         if self.closed:
             return
         when = self.manager.get_timer()
-        if when == self._timer_when and self._timer is not None:
-            return
+        if when is None:
+            return  # an armed timer, if any, fires once for nothing
+        if self._timer is not None and self._timer_when is not None and self._timer_when <= when:
+            return  # the armed one comes first; it re-arms for the rest (no churn per datagram)
         self._cancel_timer()
         if when is not None:
             self._timer_when = when

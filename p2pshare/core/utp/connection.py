@@ -107,6 +107,8 @@ class UtpConnection:
         self.peer_wnd_max = self.peer_wnd
         self.reply_micro = 0  #: timestamp_difference to echo: our clock minus the peer's
         self.need_ack = state is ConnState.SYN_RECV
+        self.unacked_data = 0  #: in-order DATA packets received since our last packet
+        self.ack_due: float | None = None  #: delayed ack deadline
         self.dup_acks = 0
         self.timeouts = 0  #: consecutive timeouts without progress
         self.rto_start = now
@@ -195,19 +197,32 @@ class UtpConnection:
         self._process_ack(pkt, now)
         if kind is _DATA or kind is _FIN:
             delivered: list[bytes] = []
+            rx = self.rx
+            before = rx.ack_nr
             try:
-                self.rx.receive(pkt.seq_nr, pkt.payload, kind is _FIN, delivered)
+                rx.receive(pkt.seq_nr, pkt.payload, kind is _FIN, delivered)
             except RemoteProtocolError as exc:
                 self.pending_reset = True
                 self._finish(CloseReason.PROTOCOL_ERROR, str(exc))
                 return
-            self.need_ack = True
+            self._ack_policy(kind is _DATA and rx.ack_nr == (before + 1) & SEQ_MASK and not rx.ooo, now)
             if not self.closed_reported:
                 for data in delivered:
                     self.events.append(DataReceived(self.handle, data))
             self._check_eof()
         if self.fin_sent and self.rx.eof and self.tx.snd_una == self.tx.seq_nr:
             self._finish(CloseReason.LOCAL)
+
+    def _ack_policy(self, plain_in_order: bool, now: float) -> None:
+        """Acknowledge at once, or (plain in-order data) every ``ack_every_packets`` / ``delayed_ack``."""
+        if not plain_in_order or self.rx.paused:
+            self.need_ack = True
+            return
+        self.unacked_data += 1
+        if self.unacked_data >= self.config.ack_every_packets:
+            self.need_ack = True
+        elif self.ack_due is None:
+            self.ack_due = now + self.config.delayed_ack
 
     def _check_eof(self) -> None:
         if self.rx.eof and not self.rx.paused and not self.closed_reported and not self.want_close:
@@ -274,6 +289,8 @@ class UtpConnection:
             out.append(self._build(_STATE, self.tx.seq_nr, b"", now))
         if out:
             self.need_ack = False
+            self.unacked_data = 0
+            self.ack_due = None
             self.last_send = now
         return out
 
@@ -387,6 +404,8 @@ class UtpConnection:
             when = min(when, self.last_send + cfg.keepalive_interval)
         if self.close_deadline is not None:
             when = min(when, self.close_deadline)
+        if self.ack_due is not None:
+            when = min(when, self.ack_due)
         return when
 
     def handle_timer(self, now: float) -> None:
@@ -408,6 +427,8 @@ class UtpConnection:
             self.window_probe = True  # one packet may go out to learn the window (see _send_new)
             self.rto_start = now
         if self.state is ConnState.CONNECTED and now >= self.last_send + cfg.keepalive_interval:
+            self.need_ack = True
+        if self.ack_due is not None and now >= self.ack_due:
             self.need_ack = True
 
     def _window_shut(self) -> bool:

@@ -282,3 +282,25 @@ def test_the_acceptor_may_send_first() -> None:
     p.run(p.now + 5, stop=lambda: bytes(p.received["a"].get(ha, b"")) == b"welcome")
     assert bytes(p.received["a"][ha]) == b"welcome"
     assert p.closed("b", hb) is None
+
+
+def test_in_order_data_is_acked_every_second_packet_or_after_the_delay() -> None:
+    """A bulk transfer draws about one ack per two packets; a lone packet is acked after delayed_ack."""
+    p = Pair(config=SMALL, ab=Path(delay=0.01), ba=Path(delay=0.01))
+    ha, hb = p.connect()
+    kinds: list[tuple[str, PacketType, float]] = []
+    p.drop = lambda side, d: kinds.append((side, decode(d).type, p.now)) is not None
+    transfer(p, ha, hb, payload(200 * 1300, 10))
+    data_packets = sum(1 for s, k, _ in kinds if s == "a" and k is PacketType.DATA)
+    acks = sum(1 for s, k, _ in kinds if s == "b" and k is PacketType.STATE)
+    assert data_packets >= 190  # 260 kB in 1,346-byte payloads
+    assert data_packets / 2 - 5 <= acks <= data_packets / 2 + 10
+    p.run(p.now + 1)  # the last delayed ack of the transfer goes out
+    kinds.clear()
+    p.a.send(ha, b"lone")
+    p.flush()
+    sent_at = p.now
+    p.run(p.now + 1, stop=lambda: any(s == "b" for s, _, _ in kinds))
+    (_, kind, at), *_ = (k for k in kinds if k[0] == "b")
+    assert kind is PacketType.STATE
+    assert at == pytest.approx(sent_at + 0.01 + SMALL.delayed_ack)
