@@ -3,7 +3,8 @@
 One :class:`UtpSocket` drives one manager over one UDP socket and one re-armed timer.
 The socket is either the DHT's (:meth:`UtpSocket.over_dht`: the endpoint hands over
 every datagram that is not KRPC, and we send through it, as libtorrent's
-``utp_socket_manager`` shares the DHT socket) or its own (:meth:`UtpSocket.open`).
+``utp_socket_manager`` shares the DHT socket) or its own (:meth:`UtpSocket.open`, read in batches by
+:class:`~p2pshare.io.utp_udp.BatchedUdpSocket`: one ack per burst).
 
 Each connection is a :class:`UtpLink`, which provides the :class:`~p2pshare.io.link.Link`
 protocol: writes go into the connection's send buffer (``writable`` turns False above
@@ -23,13 +24,13 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, cast
 
 from p2pshare.config import UtpConfig
 from p2pshare.core.utp import Closed, CloseReason, Connected, DataReceived, IncomingConnection, UtpManager
-from p2pshare.errors import PortInUseError, RemoteProtocolError
+from p2pshare.errors import RemoteProtocolError
 from p2pshare.io.dht_endpoint import DhtEndpoint
 from p2pshare.io.link import Buffer, CloseHandler, DataHandler
+from p2pshare.io.utp_udp import BatchedUdpSocket
 
 __all__ = ["UtpLink", "UtpSocket"]
 
@@ -174,24 +175,6 @@ class UtpLink:
             self._on_close(error)
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    """A UDP socket of uTP's own (when there is no DHT socket to share)."""
-
-    def __init__(self) -> None:
-        self.owner: UtpSocket | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.owner is not None:
-            self.owner.datagram_received(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("uTP socket error: %s", exc)
-
-
 class UtpSocket:
     """Drives a :class:`UtpManager` over a UDP socket; hands out :class:`UtpLink` objects."""
 
@@ -240,26 +223,20 @@ class UtpSocket:
         on_accept: Callable[[UtpLink], None] | None = None,
         manager: UtpManager | None = None,
     ) -> UtpSocket:
-        """uTP on a UDP socket of its own, bound to ``host:port`` (0 picks a port)."""
-        loop = asyncio.get_running_loop()
+        """uTP on a UDP socket of its own, bound to ``host:port`` (0 picks a port), read in batches."""
         mgr = manager or UtpManager(config)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            transport, protocol = await loop.create_datagram_endpoint(
-                _UdpProtocol, local_addr=(host, port), family=family
-            )
-        except OSError as exc:
-            if exc.errno == 98:
-                raise PortInUseError(f"UDP port {port} on {host} is in use") from None
-            raise
-        proto = protocol
-        dtransport = transport
-        self = cls(mgr, dtransport.sendto, on_accept=on_accept)
-        proto.owner = self
-        self._close_transport = dtransport.close
-        cls._tune(dtransport.get_extra_info("socket"), mgr.config.socket_buffer)
-        name = dtransport.get_extra_info("sockname")
-        self.local_address = (str(name[0]), int(name[1]))
+        self = cls(mgr, lambda data, addr: None, on_accept=on_accept)
+        udp = BatchedUdpSocket.bind(
+            host,
+            port,
+            self.feed,
+            self.flush,
+            buffer_size=mgr.config.socket_buffer,
+            max_datagram=mgr.config.max_datagram,
+        )
+        self._sendto = udp.sendto
+        self._close_transport = udp.close
+        self.local_address = udp.local_address
         return self
 
     @classmethod
@@ -326,13 +303,18 @@ class UtpSocket:
         self._watch[link._handle] = link
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
+        """One datagram, then a flush (the DHT endpoint hands them over one at a time)."""
+        self.feed(data, addr)
+        self.flush()
+
+    def feed(self, data: bytes, addr: Addr) -> None:
+        """One datagram into the machine, without flushing (a batch ends with ``flush``)."""
         if self.closed:
             return
         try:
             self.manager.receive_datagram(data, addr, self.loop.time())
         except Exception:  # a bug in the core must not take the socket down
             log.exception("uTP manager failed on a datagram from %s", addr)
-        self.flush()
 
     def schedule_flush(self) -> None:
         if not self._flush_scheduled:
