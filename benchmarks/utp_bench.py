@@ -2,8 +2,9 @@
 
 1. p2pshare -> p2pshare: the receiver runs in a child process (its own core), the
    sender in this one; both use :class:`p2pshare.io.utp_socket.UtpSocket` exactly as
-   the engine will (the receiver on a socket shared with a live DHT endpoint, as in a
-   session).  Goal (issue 14): >= 150 MB/s; the exit code is 1 when it is missed.
+   the engine will (the receiver on one socket shared with a live DHT endpoint,
+   ``UtpSocket.open_with_dht``, as in a session).  Goal (issue 14): >= 150 MB/s; the
+   exit code is 1 when it is missed.
 2. From a libtorrent uTP-only seeder (TCP switched off), side by side in the same run:
    libtorrent's own uTP leecher, and a p2pshare uTP leecher (a PeerConnection driven
    over a UtpLink, pipelined requests, every piece SHA-1 checked, nothing written).
@@ -35,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 from p2pshare.config import DhtConfig, UtpConfig  # noqa: E402
 from p2pshare.core.dht.node import DhtNode  # noqa: E402
-from p2pshare.io.dht_endpoint import DhtEndpoint  # noqa: E402
 from p2pshare.io.utp_socket import UtpLink, UtpSocket  # noqa: E402
 
 WORK = HERE / ".work"
@@ -62,10 +62,6 @@ def bench_config(packet_size: int) -> UtpConfig:
 
 async def receive(total: int, packet_size: int = 0) -> None:
     """Child: accept one link on a DHT-shared socket, count ``total`` bytes, print figures as JSON."""
-    dcfg = DhtConfig(bootstrap=())
-    dht = await DhtEndpoint.open(
-        lambda now: DhtNode(dcfg, now=now, rng=random.Random(1)), host=RECEIVER, port=0, config=dcfg
-    )
     done = asyncio.get_running_loop().create_future()
     state = {"n": 0, "first": 0.0}
 
@@ -79,7 +75,15 @@ async def receive(total: int, packet_size: int = 0) -> None:
 
         link.set_handlers(on_data, lambda exc: None)
 
-    sock = UtpSocket.over_dht(dht, bench_config(packet_size), on_accept=on_accept)
+    dcfg = DhtConfig(bootstrap=())
+    sock, dht = await UtpSocket.open_with_dht(
+        lambda now: DhtNode(dcfg, now=now, rng=random.Random(1)),
+        host=RECEIVER,
+        port=0,
+        dht_config=dcfg,
+        config=bench_config(packet_size),
+        on_accept=on_accept,
+    )
     print(json.dumps({"port": dht.local_address[1]}), flush=True)
     cpu0 = time.process_time()
     end = await asyncio.wait_for(done, 600)
@@ -87,8 +91,8 @@ async def receive(total: int, packet_size: int = 0) -> None:
     stats = sock.manager.stats
     print(json.dumps({"seconds": end - state["first"], "cpu": cpu, "stats": stats}), flush=True)
     await asyncio.sleep(0.2)
-    sock.close()
     dht.close()
+    sock.close()
 
 
 async def send(port: int, total: int, packet_size: int = 0) -> dict[str, float]:
@@ -114,7 +118,8 @@ async def send(port: int, total: int, packet_size: int = 0) -> dict[str, float]:
         "mss": conn.mss,
         "cwnd": conn.cc.cwnd,
         "rtt_ms": conn.rtt.rtt * 1000,
-        "resent": sock.manager.stats["datagrams_out"],
+        "timeouts": conn.counters["timeouts"],
+        "fast_resends": conn.counters["fast_resends"],
     }
     await asyncio.sleep(1.0)  # the tail still in flight
     link.close()
@@ -149,6 +154,8 @@ def run_once(mib: int, packet_size: int = 0) -> dict[str, float]:
         "datagrams_in": result["stats"]["datagrams_in"],
         "mss": sender["mss"],
         "rtt_ms": sender["rtt_ms"],
+        "timeouts": sender["timeouts"],
+        "fast_resends": sender["fast_resends"],
     }
 
 
@@ -336,7 +343,8 @@ def main() -> int:
         *(
             f"[{args.mib}M, p2pshare -> p2pshare uTP] {r['mbps']:7.1f} MB/s ({r['seconds']:.2f} s), "
             f"CPU per GiB: sender {r['cpu_send_per_gib']:.2f} s, receiver {r['cpu_recv_per_gib']:.2f} s; "
-            f"{r['datagrams_in']} datagrams in, packet payload {r['mss']} B, srtt {r['rtt_ms']:.1f} ms"
+            f"{r['datagrams_in']} datagrams in, packet payload {r['mss']} B, srtt {r['rtt_ms']:.1f} ms, "
+            f"{r['fast_resends']} fast resends, {r['timeouts']} timeouts"
             for r in runs
         ),
         f"[{args.mib}M] best {best['mbps']:.1f} MB/s (goal >= {GOAL_MBPS:.0f} MB/s)",

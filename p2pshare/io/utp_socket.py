@@ -1,10 +1,13 @@
 """The asyncio adapter for the sans-I/O :class:`~p2pshare.core.utp.manager.UtpManager`.
 
 One :class:`UtpSocket` drives one manager over one UDP socket and one re-armed timer.
-The socket is either the DHT's (:meth:`UtpSocket.over_dht`: the endpoint hands over
-every datagram that is not KRPC, and we send through it, as libtorrent's
-``utp_socket_manager`` shares the DHT socket) or its own (:meth:`UtpSocket.open`, read in batches by
-:class:`~p2pshare.io.utp_udp.BatchedUdpSocket`: one ack per burst).
+The socket is shared with the DHT, as libtorrent's ``utp_socket_manager`` shares it:
+either :meth:`UtpSocket.open_with_dht` (our batched socket; KRPC datagrams go to a
+:class:`~p2pshare.io.dht_endpoint.DhtEndpoint` built on it: the faster way) or
+:meth:`UtpSocket.over_dht` (an existing endpoint's socket: it hands over every
+datagram that is not KRPC, and we send through it); or it is uTP's own
+(:meth:`UtpSocket.open`).  Our own socket is read in batches by
+:class:`~p2pshare.io.utp_udp.BatchedUdpSocket`: one wake-up and one ack per burst.
 
 Each connection is a :class:`UtpLink`, which provides the :class:`~p2pshare.io.link.Link`
 protocol: writes go into the connection's send buffer (``writable`` turns False above
@@ -25,12 +28,14 @@ import logging
 import socket
 from collections.abc import Callable, Iterable
 
-from p2pshare.config import UtpConfig
+from p2pshare.config import DhtConfig, UtpConfig
+from p2pshare.core.dht.events import DhtEvent
+from p2pshare.core.dht.node import DhtNode
 from p2pshare.core.utp import Closed, CloseReason, Connected, DataReceived, IncomingConnection, UtpManager
 from p2pshare.errors import RemoteProtocolError
 from p2pshare.io.dht_endpoint import DhtEndpoint
 from p2pshare.io.link import Buffer, CloseHandler, DataHandler
-from p2pshare.io.utp_udp import BatchedUdpSocket
+from p2pshare.io.utp_udp import BatchedUdpSocket, SharedTransport
 
 __all__ = ["UtpLink", "UtpSocket"]
 
@@ -198,6 +203,8 @@ class UtpSocket:
         self._timer_when: float | None = None
         self._flush_scheduled = False
         self._close_transport: Callable[[], None] | None = None
+        self._udp: BatchedUdpSocket | None = None
+        self._dht: DhtEndpoint | None = None
         self.closed = False
         self.local_address: Addr = ("", 0)
 
@@ -235,9 +242,37 @@ class UtpSocket:
             max_datagram=mgr.config.max_datagram,
         )
         self._sendto = udp.sendto
+        self._udp = udp
         self._close_transport = udp.close
         self.local_address = udp.local_address
         return self
+
+    @classmethod
+    async def open_with_dht(
+        cls,
+        node_factory: Callable[[float], DhtNode],
+        *,
+        host: str,
+        port: int,
+        dht_config: DhtConfig,
+        config: UtpConfig | None = None,
+        on_event: Callable[[DhtEvent], None] | None = None,
+        on_accept: Callable[[UtpLink], None] | None = None,
+        manager: UtpManager | None = None,
+    ) -> tuple[UtpSocket, DhtEndpoint]:
+        """One batched UDP socket for the DHT and uTP: KRPC (``d...``) to a new DHT endpoint, the rest to us.
+
+        The endpoint sends through the same socket; closing this UtpSocket closes the socket
+        (close the endpoint first to stop its timer).
+        """
+        self = await cls.open(host, port, config, on_accept=on_accept, manager=manager)
+        assert self._udp is not None
+        loop = asyncio.get_running_loop()
+        dht = DhtEndpoint(node_factory(loop.time()), dht_config, on_event)
+        dht.connection_made(SharedTransport(self._udp))
+        dht._rearm()
+        self._dht = dht
+        return self, dht
 
     @classmethod
     def over_dht(
@@ -310,6 +345,9 @@ class UtpSocket:
     def feed(self, data: bytes, addr: Addr) -> None:
         """One datagram into the machine, without flushing (a batch ends with ``flush``)."""
         if self.closed:
+            return
+        if self._dht is not None and data[:1] == b"d":
+            self._dht.datagram_received(data, addr)  # KRPC, on a socket we own (open_with_dht)
             return
         try:
             self.manager.receive_datagram(data, addr, self.loop.time())

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from p2pshare.errors import PortInUseError
 
-__all__ = ["BatchedUdpSocket"]
+__all__ = ["BatchedUdpSocket", "SharedTransport"]
 
 log = logging.getLogger(__name__)
 Addr = tuple[str, int]
@@ -160,3 +160,32 @@ class BatchedUdpSocket:
             self.loop.remove_writer(fd)
         self._queue.clear()
         self.sock.close()
+
+
+class SharedTransport(asyncio.DatagramTransport):
+    """The batched socket seen as an asyncio datagram transport, for a second protocol (the DHT).
+
+    Sends go through the shared socket.  ``close`` only detaches: the socket belongs
+    to the :class:`BatchedUdpSocket` (and its owner closes it).
+    """
+
+    def __init__(self, udp: BatchedUdpSocket) -> None:
+        super().__init__(extra={"socket": udp.sock, "sockname": udp.sock.getsockname()})
+        self._udp = udp
+        self._closing = False
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: object = None) -> None:
+        if not self._closing and isinstance(addr, tuple):
+            self._udp.sendto(bytes(data) if isinstance(data, memoryview) else data, addr)
+
+    def close(self) -> None:
+        self._closing = True
+
+    def abort(self) -> None:
+        self._closing = True
+
+    def is_closing(self) -> bool:
+        return self._closing or self._udp.closed
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._udp._queue)

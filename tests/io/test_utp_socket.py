@@ -146,14 +146,22 @@ async def test_abort_resets_the_peer() -> None:
         b.close()
 
 
-async def test_shares_the_dht_socket() -> None:
+@pytest.mark.parametrize("mode", ["open_with_dht", "over_dht"])
+async def test_shares_the_dht_socket(mode: str) -> None:
     """One UDP socket serves a live DHT node and uTP: KRPC goes to the node, uTP to the manager."""
     dcfg = DhtConfig(bootstrap=())
-    dht = await DhtEndpoint.open(
-        lambda now: DhtNode(dcfg, now=now, rng=random.Random(1)), host="127.0.0.3", port=0, config=dcfg
-    )
     accepted: asyncio.Queue[UtpLink] = asyncio.Queue()
-    shared = UtpSocket.over_dht(dht, CFG, on_accept=accepted.put_nowait)
+
+    def node(now: float) -> DhtNode:
+        return DhtNode(dcfg, now=now, rng=random.Random(1))
+
+    if mode == "over_dht":
+        dht = await DhtEndpoint.open(node, host="127.0.0.3", port=0, config=dcfg)
+        shared = UtpSocket.over_dht(dht, CFG, on_accept=accepted.put_nowait)
+    else:
+        shared, dht = await UtpSocket.open_with_dht(
+            node, host="127.0.0.3", port=0, dht_config=dcfg, config=CFG, on_accept=accepted.put_nowait
+        )
     client = await UtpSocket.open("127.0.0.2", 0, CFG)
     loop = asyncio.get_running_loop()
     got: asyncio.Queue[bytes] = asyncio.Queue()
@@ -184,8 +192,8 @@ async def test_shares_the_dht_socket() -> None:
     finally:
         tr.close()
         client.close()
-        shared.close()
         dht.close()
+        shared.close()
 
 
 async def test_dht_endpoint_hands_only_non_krpc_datagrams_to_the_hook() -> None:

@@ -123,6 +123,8 @@ class UtpConnection:
         self.half_open = state is ConnState.SYN_RECV
         self.pending_reset = False
         self.window_probe = False
+        #: counters for status and benchmarks
+        self.counters = {"timeouts": 0, "fast_resends": 0, "packets_sent": 0, "packets_received": 0}
         if state is ConnState.SYN_SENT:
             syn = self.tx.add(_SYN, b"")
             syn.need_resend = True
@@ -178,6 +180,7 @@ class UtpConnection:
             self._finish(CloseReason.RESET)
             return
         self.last_recv = now
+        self.counters["packets_received"] += 1
         self.reply_micro = (int(now * 1e6) - pkt.timestamp) & U32
         if kind is _SYN:
             self.need_ack = True  # our answer to its SYN was lost
@@ -268,6 +271,7 @@ class UtpConnection:
         if seq == self.probe_seq and seq in self.tx.out:
             self._probe_failed()
         if self.tx.mark_lost(seq):
+            self.counters["fast_resends"] += 1
             self.cc.on_loss(seq, self.tx.seq_nr)
 
     # -- packets out -----------------------------------------------------------------
@@ -288,6 +292,7 @@ class UtpConnection:
         if self.need_ack and not out and self.state is not ConnState.SYN_SENT:
             out.append(self._build(_STATE, self.tx.seq_nr, b"", now))
         if out:
+            self.counters["packets_sent"] += len(out)
             self.need_ack = False
             self.unacked_data = 0
             self.ack_due = None
@@ -447,6 +452,7 @@ class UtpConnection:
                 self.pending_reset = True
                 self._finish(CloseReason.TIMEOUT, f"{limit} retransmission timeouts in a row")
             return
+        self.counters["timeouts"] += 1
         self.rtt.on_timeout()
         self.cc.on_timeout()
         if self.probe_seq is not None:
