@@ -249,6 +249,8 @@ class UtpConfig:
     socket_buffer: int = 4 * MiB  #: SO_RCVBUF / SO_SNDBUF asked for the UDP socket (io layer)
     write_high_water: int = 1 * MiB  #: a link stops being writable above this (io layer)
     write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
+    read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
+    max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
 
 
 DEFAULT_CONFIG = Config()

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from p2pshare.config import DhtConfig, UtpConfig
 from p2pshare.core.dht.events import DhtEvent
@@ -34,7 +35,7 @@ from p2pshare.core.dht.node import DhtNode
 from p2pshare.core.utp import Closed, CloseReason, Connected, DataReceived, IncomingConnection, UtpManager
 from p2pshare.errors import RemoteProtocolError
 from p2pshare.io.dht_endpoint import DhtEndpoint
-from p2pshare.io.link import Buffer, CloseHandler, DataHandler
+from p2pshare.io.link import Buffer, CloseHandler, DataHandler, Link
 from p2pshare.io.utp_udp import BatchedUdpSocket, SharedTransport
 
 __all__ = ["UtpLink", "UtpSocket"]
@@ -240,6 +241,8 @@ class UtpSocket:
             self.flush,
             buffer_size=mgr.config.socket_buffer,
             max_datagram=mgr.config.max_datagram,
+            max_batch=mgr.config.read_batch,
+            max_queue=mgr.config.max_send_queue,
         )
         self._sendto = udp.sendto
         self._udp = udp
@@ -436,3 +439,9 @@ class UtpSocket:
         except Exception:
             log.exception("uTP manager failed in handle_timer")
         self.flush()
+
+
+if TYPE_CHECKING:  # mypy checks that a UtpLink is a Link
+
+    def _is_a_link(link: UtpLink) -> Link:
+        return link

@@ -64,6 +64,8 @@ class BatchedUdpSocket:
         *,
         buffer_size: int = 0,
         max_datagram: int = 65_535,
+        max_batch: int = 64,
+        max_queue: int = 4096,
     ) -> BatchedUdpSocket:
         """A socket bound to ``host:port`` (0 picks a port); ``buffer_size`` sets SO_RCVBUF/SO_SNDBUF."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -82,7 +84,14 @@ class BatchedUdpSocket:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(f"UDP port {port} on {host} is in use") from None
             raise
-        return cls(sock, on_datagram, on_batch_end, max_datagram=max_datagram)
+        return cls(
+            sock,
+            on_datagram,
+            on_batch_end,
+            max_batch=max_batch,
+            max_queue=max_queue,
+            max_datagram=max_datagram,
+        )
 
     @property
     def local_address(self) -> Addr:
