@@ -232,7 +232,7 @@ class UtpConfig:
     max_reorder_packets: int = 1024  #: packets accepted beyond ack_nr; later ones are dropped
     #: packets that did not fit our receive window (dropped) before the peer is cut off; zero-window
     #: probes come once per timeout, so only a peer that ignores the window gets there
-    max_window_violations: int = 64
+    max_window_violations: int = 256
     max_sack_bytes: int = 32  #: SACK bitmask we send covers at most this many bytes (x8 packets)
     max_inflight_packets: int = 2048  #: packets sent and not yet acknowledged
     keepalive_interval: float = 29.0  #: send an ack after this long without sending anything
