@@ -22,7 +22,6 @@ class Path:
     jitter: float = 0.0  #: uniform extra delay (reorders packets)
     loss: float = 0.0
     duplicate: float = 0.0
-    #: extra delay growing with bytes queued: seconds per byte "in the queue" (a bottleneck)
     rate: float | None = None  #: bytes/s of a bottleneck link with an unbounded queue
     mtu: int | None = None  #: datagrams larger than this are dropped
 
