@@ -16,7 +16,7 @@ from p2pshare.core.wire.messages import HaveAll, Interested, Piece, Request, Unc
 from p2pshare.io.utp_socket import UtpLink, UtpSocket
 from tests.engine.conftest import MakeShare
 from tests.interop.conftest import MakeLt
-from tests.interop.ltpeer import add_torrent, lt_seed, save_path_of
+from tests.interop.ltpeer import add_torrent, lt_seed, save_path_of, wait_for
 
 lt = pytest.importorskip("libtorrent")
 
@@ -72,7 +72,9 @@ async def test_we_connect_to_a_utp_only_libtorrent_seeder_and_download_pieces(
     """Over our uTP connect to a TCP-less libtorrent seed: handshake, then verified pieces."""
     share = make_share({"big.bin": 2 * 1024 * 1024}, piece_length=65536)
     ses, port = lt_sessions("127.0.0.2", **UTP_ONLY)
-    lt_seed(ses, share.torrent, save_path_of(share.paths, share.info.file_paths()))
+    handle = lt_seed(ses, share.torrent, save_path_of(share.paths, share.info.file_paths()))
+    # seed_mode reports seeding before its resume check ends ("torrent is not ready to accept peers")
+    wait_for(lambda: handle.status().state == lt.torrent_status.seeding, 20, "libtorrent to be ready")
     sock = await UtpSocket.open("127.0.0.3", 0)
     try:
         link = await sock.connect(("127.0.0.2", port), timeout=10)
@@ -140,7 +142,10 @@ async def test_utp_only_libtorrent_connects_to_us_and_downloads_everything(
                     pass
 
         await asyncio.wait_for(until_done(), 60)
-        assert (tmp_path / "lt_out" / "big.bin").read_bytes() == data
+        out = tmp_path / "lt_out" / "big.bin"
+        async with asyncio.timeout(10):  # libtorrent hashes blocks before its disk thread writes them
+            while out.read_bytes() != data:
+                await asyncio.sleep(0.05)
         link.close()
     finally:
         sock.close()
