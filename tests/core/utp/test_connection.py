@@ -13,7 +13,7 @@ from p2pshare.config import UtpConfig
 from p2pshare.core.utp import Closed, CloseReason, DataReceived, PacketType, decode
 from p2pshare.core.utp.packet import HEADER_SIZE
 
-from .sim import B, Pair, Path
+from .sim import B, Pair, Path, RenoFlow
 
 SMALL = UtpConfig(large_packet_networks=())  # internet-sized packets between A and B
 
@@ -304,3 +304,19 @@ def test_in_order_data_is_acked_every_second_packet_or_after_the_delay() -> None
     (_, kind, at), *_ = (k for k in kinds if k[0] == "b")
     assert kind is PacketType.STATE
     assert at == pytest.approx(sent_at + 0.01 + SMALL.delayed_ack)
+
+
+def test_ledbat_yields_to_a_loss_based_flow_and_takes_the_link_back() -> None:
+    """On a 2 Mbit/s link uTP fills it alone, keeps under 30% beside a TCP-like flow, then recovers."""
+    rate = 250_000
+    p = Pair(config=SMALL, ab=Path(delay=0.02, rate=rate, queue_limit=0.3), ba=Path(delay=0.02))
+    ha, _ = p.connect()
+    tcp = RenoFlow(start=20.0, stop=50.0)
+    p.add_tcp(tcp)
+    p.a.send(ha, bytes(25_000_000))
+    p.flush()
+    p.run(75.0)
+    assert p.share(p.delivered, 5, 20, rate) > 0.85  # alone: the whole link
+    assert p.share(p.delivered, 30, 50, rate) < 0.30  # beside TCP: it yields ...
+    assert p.share(tcp.delivered, 30, 50, rate) > 0.65  # ... and TCP gets the link
+    assert p.share(p.delivered, 60, 75, rate) > 0.75  # TCP gone: uTP takes it back
