@@ -245,3 +245,22 @@ async def test_bytes_before_set_handlers_are_delivered_inside_it() -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_works_over_ipv6_loopback() -> None:
+    """Two sockets on ::1 connect and move a megabyte in large packets."""
+    accepted: asyncio.Queue[UtpLink] = asyncio.Queue()
+    a = await UtpSocket.open("::1", 0, CFG)
+    b = await UtpSocket.open("::1", 0, CFG, on_accept=accepted.put_nowait)
+    try:
+        link = await a.connect(b.local_address, timeout=5)
+        Sink(link)
+        payload = os.urandom(1024 * 1024)
+        link.write(payload)
+        sink = Sink(await asyncio.wait_for(accepted.get(), 5))
+        await sink.wait_for(len(payload))
+        assert bytes(sink.data) == payload
+        assert a.manager.connection(link._handle).mss > 60_000
+    finally:
+        a.close()
+        b.close()
