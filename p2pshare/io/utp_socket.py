@@ -316,7 +316,8 @@ class UtpSocket:
         return link
 
     def close(self) -> None:
-        """Abort every connection and stop; the DHT socket (if shared) stays open."""
+        """Abort every connection and stop; our own socket closes (``open``/``open_with_dht``),
+        an endpoint's socket (``over_dht``) stays open."""
         if self.closed:
             return
         for link in list(self._links.values()):
