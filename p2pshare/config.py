@@ -29,6 +29,7 @@ __all__ = [
     "V2Config",
     "HashesLimits",
     "UtpConfig",
+    "TransportConfig",
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
@@ -267,6 +268,7 @@ class Config:
     v2: V2Config = field(default_factory=V2Config)
     hashes: HashesLimits = field(default_factory=HashesLimits)
     utp: UtpConfig = field(default_factory=lambda: UtpConfig())
+    transport: TransportConfig = field(default_factory=lambda: TransportConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +349,31 @@ class UtpConfig:
     write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
     read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
     max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
+
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Which transports a session uses, which it dials first, and BEP 55 hole punching."""
+
+    mode: str = "both"  #: "tcp", "utp" or "both" (``--transport``): what we listen on and dial
+    #: Dial uTP first to peers that said they speak it (PEX flag, an incoming uTP link);
+    #: TCP first to the others.  Measured on loopback (benchmarks/results/utp_session.txt):
+    #: our TCP path costs less CPU per byte, so TCP stays the default first try.
+    prefer_utp_when_announced: bool = True
+    prefer_utp: bool = False  #: dial uTP first even to peers that announced nothing
+    holepunch: bool = True  #: offer ut_holepunch (relay, rendezvous, connect)
+    #: relayed rendezvous per initiating peer per minute (a peer cannot use us as an amplifier)
+    relay_per_peer_per_minute: int = 10
+    relay_per_minute: int = 60  #: relayed rendezvous per torrent per minute, all peers together
+    rendezvous_per_minute: int = 20  #: rendezvous we ask for per torrent per minute
+    #: failed direct dials of an address before we ask a relay for a rendezvous
+    holepunch_after_failures: int = 1
+    #: a target asked of relays at most this often (seconds), whatever they answer
+    rendezvous_retry: float = 30.0
+    max_pending_rendezvous: int = 64  #: targets we wait on a ``connect`` for (oldest forgotten)
+    #: incoming uTP links that have not sent a routable handshake yet
+    max_pending_utp_incoming: int = 64
 
 
 DEFAULT_CONFIG = Config()
