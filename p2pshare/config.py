@@ -367,6 +367,9 @@ class TransportConfig:
     relay_per_peer_per_minute: int = 10
     relay_per_minute: int = 60  #: relayed rendezvous per torrent per minute, all peers together
     rendezvous_per_minute: int = 20  #: rendezvous we ask for per torrent per minute
+    rendezvous_fanout: int = 3  #: relays asked for one target, one after another on errors
+    #: uTP dials a relay's ``connect`` messages may start per torrent per minute
+    connects_per_minute: int = 30
     #: failed direct dials of an address before we ask a relay for a rendezvous
     holepunch_after_failures: int = 1
     #: a target asked of relays at most this often (seconds), whatever they answer

@@ -30,6 +30,7 @@ from p2pshare.core.magnet import make_magnet
 from p2pshare.core.types import PeerAddress
 from p2pshare.engine.create import parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
+from p2pshare.engine.transports import Transport
 from p2pshare.errors import P2PShareError
 
 if TYPE_CHECKING:
@@ -85,6 +86,15 @@ DhtReadOnlyOpt = Annotated[
         help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
     ),
 ]
+TransportOpt = Annotated[
+    Transport,
+    typer.Option(
+        "--transport",
+        envvar="P2PSHARE_TRANSPORT",
+        case_sensitive=False,
+        help="Peer transports: tcp, utp (BEP 29, on the same UDP port as the DHT), or both.",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -100,12 +110,15 @@ def _options(
     bootstrap: list[tuple[str, int]] | None,
     dht_port: int | None,
     read_only: bool = False,
+    transport: Transport = Transport.BOTH,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     config = DEFAULT_CONFIG
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
+    if transport.value != config.transport.mode:
+        config = replace(config, transport=replace(config.transport, mode=transport.value))
     return runner.SwarmOptions(
         config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
     )
@@ -151,6 +164,7 @@ def share(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    transport: TransportOpt = Transport.BOTH,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -232,7 +246,7 @@ def share(
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, transport),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -261,6 +275,7 @@ def get(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    transport: TransportOpt = Transport.BOTH,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     seed: Annotated[
@@ -313,7 +328,7 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, transport),
                 out_dir=output,
                 info=info,
                 peers=peers,

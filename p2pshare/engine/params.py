@@ -76,3 +76,7 @@ class TorrentHost(Protocol):
     async def connect(self, address: PeerAddress) -> Link:
         """Open a link to ``address``; raises OSError or TimeoutError."""
         ...
+
+    async def connect_utp(self, address: PeerAddress) -> Link:
+        """Open a uTP link to ``address`` at once (BEP 55 hole punch); OSError or TimeoutError."""
+        ...

@@ -112,7 +112,6 @@ class Session:
                 continue
             self.transports.dialled(address, kind, True, attempt=attempt)
             return link
-        self.transports.round_failed(address)
         assert error is not None
         raise error
 

@@ -49,6 +49,7 @@ from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
+from p2pshare.engine.holepunch import HolepunchRoom
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
@@ -96,6 +97,12 @@ class Torrent(Transfer):
         self.picker: PiecePicker[Peer] | None = None
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
+        self.holepunch = HolepunchRoom(
+            config.transport,
+            self.peers,
+            self._dial_utp,
+            enabled=config.transport.holepunch and config.transport.mode != "tcp",
+        )
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor
@@ -120,6 +127,7 @@ class Torrent(Transfer):
     async def start(self) -> None:
         """Check existing data (or trust a seed), then start the tick loop."""
         self._loop = asyncio.get_running_loop()
+        self.holepunch.our_port = self.host.tcp_port()
         if self.info is not None:
             await self._prepare(self.info)
         else:
@@ -264,10 +272,28 @@ class Torrent(Transfer):
         try:
             link = await self.host.connect(addr)
         except (OSError, TimeoutError) as exc:
-            delay = self.book.dial_failed(known, asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            delay = self.book.dial_failed(known, now)
             log.debug("connect to %s failed (%s); retry in %.0fs", addr, exc, delay)
+            self.holepunch.dial_failed(addr, now)  # BEP 55: maybe a relay can introduce us
             return
         self.book.dial_done()
+        if self.closed:
+            link.close()
+            return
+        self.attach(link, outgoing=True, address=addr)
+
+    def _dial_utp(self, addr: PeerAddress) -> None:
+        """BEP 55 ``connect``: send uTP SYNs to ``addr`` now (the other side does the same)."""
+        if not self.closed:
+            self._spawn(self._connect_utp(addr), f"holepunch-{addr}")
+
+    async def _connect_utp(self, addr: PeerAddress) -> None:
+        try:
+            link = await self.host.connect_utp(addr)
+        except (OSError, TimeoutError) as exc:
+            log.info("hole punch to %s failed: %s", addr, exc)
+            return
         if self.closed:
             link.close()
             return
@@ -348,6 +374,7 @@ class Torrent(Transfer):
             self.picker.remove_peer(peer)
             peer.in_picker = False
         self.metadata.forget(peer.address)
+        self.holepunch.forget(peer)
         if ban:
             assert kind is not None, "a ban names the rule that was broken"
             book.ban(peer.address[0])

@@ -9,9 +9,8 @@ With ``both``, each outgoing dial tries one transport and falls back to the othe
 * a transport that worked for an address is tried first next time; one that
   failed goes last.
 
-The policy also keeps which addresses failed every transport: those are the
-peers BEP 55 hole punching is for (:meth:`TransportPolicy.unreachable`).  It does
-no I/O; the session dials, and tells it what happened.
+It does no I/O: the session dials, and tells it what happened.  (An address that
+failed on every transport is the torrent's business: its hole-punch room.)
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ class Transport(StrEnum):
 class _Seen:
     utp_hint: bool = False  #: the peer said it speaks uTP
     worked: Transport | None = None  #: the last transport a dial succeeded on
-    failures: int = 0  #: dials in a row where every transport failed
 
 
 @dataclass(slots=True)
@@ -119,17 +117,7 @@ class TransportPolicy:
         entry = self._entry(address)
         if ok:
             entry.worked = transport
-            entry.failures = 0
             if attempt > 0:
                 self.stats.fallbacks += 1
         elif entry.worked is transport:
             entry.worked = None
-
-    def round_failed(self, address: tuple[str, int]) -> None:
-        """Every transport failed for ``address`` this time."""
-        self._entry(address).failures += 1
-
-    def unreachable(self, address: tuple[str, int]) -> bool:
-        """True when direct dials to ``address`` failed often enough to ask for a rendezvous."""
-        entry = self._seen.get(address)
-        return entry is not None and entry.failures >= self.config.holepunch_after_failures
