@@ -86,9 +86,9 @@ def encode_holepunch(msg: HolepunchMessage) -> bytes:
 def decode_holepunch(payload: bytes | bytearray | memoryview) -> HolepunchMessage:
     """Parse one message; :class:`RemoteProtocolError` (MALFORMED) when it is not one.
 
-    An unknown ``err_code`` in an error message is kept as a plain int would be
-    unsafe to act on, so it is reported as malformed too; codes in other messages
-    are ignored (they must be 0, and nothing depends on them).
+    An error message with an unknown (or zero) ``err_code`` is malformed too: there
+    is nothing safe to do with it.  Codes in other messages are ignored (they must
+    be 0, and nothing depends on them).
     """
     data = bytes(payload)
     if len(data) < _HEAD.size:
