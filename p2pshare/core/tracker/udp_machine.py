@@ -108,6 +108,14 @@ class UdpTrackerMachine:
         self._scrape = tuple(info_hashes)
         self._send(now)
 
+    def cancel(self) -> None:
+        """Forget the request in flight without an event (its caller gave up); the connection id stays."""
+        self._phase = _Phase.IDLE
+        self._deadline = None
+        self._tid = -1
+        self._announce, self._scrape = None, ()
+        self._out.clear()
+
     # -- the verbs -----------------------------------------------------------------------------
     def datagrams_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
