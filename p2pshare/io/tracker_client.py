@@ -56,9 +56,17 @@ class TrackerClient:
     """Announce to and scrape any http, https or udp tracker; one per torrent (or session)."""
 
     def __init__(
-        self, cfg: TrackerConfig, *, ssl_context: ssl.SSLContext | None = None, user_agent: str = USER_AGENT
+        self,
+        cfg: TrackerConfig,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str = USER_AGENT,
+        local_host: str | None = None,
     ) -> None:
+        """``local_host``: the address our sockets bind to (the one we accept peers on), so the
+        tracker records the right address; None lets the system choose."""
         self._cfg = cfg
+        self._local_host = local_host
         self._ssl = ssl_context
         self._user_agent = user_agent
         self._udp: dict[tuple[str, int], _UdpSession] = {}
@@ -120,7 +128,11 @@ class TrackerClient:
         try:
             async with asyncio.timeout(self._cfg.connect_timeout):
                 reader, writer = await asyncio.open_connection(
-                    target.host, target.port, ssl=ctx, server_hostname=target.host if ctx else None
+                    target.host,
+                    target.port,
+                    ssl=ctx,
+                    server_hostname=target.host if ctx else None,
+                    local_addr=(self._local_host, 0) if self._local_host else None,
                 )
         except TimeoutError:
             raise TrackerTimeout(f"could not connect to {target.host}:{target.port} in time") from None
@@ -156,7 +168,7 @@ class TrackerClient:
         key = (target.host, target.port)
         session = self._udp.get(key)
         if session is None:
-            session = self._udp[key] = _UdpSession(self._cfg, target.host, target.port)
+            session = self._udp[key] = _UdpSession(self._cfg, target.host, target.port, self._local_host)
         return session
 
 
@@ -180,8 +192,9 @@ def _failure(event: UdpEvent) -> Exception:
 class _UdpSession(asyncio.DatagramProtocol):
     """One connected UDP socket and one BEP 15 machine for one tracker address."""
 
-    def __init__(self, cfg: TrackerConfig, host: str, port: int) -> None:
+    def __init__(self, cfg: TrackerConfig, host: str, port: int, local_host: str | None) -> None:
         self._cfg = cfg
+        self._local_host = local_host
         self._host, self._port = host, port
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -221,7 +234,10 @@ class _UdpSession(asyncio.DatagramProtocol):
                 infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_DGRAM)
             family, _, _, _, addr = infos[0]
             self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: self, remote_addr=(str(addr[0]), int(addr[1])), family=family
+                lambda: self,
+                remote_addr=(str(addr[0]), int(addr[1])),
+                family=family,
+                local_addr=(self._local_host, 0) if self._local_host else None,
             )
         except TimeoutError:
             raise TrackerTimeout(f"resolving UDP tracker {self._host} took too long") from None

@@ -246,3 +246,14 @@ async def test_cancelled_udp_request_leaves_the_session_usable() -> None:
         tracker.drop = lambda r: False
         assert (await client.announce(tracker.url(), req(1, 7001))).interval == 1800.0
         await client.aclose()
+
+
+async def test_local_host_sets_the_address_trackers_record() -> None:
+    """With local_host, both HTTP and UDP trackers see announces from that loopback address."""
+    async with HttpTracker() as http_tracker, UdpTracker() as udp_tracker:
+        client = TrackerClient(CFG, local_host="127.0.0.5")
+        await client.announce(http_tracker.url(), req(1, 7001))
+        await client.announce(udp_tracker.url(), req(1, 7001))
+        expected = {PeerAddress("127.0.0.5", 7001): 0}
+        assert http_tracker.swarm.peers[IH.value] == expected == udp_tracker.swarm.peers[IH.value]
+        await client.aclose()

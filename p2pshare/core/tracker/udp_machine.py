@@ -20,8 +20,9 @@ n + 1, going back to *connect* when the connection id has expired meanwhile; aft
 ``udp_max_retries`` retransmissions the request ends with :class:`RequestFailed`
 carrying :class:`TrackerTimeout`.  n counts timeouts of the whole request (connect
 and announce together), so a tracker that answers connects but nothing else still
-runs out of tries.  An *error* answer (action 3) ends the request with
-:class:`TrackerFailure`; a malformed answer with :class:`RemoteProtocolError`.
+runs out of tries.  An *error* answer (action 3), or an announce answer
+with nothing after its 8-byte header (how opentracker refuses a torrent it does not
+list), ends the request with :class:`TrackerFailure`; a malformed answer with :class:`RemoteProtocolError`.
 """
 
 from __future__ import annotations
@@ -155,6 +156,11 @@ class UdpTrackerMachine:
             elif self._announce is not None:
                 if action != udp.ACTION_ANNOUNCE:
                     raise RemoteProtocolError(f"UDP tracker answered announce with action {action}")
+                if len(data) == 8:  # opentracker's way of refusing a torrent it does not list
+                    self._end(
+                        RequestFailed(TrackerFailure("empty answer: the tracker does not serve this torrent"))
+                    )
+                    return
                 self._end(AnnounceDone(udp.parse_announce(data, ipv6=self._ipv6, cfg=self._cfg)))
             else:
                 if action != udp.ACTION_SCRAPE:

@@ -250,3 +250,15 @@ def test_machine_survives_any_datagram_sequence(datagrams: list[bytes]) -> None:
         m.datagrams_to_send()
     while (event := m.next_event()) is not None:
         assert isinstance(event, AnnounceDone | RequestFailed)
+
+
+def test_empty_announce_answer_is_a_refusal() -> None:
+    """An announce answer of only its 8-byte header (opentracker's refusal) ends with TrackerFailure."""
+    m = UdpTrackerMachine(CFG, rand=random.Random(9))
+    m.start_announce(REQ, now=0.0)
+    tid = udp.decode_request(one(m)).transaction_id
+    m.receive_datagram(udp.encode_connect_response(tid, 77), now=0.1)
+    tid = udp.decode_request(one(m)).transaction_id
+    m.receive_datagram(struct.pack(">II", udp.ACTION_ANNOUNCE, tid), now=0.2)
+    event = m.next_event()
+    assert isinstance(event, RequestFailed) and isinstance(event.error, TrackerFailure)
