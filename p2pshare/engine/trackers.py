@@ -197,8 +197,10 @@ class TrackerService:
     async def _sleep_until(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         while not self._completed_due and (remaining := deadline - loop.time()) > 0:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the wake.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wake.wait()
             if self._wake.is_set():  # announce_now(): early, but not before the minimum interval
                 self._wake.clear()
                 deadline = min(deadline, (self._last_round or 0.0) + self._min_interval)

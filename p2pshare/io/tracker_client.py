@@ -219,8 +219,9 @@ class _UdpSession(asyncio.DatagramProtocol):
                     timer = machine.get_timer()
                     self._wake.clear()
                     if timer is not None:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), max(0.0, timer - loop.time()))
+                        with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow a cancel
+                            async with asyncio.timeout(max(0.0, timer - loop.time())):
+                                await self._wake.wait()
                     machine.handle_timer(loop.time())
             finally:
                 machine.cancel()  # a no-op once the request ended; else (cancelled, unreachable) a reset
