@@ -78,10 +78,19 @@ def create(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of text.")
     ] = False,
+    tracker: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tracker",
+            "-t",
+            help="Tracker URL (http, https or udp) to put in the .torrent; repeat for more, tried in order.",
+        ),
+    ] = None,
 ) -> None:
     """Make a .torrent of PATH and print its info hash and magnet link.
 
     Examples:  p2pshare create ./photos   |   p2pshare create big.iso --piece-size 4MiB -o big.torrent
+               p2pshare create ./photos --tracker udp://tracker.example:6969/announce
     """
     piece_length = parse_size(piece_size) if piece_size else None
     if json_output or not err_console.is_terminal:
@@ -91,6 +100,7 @@ def create(
             comment=comment,
             include_hidden=include_hidden,
             include_symlinks=include_symlinks,
+            trackers=tracker or (),
         )
     else:
         with Progress(
@@ -120,6 +130,7 @@ def create(
                 include_hidden=include_hidden,
                 include_symlinks=include_symlinks,
                 progress=advance,
+                trackers=tracker or (),
             )
     info = created.info
     out = output or Path(f"{info.name}.torrent")
@@ -128,9 +139,14 @@ def create(
     except OSError as exc:
         raise NotWritableError(f"cannot write {out}: {exc.strerror}") from None
     if json_output:
-        print_json({**info_summary(info), "torrent": str(out)})
+        summary = info_summary(info)
+        if created.trackers:
+            summary["magnet"] = make_magnet(info.info_hash, info.name, trackers=created.trackers)
+        print_json({**summary, "trackers": list(created.trackers), "torrent": str(out)})
         return
     _render_info(info)
+    for url in created.trackers:
+        out_console.print(f"  tracker     {url}", soft_wrap=True)
     out_console.print(f"  written to  {out}")
 
 

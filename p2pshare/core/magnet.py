@@ -1,4 +1,8 @@
-"""Magnet links (BEP 9): ``magnet:?xt=urn:btih:<hash>&dn=<name>&x.pe=HOST:PORT``."""
+"""Magnet links (BEP 9): ``magnet:?xt=urn:btih:<hash>&dn=<name>&tr=<tracker>&x.pe=HOST:PORT``.
+
+``tr=`` may repeat; the trackers keep the link's order (the engine puts each in its own
+BEP 12 tier, after a manifest's own, see :func:`p2pshare.core.tracker.tiers_from`).
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,17 @@ class Magnet:
     trackers: tuple[str, ...] = ()
 
 
-def make_magnet(info_hash: InfoHash, name: str | None = None, peers: tuple[PeerAddress, ...] = ()) -> str:
-    """Build a magnet link with the hex btih, a display name and ``x.pe`` peer hints."""
+def make_magnet(
+    info_hash: InfoHash,
+    name: str | None = None,
+    peers: tuple[PeerAddress, ...] = (),
+    trackers: tuple[str, ...] = (),
+) -> str:
+    """Build a magnet link with the hex btih, a display name, ``tr`` trackers and ``x.pe`` peer hints."""
     parts = [f"xt=urn:btih:{info_hash.hex}"]
     if name:
         parts.append("dn=" + quote(name, safe=""))
+    parts.extend("tr=" + quote(url, safe="") for url in trackers)
     parts.extend("x.pe=" + quote(str(p), safe=":[]") for p in peers)
     return "magnet:?" + "&".join(parts)
 
@@ -61,8 +71,8 @@ def parse_magnet(text: str) -> Magnet:
                 peers.append(parse_host_port(value))
             except ValueError:
                 continue  # a bad hint is not worth refusing the link for
-        elif key == "tr":
-            trackers.append(value)
+        elif (key == "tr" or key.startswith("tr.")) and value.strip() and value.strip() not in trackers:
+            trackers.append(value.strip())
     if info_hash is None:
         raise TargetError("magnet link has no 'xt=urn:btih:' info hash (only BitTorrent v1 is supported)")
     return Magnet(info_hash, name, tuple(peers), tuple(trackers))

@@ -98,6 +98,7 @@ class Metainfo:
 
     info: Info
     announce: str | None = None
+    announce_list: tuple[tuple[str, ...], ...] = ()  #: BEP 12 tiers; malformed entries are skipped
     comment: str | None = None
     created_by: str | None = None
     creation_date: int | None = None
@@ -261,10 +262,24 @@ def parse_torrent(data: bytes, limits: MetainfoLimits = _DEFAULT_LIMITS) -> Meta
     return Metainfo(
         info=info,
         announce=text(b"announce"),
+        announce_list=_announce_list(top.get(b"announce-list")),
         comment=text(b"comment"),
         created_by=text(b"created by"),
         creation_date=date if isinstance(date, int) and not isinstance(date, bool) else None,
     )
+
+
+def _announce_list(value: object) -> tuple[tuple[str, ...], ...]:
+    """BEP 12 ``announce-list``: a list of tiers, each a list of URLs; anything else is skipped."""
+    if not isinstance(value, list):
+        return ()
+    tiers = []
+    for tier in value:
+        if isinstance(tier, list):
+            urls = tuple(u.decode("utf-8", "replace") for u in tier if isinstance(u, bytes) and u)
+            if urls:
+                tiers.append(urls)
+    return tuple(tiers)
 
 
 def choose_piece_length(total: int, limits: MetainfoLimits = _DEFAULT_LIMITS) -> int:
@@ -315,18 +330,25 @@ def build_info(
 def encode_torrent(
     info: Info,
     *,
+    announce: str | None = None,
+    announce_list: Sequence[Sequence[str]] = (),
     comment: str | None = None,
     created_by: str | None = None,
     creation_date: int | None = None,
 ) -> bytes:
     """Bencode a .torrent around the info dict's exact bytes (so its hash is kept)."""
     top: dict[bytes, object] = {}
+    if announce:
+        top[b"announce"] = announce.encode()
+    tiers = [[url.encode() for url in tier] for tier in announce_list if tier]
+    if tiers:
+        top[b"announce-list"] = tiers
     if comment:
         top[b"comment"] = comment.encode()
     if created_by:
         top[b"created by"] = created_by.encode()
     if creation_date is not None:
         top[b"creation date"] = creation_date
-    # Keys sorted: comment < created by < creation date < info.
+    # Keys sorted: announce < announce-list < comment < created by < creation date < info.
     encoded = bencode.encode(top)
     return encoded[:-1] + b"4:info" + info.raw + b"e"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from p2pshare import __version__
 from p2pshare.config import MetainfoLimits
 from p2pshare.core.geometry import Geometry
 from p2pshare.core.metainfo import Info, build_info, choose_piece_length, encode_torrent
+from p2pshare.core.tracker import UnsupportedTracker, parse_tracker_url
 from p2pshare.errors import UsageError
 from p2pshare.io.files import Selection, collect_files
 from p2pshare.io.hasher import ProgressCallback, hash_files
@@ -26,6 +28,7 @@ class CreatedTorrent:
     selection: Selection
     info: Info
     torrent: bytes  #: the whole .torrent file
+    trackers: tuple[str, ...] = ()  #: announce URLs written into it, in tier order
 
     @property
     def paths(self) -> list[Path]:
@@ -60,12 +63,16 @@ def create_torrent(
     progress: ProgressCallback | None = None,
     workers: int | None = None,
     limits: MetainfoLimits | None = None,
+    trackers: Sequence[str] = (),
 ) -> CreatedTorrent:
     """Walk ``path``, hash its pieces on every core and build the .torrent.
 
+    ``trackers`` (http, https or udp URLs) go into ``announce`` (the first) and, when there
+    are several, into ``announce-list`` with one tier each, tried in the order given (BEP 12).
     Blocking (it hashes); call it from a thread when an event loop is running.
     """
     limits = limits or MetainfoLimits()
+    urls = _check_trackers(trackers)
     selection = collect_files(Path(path), include_hidden=include_hidden, include_symlinks=include_symlinks)
     total = selection.total_length
     if piece_length is None:
@@ -85,5 +92,26 @@ def create_torrent(
     else:
         listed = [(f.parts, f.length) for f in selection.files]
     info = build_info(selection.name, listed, piece_length, pieces, single_file=selection.single_file)
-    torrent = encode_torrent(info, comment=comment, created_by=CREATED_BY, creation_date=int(time.time()))
-    return CreatedTorrent(selection, info, torrent)
+    torrent = encode_torrent(
+        info,
+        announce=urls[0] if urls else None,
+        announce_list=[[url] for url in urls] if len(urls) > 1 else (),
+        comment=comment,
+        created_by=CREATED_BY,
+        creation_date=int(time.time()),
+    )
+    return CreatedTorrent(selection, info, torrent, tuple(urls))
+
+
+def _check_trackers(trackers: Sequence[str]) -> list[str]:
+    """Validated tracker URLs, duplicates dropped, order kept; UsageError names a bad one."""
+    urls: list[str] = []
+    for raw in trackers:
+        url = raw.strip()
+        try:
+            parse_tracker_url(url)
+        except UnsupportedTracker as exc:
+            raise UsageError(f"--tracker: {exc}") from None
+        if url not in urls:
+            urls.append(url)
+    return urls
