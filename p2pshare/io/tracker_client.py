@@ -206,6 +206,7 @@ class _UdpSession(asyncio.DatagramProtocol):
         async with self._lock:
             machine = await self._open()
             loop = asyncio.get_running_loop()
+            self._error = None  # an ICMP error that came in between requests is old news
             start(machine, loop.time())
             try:
                 while True:

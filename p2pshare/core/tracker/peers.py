@@ -7,12 +7,16 @@ a well-formed list is a :class:`~p2pshare.errors.RemoteProtocolError`.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Iterable
 
 from p2pshare.core.types import PeerAddress
 from p2pshare.errors import RemoteProtocolError
 
 __all__ = ["decode_compact", "decode_dict_peers", "encode_compact"]
+
+_V4 = struct.Struct(">4BH")
+_V6 = struct.Struct(">8HH")
 
 
 def decode_compact(data: bytes, *, ipv6: bool, limit: int) -> list[PeerAddress]:
@@ -21,17 +25,35 @@ def decode_compact(data: bytes, *, ipv6: bool, limit: int) -> list[PeerAddress]:
     if len(data) % size:
         kind = "peers6" if ipv6 else "peers"
         raise RemoteProtocolError(f"compact {kind} of {len(data)} bytes is not a multiple of {size}")
+    data = bytes(data[: size * max(limit, 0)])  # entries past the limit are never looked at
     out: list[PeerAddress] = []
-    for off in range(0, len(data), size):
-        if len(out) >= limit:
-            break
-        port = int.from_bytes(data[off + size - 2 : off + size], "big")
-        if port == 0:
-            continue
-        raw = data[off : off + size - 2]
-        host = str(ipaddress.IPv6Address(raw) if ipv6 else ipaddress.IPv4Address(raw))
-        out.append(PeerAddress(host, port))
+    if ipv6:
+        for entry in _V6.iter_unpack(data):
+            if entry[8]:  # port 0: nobody can connect to it
+                out.append(PeerAddress(_ipv6_text(entry[:8]), entry[8]))
+    else:
+        for a, b, c, d, port in _V4.iter_unpack(data):
+            if port:
+                out.append(PeerAddress(f"{a}.{b}.{c}.{d}", port))
     return out
+
+
+def _ipv6_text(groups: tuple[int, ...]) -> str:
+    """RFC 5952 text of eight 16-bit groups (as ``ipaddress`` writes it, several times faster)."""
+    if groups[:6] == (0, 0, 0, 0, 0, 0xFFFF):  # IPv4-mapped: let the library spell it
+        return str(ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups)))
+    best_start, best_len, start = -1, 1, -1
+    for i, g in enumerate((*groups, 1)):
+        if g == 0 and start < 0:
+            start = i
+        elif g != 0 and start >= 0:
+            if i - start > best_len:
+                best_start, best_len = start, i - start
+            start = -1
+    text = [format(g, "x") for g in groups]
+    if best_start < 0:
+        return ":".join(text)
+    return ":".join(text[:best_start]) + "::" + ":".join(text[best_start + best_len :])
 
 
 def encode_compact(peers: Iterable[PeerAddress]) -> bytes:

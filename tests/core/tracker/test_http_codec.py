@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
@@ -20,6 +21,7 @@ from p2pshare.core.tracker import (
     parse_scrape_response,
     scrape_request_url,
 )
+from p2pshare.core.tracker.peers import decode_compact
 from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.errors import RemoteProtocolError
 
@@ -211,3 +213,33 @@ def test_scrape_answer_maps_hashes_to_counts() -> None:
     too_many = {bytes([i]) * 20: {} for i in range(CFG.max_scrape_files + 1)}
     with pytest.raises(RemoteProtocolError, match="lists"):
         parse_scrape_response(body({b"files": too_many}), CFG)
+
+
+@given(st.binary(min_size=16, max_size=16), st.integers(1, 65535))
+def test_compact_ipv6_text_matches_the_standard_library(raw: bytes, port: int) -> None:
+    """Compact IPv6 peers are spelled exactly as ipaddress spells them (RFC 5952)."""
+    (peer,) = decode_compact(raw + port.to_bytes(2, "big"), ipv6=True, limit=5)
+    assert peer == PeerAddress(str(ipaddress.IPv6Address(raw)), port)
+
+
+@given(st.binary(min_size=4, max_size=4), st.integers(1, 65535))
+def test_compact_ipv4_text_matches_the_standard_library(raw: bytes, port: int) -> None:
+    """Compact IPv4 peers are dotted quads as ipaddress writes them."""
+    (peer,) = decode_compact(raw + port.to_bytes(2, "big"), ipv6=False, limit=5)
+    assert peer == PeerAddress(str(ipaddress.IPv4Address(raw)), port)
+
+
+EDGE_V6 = [
+    bytes(16),
+    bytes(15) + b"\x01",
+    b"\x00\x01" * 8,
+    bytes(10) + b"\xff\xff\x7f\x00\x00\x01",
+    b"\x20\x01\x0d\xb8" + bytes(4) + b"\x00\x01" + bytes(4) + b"\x00\x01",
+]
+
+
+@pytest.mark.parametrize("raw", EDGE_V6)
+def test_compact_ipv6_edge_spellings(raw: bytes) -> None:
+    """All-zero, loopback, no zero run, IPv4-mapped and equal zero runs are spelled as ipaddress does."""
+    (peer,) = decode_compact(raw + b"\x00\x01", ipv6=True, limit=5)
+    assert peer.host == str(ipaddress.IPv6Address(raw))
