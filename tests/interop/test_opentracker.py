@@ -256,3 +256,41 @@ async def test_p2pshare_downloads_from_a_libtorrent_seed_it_found_through_opentr
         assert_same_files(share, out)
     finally:
         await svc.close()
+
+
+async def test_tiers_fail_over_to_opentracker_and_the_answering_tracker_leads_its_tier(
+    opentracker: OpenTracker,
+) -> None:
+    """Dead trackers in the first tier fail over to opentracker in the second, over UDP or HTTP."""
+    ih = InfoHash(b"\x42" * 20)
+    await opentracker.allow(ih)
+    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp_sock:
+        tcp.bind(("127.0.0.1", 0))
+        udp_sock.bind(("127.0.0.1", 0))
+        dead = [
+            f"http://127.0.0.1:{tcp.getsockname()[1]}/announce",
+            f"udp://127.0.0.1:{udp_sock.getsockname()[1]}",
+        ]
+    live = [opentracker.url("udp"), opentracker.url("http")]
+    seed_svc = TrackerService(
+        ih, peer_id(1), 7001, [[opentracker.url("http")]], lambda: TransferTotals(), lambda p: None, CFG,
+        client=TrackerClient(CFG, local_host="127.0.0.2"),
+    )  # fmt: skip
+    got: list[PeerAddress] = []
+    svc = TrackerService(
+        ih, peer_id(2), 7002, [dead, live], lambda: TransferTotals(left=1), got.extend, CFG,
+        client=TrackerClient(CFG, local_host="127.0.0.3"),
+    )  # fmt: skip
+    try:
+        seed_svc.start()
+        await wait_until(lambda: seed_svc.status()[0].state == TrackerState.WORKING, 10, "seed announced")
+        svc.start()
+        await wait_until(lambda: PeerAddress("127.0.0.2", 7001) in got, 10, "the seed via the second tier")
+        states = {s.url: s.state for s in svc.status()}
+        assert [states[u] for u in dead] == [TrackerState.FAILED, TrackerState.FAILED]
+        working = svc.urls[2]
+        assert working in live and states[working] == TrackerState.WORKING
+        assert states[svc.urls[3]] == TrackerState.IDLE  # the other one of the tier was never needed
+    finally:
+        await seed_svc.close()
+        await svc.close()
