@@ -231,6 +231,7 @@ class TrackerConfig:
     retry_base: float = 60.0  #: every tracker failed: try again after base * 2**n ...
     retry_max: float = 3600.0  #: ... capped here
     stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
+    close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
 
 
 DEFAULT_CONFIG = Config()

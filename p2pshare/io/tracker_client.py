@@ -158,7 +158,7 @@ class TrackerClient:
         finally:
             writer.close()
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(self._cfg.close_timeout):
                     await writer.wait_closed()
 
     # -- UDP -----------------------------------------------------------------------------------
