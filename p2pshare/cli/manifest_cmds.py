@@ -83,6 +83,7 @@ def create(
         typer.Option(
             "--tracker",
             "-t",
+            metavar="URL",
             help="Tracker URL (http, https or udp) to put in the .torrent; repeat for more, tried in order.",
         ),
     ] = None,
@@ -90,7 +91,7 @@ def create(
     """Make a .torrent of PATH and print its info hash and magnet link.
 
     Examples:  p2pshare create ./photos   |   p2pshare create big.iso --piece-size 4MiB -o big.torrent
-               p2pshare create ./photos --tracker udp://tracker.example:6969/announce
+    |   p2pshare create ./photos -t udp://tracker.example:6969/announce -t https://t.example/announce
     """
     piece_length = parse_size(piece_size) if piece_size else None
     if json_output or not err_console.is_terminal:
