@@ -140,3 +140,51 @@ async def test_disabled_or_empty_service_does_nothing() -> None:
         await off.close()
         await empty.close()
         assert tracker.requests == [] and empty.status() == []
+
+
+async def test_announce_now_is_held_to_the_minimum_interval() -> None:
+    """Asking for peers over and over announces at most once per min interval (the tracker's, if larger)."""
+    async with HttpTracker() as tracker:
+        tracker.script["/announce"] = lambda q: http_answer(
+            bencode.encode({b"interval": 1800, b"min interval": 1})
+        )
+        svc = service([[tracker.url()]], 1, 7001, [], cfg=replace(CFG, min_interval=0.3))
+        svc.start()
+        await wait_until(lambda: len(tracker.requests) == 1, 5, "first announce")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < 2.5:
+            svc.announce_now()
+            await asyncio.sleep(0.02)
+        await svc.close()
+        regular = [q for _, q in tracker.requests if "event" not in q]
+        assert 1 <= len(regular) <= 3  # the tracker's min interval (1 s) wins over ours (0.3 s)
+
+
+async def test_tracker_id_is_echoed_and_a_failing_callback_does_not_stop_announcing() -> None:
+    """A tracker id from one answer goes back in the next announce; on_peers raising is only logged."""
+    async with HttpTracker(interval=0) as tracker:
+        answer = {b"interval": 0, b"tracker id": b"T-42", b"peers": bytes([127, 0, 0, 9, 0, 80])}
+        tracker.script["/announce"] = lambda q: http_answer(bencode.encode(answer))
+
+        def broken(peers: list[PeerAddress]) -> None:
+            raise RuntimeError("engine bug")
+
+        svc = TrackerService(IH, peer_id(1), 7001, [[tracker.url()]], lambda: TransferTotals(), broken, CFG)
+        svc.start()
+        await wait_until(lambda: len(tracker.requests) >= 3, 5, "announces go on after the callback failed")
+        await svc.close()
+        assert "trackerid" not in tracker.requests[0][1]
+        assert tracker.requests[1][1]["trackerid"] == [b"T-42"]
+
+
+async def test_completed_before_the_first_answer_is_carried_by_started() -> None:
+    """A download that finishes before any tracker answered sends started with left=0, not a second event."""
+    async with HttpTracker() as tracker:
+        svc = service([[tracker.url()]], 1, 7001, [])
+        svc.completed()
+        svc.start()
+        await wait_until(lambda: svc.status()[0].state == TrackerState.WORKING, 5, "announced")
+        await asyncio.sleep(0.2)
+        await svc.close()
+        assert events(tracker) == [b"started", b"stopped"]
