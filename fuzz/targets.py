@@ -289,3 +289,8 @@ TARGETS: dict[str, Target] = {
         Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
     )
 }
+
+# Tracker answers live in their own module (it imports Target from here).
+from fuzz.tracker_targets import TRACKER_TARGETS  # noqa: E402
+
+TARGETS.update((t.name, t) for t in TRACKER_TARGETS)

@@ -24,6 +24,12 @@ from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 __all__ = ["HttpResponse", "HttpResponseReader", "build_get"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also accepts the likes of '²', which ``int`` refuses)."""
+    return bool(text) and text.isascii() and text.isdigit()
 
 
 def build_get(target: str, host_header: str, user_agent: str) -> bytes:
@@ -141,11 +147,10 @@ class HttpResponseReader:
                 if line is None:
                     return
                 size_text = line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise RemoteProtocolError(f"malformed chunk size {size_text[:32]!r}") from None
-                if size < 0 or len(self._body) + size > self._max_body:
+                if not size_text or len(size_text) > 16 or not all(c in _HEX for c in size_text):
+                    raise RemoteProtocolError(f"malformed chunk size {size_text[:32]!r}")
+                size = int(size_text, 16)
+                if len(self._body) + size > self._max_body:
                     raise RemoteProtocolError(f"tracker answer exceeds {self._max_body} bytes")
                 self._remaining = size
                 self._state = _State.CHUNK_DATA if size else _State.TRAILERS
@@ -220,7 +225,7 @@ class HttpResponseReader:
     def _parse_status(self, line: str) -> None:
         version, _, rest = line.partition(" ")
         code, _, reason = rest.partition(" ")
-        if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit():
+        if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not _ascii_digits(code):
             raise RemoteProtocolError(f"malformed HTTP status line {line[:64]!r}")
         self._status, self._reason = int(code), reason.strip()
 
@@ -244,7 +249,7 @@ class HttpResponseReader:
         if not lengths:
             self._state = _State.UNTIL_CLOSE
             return
-        if len(lengths) != 1 or not (text := lengths.pop()).isdigit() or len(text) > 18:
+        if len(lengths) != 1 or not _ascii_digits(text := lengths.pop()) or len(text) > 18:
             raise RemoteProtocolError("malformed or conflicting Content-Length")
         length = int(text)
         if length > self._max_body:
