@@ -69,7 +69,7 @@ class TrackerClient:
         self._local_host = local_host
         self._ssl = ssl_context
         self._user_agent = user_agent
-        self._udp: dict[tuple[str, int], _UdpSession] = {}
+        self._udp: dict[tuple[str, int, str], _UdpSession] = {}
         self._closed = False
 
     async def announce(self, url: str, request: AnnounceRequest) -> AnnounceResponse:
@@ -165,10 +165,10 @@ class TrackerClient:
     def _udp_session(self, target: TrackerUrl) -> _UdpSession:
         if self._closed:
             raise TrackerError("the tracker client is closed")
-        key = (target.host, target.port)
+        key = (target.host, target.port, target.target)  # the path (BEP 41) may carry a passkey
         session = self._udp.get(key)
         if session is None:
-            session = self._udp[key] = _UdpSession(self._cfg, target.host, target.port, self._local_host)
+            session = self._udp[key] = _UdpSession(self._cfg, target, self._local_host)
         return session
 
 
@@ -192,10 +192,12 @@ def _failure(event: UdpEvent) -> Exception:
 class _UdpSession(asyncio.DatagramProtocol):
     """One connected UDP socket and one BEP 15 machine for one tracker address."""
 
-    def __init__(self, cfg: TrackerConfig, host: str, port: int, local_host: str | None) -> None:
+    def __init__(self, cfg: TrackerConfig, target: TrackerUrl, local_host: str | None) -> None:
         self._cfg = cfg
         self._local_host = local_host
-        self._host, self._port = host, port
+        self._host, self._port = target.host, target.port
+        # BEP 41: the URL's path and query travel with each announce (passkeys live there).
+        self._url_data = b"" if target.target == "/" else target.target.encode("utf-8", "replace")
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._transport: asyncio.DatagramTransport | None = None
@@ -245,7 +247,7 @@ class _UdpSession(asyncio.DatagramProtocol):
             raise TrackerTimeout(f"resolving UDP tracker {self._host} took too long") from None
         except (OSError, IndexError) as exc:
             raise TrackerUnreachable(f"cannot reach UDP tracker {self._host}:{self._port}: {exc}") from None
-        self._machine = UdpTrackerMachine(self._cfg, ipv6=family == socket.AF_INET6)
+        self._machine = UdpTrackerMachine(self._cfg, ipv6=family == socket.AF_INET6, url_data=self._url_data)
         return self._machine
 
     def _flush(self, machine: UdpTrackerMachine) -> None:

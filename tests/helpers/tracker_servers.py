@@ -161,7 +161,7 @@ class UdpTracker(asyncio.DatagramProtocol):
         self.swarm = MiniSwarm()
         self.drop: Callable[[udp.UdpRequest], bool] = lambda req: False
         self.error: str | None = None  #: answer every announce/scrape with this error
-        self.received: list[udp.UdpRequest] = []
+        self.received: list[udp.UdpRequest] = []  #: every request, with its BEP 41 url_data
         self.valid_ids: set[int] = set()
         self._transport: asyncio.DatagramTransport | None = None
 

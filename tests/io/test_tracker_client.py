@@ -176,6 +176,7 @@ async def test_udp_announce_and_scrape_share_one_connection_id() -> None:
         scraped = await client.scrape(tracker.url(), [IH])
         assert (scraped.files[IH].complete, scraped.files[IH].incomplete) == (1, 1)
         assert [r.action for r in tracker.received] == [0, 1, 1, 2]
+        assert {r.url_data for r in tracker.received if r.announce} == {b"/announce"}  # BEP 41
         await client.aclose()
 
 

@@ -50,6 +50,7 @@ __all__ = [
 PROTOCOL_ID = 0x41727101980  #: magic constant of a connect request
 ACTION_CONNECT, ACTION_ANNOUNCE, ACTION_SCRAPE, ACTION_ERROR = 0, 1, 2, 3
 MAX_SCRAPE_HASHES = 74  #: BEP 15: about the most that fit one datagram
+_OPTION_END, _OPTION_NOP, _OPTION_URL_DATA = 0, 1, 2  #: BEP 41 announce options
 
 _HEADER = struct.Struct(">II")
 _CONNECT = struct.Struct(">QII")
@@ -63,13 +64,24 @@ def encode_connect(transaction_id: int) -> bytes:
     return _CONNECT.pack(PROTOCOL_ID, ACTION_CONNECT, transaction_id)
 
 
-def encode_announce(connection_id: int, transaction_id: int, req: AnnounceRequest) -> bytes:
-    """98 bytes; ``ip`` is 0 (the sender's address) and ``num_want`` -1 when unset."""
-    return _ANNOUNCE.pack(
+def encode_announce(
+    connection_id: int, transaction_id: int, req: AnnounceRequest, url_data: bytes = b""
+) -> bytes:
+    """98 bytes; ``ip`` is 0 (the sender's address) and ``num_want`` -1 when unset.
+
+    ``url_data`` (the announce URL's path and query, BEP 41) follows as URLData options of
+    at most 255 bytes each; trackers that do not know the extension ignore the extra bytes.
+    """
+    packet = _ANNOUNCE.pack(
         connection_id, ACTION_ANNOUNCE, transaction_id, req.info_hash.value, req.peer_id,
         req.downloaded, req.left, req.uploaded, req.event.value, 0, req.key,
         -1 if req.numwant is None else min(req.numwant, 2**31 - 1), req.port,
     )  # fmt: skip
+    options = b"".join(
+        bytes([_OPTION_URL_DATA, len(url_data[i : i + 255])]) + url_data[i : i + 255]
+        for i in range(0, len(url_data), 255)
+    )
+    return packet + options
 
 
 def encode_scrape(connection_id: int, transaction_id: int, info_hashes: Sequence[InfoHash]) -> bytes:
@@ -137,6 +149,7 @@ class UdpRequest:
     connection_id: int
     announce: AnnounceRequest | None = None
     info_hashes: tuple[InfoHash, ...] = ()
+    url_data: bytes = b""  #: BEP 41 URLData options of an announce, joined
 
 
 def decode_request(data: bytes) -> UdpRequest:
@@ -157,7 +170,7 @@ def decode_request(data: bytes) -> UdpRequest:
             event=AnnounceEvent(f[8]) if f[8] in (0, 1, 2, 3) else AnnounceEvent.NONE,
             key=f[10], numwant=None if f[11] < 0 else f[11], port=f[12],
         )  # fmt: skip
-        return UdpRequest(action, tid, conn, announce=req)
+        return UdpRequest(action, tid, conn, announce=req, url_data=_url_data(data[_ANNOUNCE.size :]))
     if action == ACTION_SCRAPE:
         body = data[16:]
         if not body or len(body) % 20 or len(body) // 20 > MAX_SCRAPE_HASHES:
@@ -165,6 +178,23 @@ def decode_request(data: bytes) -> UdpRequest:
         hashes = tuple(InfoHash(bytes(body[i : i + 20])) for i in range(0, len(body), 20))
         return UdpRequest(action, tid, conn, info_hashes=hashes)
     raise RemoteProtocolError(f"unknown UDP tracker action {action}")
+
+
+def _url_data(options: bytes) -> bytes:
+    """The URLData of BEP 41 options; a truncated option ends the list."""
+    out, pos = bytearray(), 0
+    while pos < len(options) and options[pos] != _OPTION_END:
+        kind = options[pos]
+        if kind == _OPTION_NOP:
+            pos += 1
+            continue
+        if pos + 1 >= len(options):
+            break
+        size = options[pos + 1]
+        if kind == _OPTION_URL_DATA:
+            out += options[pos + 2 : pos + 2 + size]
+        pos += 2 + size
+    return bytes(out)
 
 
 def encode_connect_response(transaction_id: int, connection_id: int) -> bytes:

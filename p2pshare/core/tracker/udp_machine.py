@@ -76,8 +76,17 @@ class _Phase(Enum):
 class UdpTrackerMachine:
     """Connection id, transaction ids, retries and parsing for one UDP tracker."""
 
-    def __init__(self, cfg: TrackerConfig, *, ipv6: bool = False, rand: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrackerConfig,
+        *,
+        ipv6: bool = False,
+        rand: random.Random | None = None,
+        url_data: bytes = b"",
+    ) -> None:
+        """``url_data``: the tracker URL's path and query, sent with announces (BEP 41)."""
         self._cfg = cfg
+        self._url_data = url_data
         self._ipv6 = ipv6
         self._rand = rand or random.SystemRandom()
         self._conn_id: int | None = None
@@ -192,7 +201,7 @@ class UdpTrackerMachine:
         else:
             self._phase = _Phase.REQUESTING
             if self._announce is not None:
-                self._out.append(udp.encode_announce(self._conn_id, tid, self._announce))
+                self._out.append(udp.encode_announce(self._conn_id, tid, self._announce, self._url_data))
             else:
                 self._out.append(udp.encode_scrape(self._conn_id, tid, self._scrape))
         wait = min(self._cfg.udp_retry_base * 2**self._tries, self._cfg.udp_retry_cap)

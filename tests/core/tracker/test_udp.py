@@ -262,3 +262,23 @@ def test_empty_announce_answer_is_a_refusal() -> None:
     m.receive_datagram(struct.pack(">II", udp.ACTION_ANNOUNCE, tid), now=0.2)
     event = m.next_event()
     assert isinstance(event, RequestFailed) and isinstance(event.error, TrackerFailure)
+
+
+def test_url_data_follows_the_announce_in_255_byte_options() -> None:
+    """BEP 41: the URL's path and query follow the 98 bytes as URLData options and parse back whole."""
+    path = b"/announce?passkey=" + b"k" * 300
+    raw = udp.encode_announce(1, 2, REQ, path)
+    assert raw[98] == 2 and raw[99] == 255 and raw[100:355] == path[:255]
+    assert raw[355] == 2 and raw[356] == len(path) - 255
+    assert udp.decode_request(raw).url_data == path
+    assert udp.decode_request(raw[:98] + b"\x01\x02\x03abc\x00\x02\x01z").url_data == b"abc"
+    assert udp.decode_request(udp.encode_announce(1, 2, REQ)).url_data == b""
+
+
+def test_machine_sends_its_url_data_with_each_announce() -> None:
+    """A machine made with url_data puts it on announces (not on connects or scrapes)."""
+    m = UdpTrackerMachine(CFG, rand=random.Random(10), url_data=b"/announce?k=1")
+    m.start_announce(REQ, now=0.0)
+    tid = udp.decode_request(one(m)).transaction_id
+    m.receive_datagram(udp.encode_connect_response(tid, 9), now=0.1)
+    assert udp.decode_request(one(m)).url_data == b"/announce?k=1"
