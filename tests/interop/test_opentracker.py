@@ -29,6 +29,7 @@ from p2pshare.config import TrackerConfig
 from p2pshare.core.metainfo import encode_torrent
 from p2pshare.core.tracker import AnnounceEvent, AnnounceRequest, TrackerError
 from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.trackers import TrackerService, TrackerState, TransferTotals
 from p2pshare.io.tracker_client import TrackerClient
 from tests.engine.conftest import MakeSession, MakeShare, assert_same_files, seed, wait_complete, wait_until
@@ -81,6 +82,14 @@ class OpenTracker:
                         await asyncio.sleep(0.05)
         finally:
             await client.aclose()
+
+
+def same_files(share: CreatedTorrent, out: Path) -> bool:
+    try:
+        assert_same_files(share, out)
+    except AssertionError:
+        return False
+    return True
 
 
 def free_port(host: str) -> int:
@@ -210,7 +219,8 @@ async def test_libtorrent_downloads_from_a_p2pshare_seed_it_found_through_opentr
         params.flags &= ~lt.torrent_flags.paused
         handle = ses.add_torrent(params)
         await wait_until(lambda: bool(handle.status().is_seeding), 30, "libtorrent to finish via the tracker")
-        assert_same_files(share, tmp_path / "lt_out")
+        # Seeding means every piece passed libtorrent's hash check; its disk writes may lag a moment.
+        await wait_until(lambda: same_files(share, tmp_path / "lt_out"), 10, "libtorrent's files on disk")
         assert t.uploaded >= share.info.total_length
     finally:
         await svc.close()
