@@ -26,6 +26,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from p2pshare.config import TrackerConfig
 from p2pshare.core.tracker.errors import TrackerError
@@ -49,8 +50,8 @@ class TransferTotals:
     left: int = 0
 
 
-class TrackerState:
-    """The states a tracker shows in :class:`TrackerStatus` (plain strings for the views)."""
+class TrackerState(StrEnum):
+    """The states a tracker shows in :class:`TrackerStatus` (strings, so JSON views print them)."""
 
     IDLE = "idle"  #: not asked yet (or a later tier while an earlier one works)
     ANNOUNCING = "announcing"
@@ -64,7 +65,7 @@ class TrackerStatus:
 
     url: str
     tier: int
-    state: str = TrackerState.IDLE
+    state: TrackerState = TrackerState.IDLE
     message: str | None = None  #: the last error, or the tracker's warning
     peers: int = 0  #: peers in the last answer
     seeders: int | None = None
@@ -102,10 +103,8 @@ class TrackerService:
         self._client = client or TrackerClient(cfg)
         self._key = rand.getrandbits(32)
         self._status = {
-            url: TrackerStatus(url, tier)
-            for tier, urls in enumerate(self._tiers.tiers)
-            for url in urls
-        }  # fmt: skip
+            url: TrackerStatus(url, tier) for tier, urls in enumerate(self._tiers.tiers) for url in urls
+        }
         for url, why in self._tiers.rejected:
             log.info("tracker %s left out: %s", url, why)
         self._tracker_ids: dict[str, bytes] = {}
