@@ -332,3 +332,8 @@ TARGETS: dict[str, Target] = {
         Target("utp", _utp_run, (RemoteProtocolError,), _utp_seeds, False),
     )
 }
+
+# Tracker answers live in their own module (it imports Target from here).
+from fuzz.tracker_targets import TRACKER_TARGETS  # noqa: E402
+
+TARGETS.update((t.name, t) for t in TRACKER_TARGETS)
