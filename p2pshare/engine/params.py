@@ -77,6 +77,10 @@ class TorrentHost(Protocol):
         """Open a link to ``address``; raises OSError or TimeoutError."""
         ...
 
+    def link_failed(self, address: PeerAddress, link: Link) -> None:
+        """An outgoing ``link`` to ``address`` closed before the handshake (the transport did not work)."""
+        ...
+
     async def connect_utp(self, address: PeerAddress) -> Link:
         """Open a uTP link to ``address`` at once (BEP 55 hole punch); OSError or TimeoutError."""
         ...

@@ -27,6 +27,7 @@ from p2pshare.engine.utp_wiring import UtpWiring
 from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
 from p2pshare.io.peer_link import open_link
+from p2pshare.io.utp_socket import UtpLink
 
 if TYPE_CHECKING:
     from p2pshare.engine.dht_node import DhtService
@@ -114,6 +115,11 @@ class Session:
             return link
         assert error is not None
         raise error
+
+    def link_failed(self, address: PeerAddress, link: Link) -> None:
+        """An outgoing link closed before the BitTorrent handshake: its transport failed there."""
+        kind = Transport.UTP if isinstance(link, UtpLink) else Transport.TCP
+        self.transports.failed(address, kind)
 
     async def connect_utp(self, address: PeerAddress) -> Link:
         """Dial ``address`` over uTP only, at once (BEP 55 ``connect``); OSError or TimeoutError."""

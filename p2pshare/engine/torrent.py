@@ -375,6 +375,8 @@ class Torrent(Transfer):
             peer.in_picker = False
         self.metadata.forget(peer.address)
         self.holepunch.forget(peer)
+        if peer.outgoing and not peer.handshake_done and not self.closed:
+            self.host.link_failed(peer.address, peer.link)  # the transport policy learns from it
         if ban:
             assert kind is not None, "a ban names the rule that was broken"
             book.ban(peer.address[0])

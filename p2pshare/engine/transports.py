@@ -7,7 +7,7 @@ With ``both``, each outgoing dial tries one transport and falls back to the othe
   hint, an incoming uTP connection from that host), TCP first to the rest, unless
   :attr:`~p2pshare.config.TransportConfig.prefer_utp` puts uTP first everywhere;
 * a transport that worked for an address is tried first next time; one that
-  failed goes last.
+  failed (refused, or the link closed before the BitTorrent handshake) goes last.
 
 It does no I/O: the session dials, and tells it what happened.  (An address that
 failed on every transport is the torrent's business: its hole-punch room.)
@@ -43,6 +43,7 @@ class Transport(StrEnum):
 class _Seen:
     utp_hint: bool = False  #: the peer said it speaks uTP
     worked: Transport | None = None  #: the last transport a dial succeeded on
+    failed: Transport | None = None  #: the last transport that failed (refused, or closed at once)
 
 
 @dataclass(slots=True)
@@ -109,6 +110,8 @@ class TransportPolicy:
         )
         if entry is not None and entry.worked is not None:
             utp_first = entry.worked is Transport.UTP
+        elif entry is not None and entry.failed is not None:
+            utp_first = entry.failed is Transport.TCP
         return [Transport.UTP, Transport.TCP] if utp_first else [Transport.TCP, Transport.UTP]
 
     def dialled(self, address: tuple[str, int], transport: Transport, ok: bool, *, attempt: int) -> None:
@@ -117,7 +120,20 @@ class TransportPolicy:
         entry = self._entry(address)
         if ok:
             entry.worked = transport
+            if entry.failed is transport:
+                entry.failed = None
             if attempt > 0:
                 self.stats.fallbacks += 1
-        elif entry.worked is transport:
+        else:
+            self.failed(address, transport)
+
+    def failed(self, address: tuple[str, int], transport: Transport) -> None:
+        """``transport`` did not work for ``address``: refused, or the link closed before the handshake.
+
+        (A peer with incoming TCP switched off may still accept TCP and close at once, as
+        libtorrent does: that counts as a failure, so the next dial starts with the other.)
+        """
+        entry = self._entry(address)
+        entry.failed = transport
+        if entry.worked is transport:
             entry.worked = None

@@ -75,6 +75,7 @@ class MemoryHost:
         self._dht_port = dht_port
         self.dht_nodes: list[PeerAddress] = []
         self.utp_dials: list[PeerAddress] = []
+        self.failed_links: list[PeerAddress] = []
 
     @property
     def peer_id(self) -> bytes:
@@ -95,6 +96,9 @@ class MemoryHost:
 
     async def connect(self, address: PeerAddress) -> Link:
         return self.network.connect(self.address.host, address)
+
+    def link_failed(self, address: PeerAddress, link: Link) -> None:
+        self.failed_links.append(address)
 
     async def connect_utp(self, address: PeerAddress) -> Link:
         """The in-memory network has one kind of link; hole-punch dials are recorded."""

@@ -64,3 +64,14 @@ def test_transport_kinds() -> None:
     """both allows the two transports; each single one allows itself."""
     assert Transport.BOTH.kinds == (TCP, UTP)
     assert Transport("utp").kinds == (UTP,)
+
+
+def test_a_link_closed_before_the_handshake_moves_its_transport_last() -> None:
+    """TCP that connects and closes at once (incoming TCP off) makes the next dial start on uTP."""
+    policy = TransportPolicy(TransportConfig(), Transport.BOTH)
+    policy.dialled(A, TCP, True, attempt=0)
+    assert policy.order(A) == [TCP, UTP]
+    policy.failed(A, TCP)
+    assert policy.order(A) == [UTP, TCP]
+    policy.dialled(A, UTP, True, attempt=0)
+    assert policy.order(A) == [UTP, TCP]
