@@ -38,7 +38,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, cast
 
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info, parse_info
@@ -48,6 +48,7 @@ from p2pshare.core.wire import connection as wc
 from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
+from p2pshare.engine.crossed_links import Detachable, settle_crossed
 from p2pshare.engine.events import Phase
 from p2pshare.engine.holepunch import HolepunchRoom
 from p2pshare.engine.metadata_exchange import MetadataExchange
@@ -65,6 +66,9 @@ from p2pshare.io.link import Link
 __all__ = ["Torrent"]
 
 log = logging.getLogger("p2pshare.torrent")
+
+#: Why our own dial is dropped when the peer's crossing dial is the one both sides keep.
+CROSSED = "crossed with the peer's own dial, which both sides keep"
 
 
 class Torrent(Transfer):
@@ -304,8 +308,11 @@ class Torrent(Transfer):
         if address is None:
             host, port = link.remote_address
             address = PeerAddress.unchecked(host, port)
-        if self.closed or self.book.is_banned(address[0]) or address in self.peers:
+        if self.closed or self.book.is_banned(address[0]):
             link.close()
+            return
+        if address in self.peers:
+            self._crossed(link, address, outgoing)
             return
         if len(self.peers) >= self.config.swarm.max_peers:
             link.close()
@@ -331,6 +338,21 @@ class Torrent(Transfer):
         if outgoing:
             link.write(conn.handshake_bytes())
             peer.last_send = now
+
+    def _crossed(self, link: Link, address: PeerAddress, outgoing: bool) -> None:
+        """A second link to a peer we are dialling (a hole punch: both sides dial): keep one."""
+        existing = self.peers[address]
+        if outgoing or not existing.outgoing or existing.handshake_done or not hasattr(link, "detach"):
+            link.close()
+            return
+
+        def keep(won: Link) -> None:
+            old = self.peers.get(address)
+            if old is not None and not old.handshake_done:
+                self._drop(old, CROSSED)
+            self.attach(won, outgoing=False, address=address)
+
+        settle_crossed(cast(Detachable, link), self.peer_id, keep, timeout=self.config.wire.handshake_timeout)
 
     def _schedule_flush(self, peer: Peer) -> None:
         self._dirty.append(peer)
@@ -375,7 +397,7 @@ class Torrent(Transfer):
             peer.in_picker = False
         self.metadata.forget(peer.address)
         self.holepunch.forget(peer)
-        if peer.outgoing and not peer.handshake_done and not self.closed:
+        if peer.outgoing and not peer.handshake_done and not self.closed and reason != CROSSED:
             self.host.link_failed(peer.address, peer.link)  # the transport policy learns from it
         if ban:
             assert kind is not None, "a ban names the rule that was broken"

@@ -6,7 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from p2pshare.config import DEFAULT_CONFIG, Config
-from p2pshare.engine.create import CreatedTorrent
+from p2pshare.engine import events as ev
+from p2pshare.engine.create import CreatedTorrent, create_torrent
 from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.transports import Transport
 from p2pshare.io.peer_link import PeerLink
@@ -137,3 +138,52 @@ async def test_tcp_link_kind_is_kept_for_tcp_dials(
     await wait_complete(leech, 30)
     assert kinds == [PeerLink]
     assert leech_s.transports.stats.dials == {"tcp": 1, "utp": 0}
+
+
+async def test_a_refused_peer_is_reached_by_hole_punching_over_utp(
+    sessions: MakeSession, tmp_path: Path
+) -> None:
+    """A cannot dial T; the relay both know introduces them and one uTP link joins them on both sides."""
+    src = tmp_path / "hp.bin"
+    src.write_bytes(bytes(range(256)) * 4096)
+    info = create_torrent(src).info
+    relay = await sessions("127.0.2.21")
+    target = await sessions("127.0.2.22")
+    asker = await sessions("127.0.2.23")
+    seen: list[ev.EngineEvent] = []
+
+    def params(name: str) -> TorrentParams:
+        return TorrentParams(info.info_hash, info=info, download_dir=tmp_path / name)
+
+    r = await relay.add_torrent(params("r"))
+    t = await target.add_torrent(params("t"))
+    a = await asker.add_torrent(params("a"), on_event=seen.append)
+    t_addr = ("127.0.2.22", target.port)
+    real = asker.connect
+
+    async def nat(address: object) -> object:
+        if tuple(address) == t_addr:  # type: ignore[arg-type]
+            raise ConnectionRefusedError("behind a NAT")
+        return await real(address)  # type: ignore[arg-type]
+
+    asker.connect = nat  # type: ignore[method-assign,assignment]
+    t.add_peers([("127.0.2.21", relay.port)], "test")
+    a.add_peers([("127.0.2.21", relay.port)], "test")
+    await wait_until(lambda: len(r.holepunch.supporting()) == 2, 10, "both at the relay")
+    a.add_peers([t_addr], "test")
+    await wait_until(
+        lambda: any(p.address[0] == "127.0.2.22" and p.handshake_done for p in a.peers.values()),
+        10,
+        "A and T to meet",
+    )
+    await wait_until(
+        lambda: any(p.address[0] == "127.0.2.23" and p.handshake_done for p in t.peers.values()),
+        10,
+        "T to see A",
+    )
+    a_side = [p for p in a.peers.values() if p.address[0] == "127.0.2.22"]
+    t_side = [p for p in t.peers.values() if p.address[0] == "127.0.2.23"]
+    assert len(a_side) == len(t_side) == 1
+    assert isinstance(a_side[0].link, UtpLink) and isinstance(t_side[0].link, UtpLink)
+    assert a_side[0].outgoing != t_side[0].outgoing  # the same connection, seen from each end
+    assert r.holepunch.stats.relayed == 1
