@@ -77,6 +77,10 @@ class TorrentHost(Protocol):
         """Open a link to ``address``; raises OSError or TimeoutError."""
         ...
 
+    def note_utp(self, address: PeerAddress) -> None:
+        """A peer says ``address`` speaks uTP (the PEX flag): dial it over uTP first."""
+        ...
+
     def link_failed(self, address: PeerAddress, link: Link) -> None:
         """An outgoing ``link`` to ``address`` closed before the handshake (the transport did not work)."""
         ...

@@ -116,6 +116,9 @@ class Session:
         assert error is not None
         raise error
 
+    def note_utp(self, address: PeerAddress) -> None:
+        self.transports.note_utp(address)
+
     def link_failed(self, address: PeerAddress, link: Link) -> None:
         """An outgoing link closed before the BitTorrent handshake: its transport failed there."""
         kind = Transport.UTP if isinstance(link, UtpLink) else Transport.TCP

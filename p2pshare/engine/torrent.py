@@ -287,6 +287,19 @@ class Torrent(Transfer):
             return
         self.attach(link, outgoing=True, address=addr)
 
+    def note_pex_peer(self, address: PeerAddress, via: PeerAddress, *, utp: bool, reachable: bool) -> None:
+        """The hook for PEX (BEP 11): ``via`` told us about ``address`` with these flags.
+
+        The uTP flag orders our dials (uTP first); the teller is the first relay to ask
+        for a rendezvous; a peer flagged unreachable is asked for at once, not after a
+        failed dial.
+        """
+        if utp:
+            self.host.note_utp(address)
+        self.holepunch.learned_from(address, via)
+        if not reachable and utp and address not in self.peers:
+            self.holepunch.want(address, self._now())
+
     def _dial_utp(self, addr: PeerAddress) -> None:
         """BEP 55 ``connect``: send uTP SYNs to ``addr`` now (the other side does the same)."""
         if not self.closed:

@@ -76,6 +76,7 @@ class MemoryHost:
         self.dht_nodes: list[PeerAddress] = []
         self.utp_dials: list[PeerAddress] = []
         self.failed_links: list[PeerAddress] = []
+        self.utp_hints: list[PeerAddress] = []
 
     @property
     def peer_id(self) -> bytes:
@@ -96,6 +97,9 @@ class MemoryHost:
 
     async def connect(self, address: PeerAddress) -> Link:
         return self.network.connect(self.address.host, address)
+
+    def note_utp(self, address: PeerAddress) -> None:
+        self.utp_hints.append(address)
 
     def link_failed(self, address: PeerAddress, link: Link) -> None:
         self.failed_links.append(address)

@@ -209,3 +209,19 @@ async def test_a_tcp_only_torrent_offers_no_holepunch(tmp_path: Path) -> None:
         await until(lambda: len(relay.peers) == 1 and raw.conn.peer_extensions is not None, "handshakes")
         assert raw.conn.peer_ext_id("ut_holepunch") is None
         assert raw.conn.peer_ext_id("ut_metadata") is not None
+
+
+async def test_a_pex_peer_flagged_unreachable_is_asked_of_the_peer_that_told_us(tmp_path: Path) -> None:
+    """The PEX hook: the uTP flag reaches the host, and the teller is asked for a rendezvous at once."""
+    info, _ = make_payload(100_000, 32768)
+    async with memory_swarm(tmp_path) as swarm:
+        a, host = await swarm.add("127.0.38.1", info, config=_config())
+        other = await _raw(swarm, host, info, "127.0.38.2")
+        teller = await _raw(swarm, host, info, "127.0.38.3")
+        await until(lambda: len(a.holepunch.supporting()) == 2, "two relays")
+        target = PeerAddress("127.0.38.9", 6881)
+        a.note_pex_peer(target, PeerAddress("127.0.38.3", 6881), utp=True, reachable=False)
+        await until(lambda: bool(_got(teller)), "the rendezvous")
+        assert _got(teller) == [HolepunchMessage(RENDEZVOUS, *target)]
+        assert not _got(other)
+        assert host.utp_hints == [target]
