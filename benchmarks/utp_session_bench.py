@@ -9,8 +9,9 @@
 3. BEP 55 on loopback (no NAT: the direct dial is refused by the program): time from
    the failed dial to the target's first bytes (its handshake) through a relay.
 
-Figures go to ``benchmarks/results/utp_session.txt``.  Downloads go under
-``benchmarks/.work`` (or ``$BENCH_OUT``) and are deleted after each run.
+Figures go to ``benchmarks/results/utp_session.txt``.  Downloads go to ``/dev/shm``
+when it exists (the transport is measured, not the disk), else ``benchmarks/.work``;
+``$BENCH_OUT`` overrides; they are deleted after each run.
 
     python benchmarks/utp_session_bench.py [--mib 256] [--no-libtorrent]
 """
@@ -48,7 +49,8 @@ def _config(mode: str) -> Config:
 
 
 def _out(tag: str) -> Path:
-    base = Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else WORK
+    shm = Path("/dev/shm")
+    base = Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else (shm if shm.is_dir() else WORK)
     out = base / f"out-session-{tag}"
     shutil.rmtree(out, ignore_errors=True)
     return out

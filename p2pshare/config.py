@@ -351,6 +351,9 @@ class UtpConfig:
     write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
     read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
     max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
+    #: connections (both directions) from one IP; more incoming SYNs are dropped, so one host
+    #: cannot take every slot of ``max_connections``
+    max_connections_per_ip: int = 8
 
 
 
