@@ -354,6 +354,10 @@ class UtpConfig:
     #: connections (both directions) from one IP; more incoming SYNs are dropped, so one host
     #: cannot take every slot of ``max_connections``
     max_connections_per_ip: int = 8
+    #: LEDBAT++ multiplicative decrease past the target: the share of a window shed per round
+    #: trip per target's worth of excess delay ...
+    delay_decrease: float = 1.0
+    max_delay_decrease: float = 0.5  #: ... and at most this share per round trip
 
 
 
