@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean install
+.PHONY: demo test lint typecheck unit bench clean install engines
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The engines the interop tests run against (aria2c, transmission-cli, webtorrent);
+# fast when already installed.  libtorrent comes with the test extra above.
+engines:
+	bash scripts/install-engines.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/p2pshare demo
@@ -24,13 +29,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) engines
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+test: engines lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work
+	rm -rf $(VENV) .engines .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work
