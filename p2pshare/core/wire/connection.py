@@ -28,8 +28,10 @@ Link phases (``state``)::
                                             extended or port--> ACTIVE
     any --b"" received--> CLOSED (after the buffered events)   any --peer broke a rule--> ERROR
 
-In FIRST the peer may send its bitfield, or (BEP 6) have-all / have-none; after
-that none of the three is allowed.  Each side's choke/interest flags, our requests
+In FIRST the peer may send its bitfield, or (BEP 6) have-all / have-none, after
+any extended, port or keep-alive messages.  A later one is not an error (aria2
+re-sends its bitfield in place of a run of haves): the pieces it adds come out as
+:class:`Have` events, and have-none adds nothing.  Each side's choke/interest flags, our requests
 to the peer (``outstanding``), the peer's requests to us (``incoming``), the
 requests we still owe a reject for (``owed_rejects``), and both allowed-fast sets
 are kept here, with these rules:
@@ -502,10 +504,9 @@ class PeerConnection:
             case BitfieldMsg() | HaveAll() | HaveNone():
                 if not isinstance(msg, BitfieldMsg):
                     self._require_fast(msg)
-                _require(
-                    first,
-                    f"{type(msg).__name__} is only allowed as the first message after the handshake",
-                )
+                if not first:
+                    self._receive_later_have_set(msg)
+                    return
                 if self.num_pieces is None:
                     self._peer_first = msg
                 elif isinstance(msg, BitfieldMsg):
@@ -604,6 +605,39 @@ class PeerConnection:
                         emit(meta)
                 else:
                     emit(msg)
+
+    def _receive_later_have_set(self, msg: BitfieldMsg | HaveAll | HaveNone) -> None:
+        """A bitfield / have-all / have-none after the first message: more haves, not an error.
+
+        aria2 sends its bitfield again mid-connection in place of a run of haves
+        (libtorrent, Transmission and webtorrent accept a later one).  Pieces it adds
+        come out as :class:`Have` events, so the engine counts them once; pieces it
+        leaves out are kept (a peer does not lose pieces), and have-none adds nothing.
+        """
+        if isinstance(msg, HaveNone):
+            return
+        if self.num_pieces is None:  # no piece count yet: merge into what waits for it
+            if self._peer_first is None or isinstance(msg, HaveAll):
+                self._peer_first = msg
+            elif not isinstance(self._peer_first, HaveAll):  # two bitfields: their union
+                pending = self._pending_haves  # the parser bounds msg.data by max_unknown_bitfield
+                if len(pending) < len(msg.data):
+                    pending.extend(bytes(len(msg.data) - len(pending)))
+                for i, byte in enumerate(msg.data):
+                    pending[i] |= byte
+            return
+        assert self.peer_has is not None
+        if isinstance(msg, HaveAll):
+            new = Bitfield(self.num_pieces, full=True)
+        else:
+            try:
+                new = Bitfield.from_bytes(msg.data, self.num_pieces)
+            except ValueError as exc:
+                raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+        for index in new:
+            if index not in self.peer_has:
+                self.peer_has.add(index)
+                self._events.append(Have(index))
 
     def _receive_request(self, msg: Request) -> None:
         index, begin, length = key = (msg.index, msg.begin, msg.length)

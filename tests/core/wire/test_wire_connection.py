@@ -181,39 +181,14 @@ def drain_until_closed(conn: PeerConnection) -> list[object]:
 # bitfield / have-all / have-none (BEP 3 and BEP 6)
 
 
+# A later bitfield / have-all / have-none is accepted: see test_wire_liberal.py.
+
+
 def test_bitfield_sets_what_the_peer_has() -> None:
     """A bitfield as first message fills peer_has."""
     pair = Pair(num_pieces=10)
     pair.b_sends(BitfieldMsg(bytes([0b10100000, 0b01000000])))
     assert pair.a.peer_has is not None and list(pair.a.peer_has) == [0, 2, 9]
-
-
-def test_bitfield_after_another_message_is_refused() -> None:
-    """A bitfield that is not the first message after the handshake is a protocol error."""
-    pair = Pair(num_pieces=8)
-    pair.b_sends(Unchoke())
-    pair.a.receive_data(encode(BitfieldMsg(b"\xff")))
-    with pytest.raises(RemoteProtocolError, match="first message"):
-        pair.a.next_event()
-
-
-def test_second_bitfield_is_refused() -> None:
-    """Only one of bitfield / have-all / have-none may be sent, once."""
-    pair = Pair(num_pieces=8)
-    pair.b_sends(HaveNone())
-    pair.a.receive_data(encode(HaveAll()))
-    with pytest.raises(RemoteProtocolError, match="first message"):
-        pair.a.next_event()
-
-
-def test_have_all_after_have_is_refused() -> None:
-    """Have-all after a have is out of order (BEP 6: only immediately after the handshake)."""
-    pair = Pair(num_pieces=8)
-    pair.b_sends(Extended(0, ExtensionHandshake().encode()))  # extended messages may come first
-    pair.to_a(encode(Have(1)))
-    pair.a.receive_data(encode(HaveAll()))
-    with pytest.raises(RemoteProtocolError):
-        pair.a.next_event()
 
 
 def test_bitfield_with_spare_bits_set_is_refused() -> None:
