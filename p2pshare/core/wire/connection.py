@@ -218,6 +218,17 @@ _BEFORE_BITFIELD = (KeepAlive, Extended, Port)
 _PEER_CLOSED = PeerClosed()
 
 
+def _peer_bitfield(data: bytes, n: int) -> Bitfield:
+    """The peer's bitfield for ``n`` pieces; set spare bits are ignored, as libtorrent and Transmission do."""
+    spare = len(data) * 8 - n
+    if 0 < spare < 8 and data[-1] & ((1 << spare) - 1):
+        data = data[:-1] + bytes([data[-1] & (0xFF << spare) & 0xFF])
+    try:
+        return Bitfield.from_bytes(data, n)
+    except ValueError as exc:
+        raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+
+
 def _require(condition: bool, message: str, *, ban: bool = False) -> None:
     if not condition:
         raise RemoteProtocolError(message, ban=ban)
@@ -395,10 +406,7 @@ class PeerConnection:
     def _apply_pending_peer_state(self, n: int) -> None:
         first, self._peer_first = self._peer_first, None
         if isinstance(first, BitfieldMsg):
-            try:
-                has = Bitfield.from_bytes(first.data, n)
-            except ValueError as exc:
-                raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+            has = _peer_bitfield(first.data, n)
         else:
             has = Bitfield(n, full=isinstance(first, HaveAll))
         nbytes = (n + 7) // 8
@@ -412,9 +420,7 @@ class PeerConnection:
         for index in haves:
             has.add(index)
         self.peer_has = has
-        bad = [i for i in self.allowed_fast_in if i >= n]
-        if bad:
-            raise RemoteProtocolError(f"allowed-fast piece {bad[0]} out of range ({n} pieces)")
+        self.allowed_fast_in = {i for i in self.allowed_fast_in if i < n}  # past the end: ignored
 
     # ------------------------------------------------------------------
     # receiving
@@ -510,10 +516,7 @@ class PeerConnection:
                 if self.num_pieces is None:
                     self._peer_first = msg
                 elif isinstance(msg, BitfieldMsg):
-                    try:
-                        self.peer_has = Bitfield.from_bytes(msg.data, self.num_pieces)
-                    except ValueError as exc:
-                        raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+                    self.peer_has = _peer_bitfield(msg.data, self.num_pieces)
                 else:
                     self.peer_has = Bitfield(self.num_pieces, full=isinstance(msg, HaveAll))
                 emit(msg)
@@ -554,13 +557,10 @@ class PeerConnection:
                 if key in self.outstanding:
                     self.outstanding.discard(key)
                     emit(msg)
-                elif key in self._late:
-                    del self._late[key]
+                else:  # cancelled, dropped by a choke, or never asked for: unwanted, as libtorrent
+                    self._check_unrequested_piece(index, begin, len(data))
+                    self._late.pop(key, None)
                     emit(UnwantedPiece(index, begin, data))
-                else:
-                    raise RemoteProtocolError(
-                        f"the peer sent piece {index} begin {begin} length {len(data)}: never requested"
-                    )
             case Cancel(index=index, begin=begin, length=length):
                 key = (index, begin, length)
                 if key in self.incoming:
@@ -571,8 +571,7 @@ class PeerConnection:
                 # else: already answered (or never queued) -- nothing to do
             case Suggest(index=index):
                 self._require_fast(msg)
-                self._check_index(index, "suggest")
-                if self.num_pieces is not None:
+                if self.num_pieces is not None and index < self.num_pieces:  # else ignored, as libtorrent
                     emit(msg)
             case RejectRequest(index=index, begin=begin, length=length):
                 self._require_fast(msg)
@@ -580,20 +579,18 @@ class PeerConnection:
                 if key in self.outstanding:
                     self.outstanding.discard(key)
                     emit(msg)
-                elif key in self._late:
-                    del self._late[key]  # a reject for a request we cancelled: fine, nothing to report
-                else:
-                    raise RemoteProtocolError(
-                        f"the peer rejected piece {index} begin {begin} length {length}: never requested"
-                    )
+                else:  # for a request we cancelled, or never sent: nothing to do (libtorrent ignores it)
+                    self._late.pop(key, None)
             case AllowedFast(index=index):
                 self._require_fast(msg)
-                self._check_index(index, "allowed-fast")
+                if self.num_pieces is not None and index >= self.num_pieces:
+                    return  # past the last piece: ignored, as libtorrent and Transmission do
                 if len(self.allowed_fast_in) < self.limits.max_allowed_fast or index in self.allowed_fast_in:
                     self.allowed_fast_in.add(index)
                     emit(msg)
             case Extended(ext_id=ext_id, payload=payload):
-                _require(self.extensions_enabled, "extended message from a peer without BEP 10 negotiated")
+                if not self.extensions_enabled:
+                    return  # BEP 10 not negotiated: ignored (libtorrent and Transmission do not drop)
                 if ext_id == 0:
                     hs = ExtensionHandshake.decode(payload, self.limits)
                     old = self.peer_extensions
@@ -617,44 +614,50 @@ class PeerConnection:
         if isinstance(msg, HaveNone):
             return
         if self.num_pieces is None:  # no piece count yet: merge into what waits for it
-            if self._peer_first is None or isinstance(msg, HaveAll):
+            first = self._peer_first
+            if first is None or isinstance(first, HaveNone) or isinstance(msg, HaveAll):
                 self._peer_first = msg
-            elif not isinstance(self._peer_first, HaveAll):  # two bitfields: their union
-                pending = self._pending_haves  # the parser bounds msg.data by max_unknown_bitfield
-                if len(pending) < len(msg.data):
-                    pending.extend(bytes(len(msg.data) - len(pending)))
-                for i, byte in enumerate(msg.data):
-                    pending[i] |= byte
+            elif isinstance(first, BitfieldMsg):  # two bitfields: their union (the parser bounds both)
+                a, b = sorted((first.data, msg.data), key=len)
+                union = int.from_bytes(a.ljust(len(b), b"\0"), "big") | int.from_bytes(b, "big")
+                self._peer_first = BitfieldMsg(union.to_bytes(len(b), "big"))
             return
         assert self.peer_has is not None
         if isinstance(msg, HaveAll):
             new = Bitfield(self.num_pieces, full=True)
         else:
-            try:
-                new = Bitfield.from_bytes(msg.data, self.num_pieces)
-            except ValueError as exc:
-                raise RemoteProtocolError(f"bad bitfield: {exc}") from None
+            new = _peer_bitfield(msg.data, self.num_pieces)
         for index in new:
             if index not in self.peer_has:
                 self.peer_has.add(index)
                 self._events.append(Have(index))
 
+    def _check_unrequested_piece(self, index: int, begin: int, length: int) -> None:
+        """A piece nobody asked for is wasted, not fatal; one that cannot be a block is (as libtorrent)."""
+        n = self.num_pieces
+        _require(n is None or index < n, f"piece {index} past the last ({n})")
+        if n is not None and self.piece_size is not None:
+            size = self.piece_size(index)
+            _require(begin + length <= size, f"piece {index} begin {begin} length {length} past its end")
+        wrong = [k for k in self.outstanding if k[0] == index and k[1] == begin]
+        _require(not wrong, f"piece {index} begin {begin} of {length} bytes; we asked for {wrong[:1]}")
+
     def _receive_request(self, msg: Request) -> None:
         index, begin, length = key = (msg.index, msg.begin, msg.length)
-        _require(
-            0 < length <= self.limits.max_request_length,
-            f"request for {length} bytes; allowed 1..{self.limits.max_request_length}",
-        )
-        self._check_index(index, "request")
-        if self.num_pieces is not None and self.piece_size is not None:
-            size = self.piece_size(index)
-            _require(begin + length <= size, f"request {begin}+{length} past piece {index} ({size} bytes)")
         if key in self.incoming or key in self.owed_rejects:
             return  # a duplicate: it will be answered once
+        # An invalid request is refused, not fatal: libtorrent and Transmission reject it too.
         cap = self.limits.max_incoming_requests
+        n = self.num_pieces
         reason: str | None = None
-        if self.num_pieces is None or self.we_have is None:
+        if not 0 < length <= self.limits.max_request_length:
+            reason = f"request for {length} bytes; allowed 1..{self.limits.max_request_length}"
+        elif n is None or self.we_have is None:
             reason = "we do not have the metadata yet"
+        elif index >= n:
+            reason = f"request for piece {index} past the last ({n})"
+        elif self.piece_size is not None and begin + length > self.piece_size(index):
+            reason = f"request {begin}+{length} past the end of piece {index}"
         elif index not in self.we_have:
             reason = "we never said we have that piece"
         elif self.am_choking and not (self.fast_enabled and index in self.allowed_fast_out):
