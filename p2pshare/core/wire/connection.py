@@ -592,7 +592,10 @@ class PeerConnection:
                 if not self.extensions_enabled:
                     return  # BEP 10 not negotiated: ignored (libtorrent and Transmission do not drop)
                 if ext_id == 0:
-                    hs = ExtensionHandshake.decode(payload, self.limits)
+                    try:
+                        hs = ExtensionHandshake.decode(payload, self.limits)
+                    except RemoteProtocolError:
+                        return  # malformed or over a limit: nothing kept, ignored (libtorrent, Transmission)
                     old = self.peer_extensions
                     self.peer_extensions = hs if old is None else old.merged(hs)
                     emit(ExtensionHandshakeReceived(self.peer_extensions))

@@ -127,6 +127,28 @@ def test_extended_message_without_bep10_is_ignored() -> None:
     assert pair.a.peer_extensions is None
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [b"i1e", b"d1:mi1ee", b"d1:md1:xi300eee", b"d1:vi5ee", b"d1:md"],
+    ids=["not-a-dict", "m-not-a-dict", "id-over-255", "v-not-a-string", "truncated"],
+)
+def test_malformed_extension_handshake_is_ignored_and_a_good_one_still_counts(payload: bytes) -> None:
+    """A malformed extension handshake keeps nothing and drops nobody; a later valid one is taken."""
+    pair = Pair()
+    assert pair.to_a(encode(Extended(0, payload))) == []
+    assert pair.a.peer_extensions is None
+    assert len(pair.to_a(encode(Extended(0, b"d1:md11:ut_metadatai3eee")))) == 1
+    assert pair.a.peer_ext_id("ut_metadata") == 3
+
+
+def test_extension_handshake_over_the_entry_limit_is_ignored() -> None:
+    """Over limits.max_extensions `m` entries: the handshake is not kept (the limit holds); the peer stays."""
+    pair = Pair(limits=WireLimits(max_extensions=2))
+    m = b"".join(b"2:e%di%de" % (i, i + 1) for i in range(3))
+    assert pair.to_a(encode(Extended(0, b"d1:md" + m + b"ee"))) == []
+    assert pair.a.peer_extensions is None
+
+
 # --- kept ----------------------------------------------------------------------
 
 

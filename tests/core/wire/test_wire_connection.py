@@ -564,12 +564,11 @@ def test_extension_handshake_is_decoded_and_merged() -> None:
     assert pair.a.peer_ext_id("ut_metadata") is None and pair.a.peer_ext_id("ut_pex") == 2
 
 
-def test_bad_extension_handshake_is_refused() -> None:
-    """An extension handshake that is not a valid dict is a protocol error."""
+def test_bad_extension_handshake_is_ignored() -> None:
+    """An extension handshake that is not a valid dict is ignored (as libtorrent and Transmission do)."""
     pair = Pair()
-    pair.a.receive_data(encode(Extended(0, b"i1e")))
-    with pytest.raises(RemoteProtocolError):
-        pair.a.next_event()
+    assert pair.to_a(encode(Extended(0, b"i1e"))) == []
+    assert pair.a.peer_extensions is None
 
 
 def test_unknown_extended_ids_are_passed_through() -> None:
