@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from tests.interop.engines import transmission
 from tests.interop.engines.common import (
     PAYLOAD_SIZE,
     TRANSFER_TIMEOUT,
-    EngineProc,
     crypto_params,
     engine_processes,
     free_port,
@@ -22,26 +20,11 @@ from tests.interop.engines.common import (
     p2pshare_share,
     same_files,
     uploaded_by,
+    wait_accepting,
     wait_until,
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(TRANSFER_TIMEOUT * 2 + 60)]
-
-
-def _accepting(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _wait_listening(proc: EngineProc, host: str, port: int) -> None:
-    def up() -> bool:
-        assert proc.running(), f"transmission-cli exited: {proc.tail()}"
-        return _accepting(host, port)
-
-    wait_until(up, 30, f"transmission-cli to listen on {host}:{port}", interval=0.2)
 
 
 def _create(procs: list, payload: Path, torrent: Path, state: Path) -> str:
@@ -63,7 +46,7 @@ def test_transmission_downloads_from_p2pshare(tmp_path: Path, encrypted: bool) -
         tr, marker = transmission.start(
             made, torrent, out, host="127.0.0.8", port=port, workdir=tmp_path / "tr", encrypted=encrypted
         )
-        _wait_listening(tr, "127.0.0.8", port)
+        wait_accepting(tr, "127.0.0.8", port)
         seeder, _ = p2pshare_share(
             procs, payload, "127.0.0.9", tmp_path / "st", peers=[f"127.0.0.8:{port}"], encrypted=encrypted
         )
@@ -87,7 +70,7 @@ def test_p2pshare_downloads_from_transmission(tmp_path: Path, encrypted: bool, m
             made, torrent, payload.parent, host="127.0.0.10", port=port, workdir=tmp_path / "tr",
             encrypted=encrypted,
         )
-        _wait_listening(tr, "127.0.0.10", port)
+        wait_accepting(tr, "127.0.0.10", port)
         out = tmp_path / "out"
         leech = p2pshare_get(
             procs, info_hash if magnet else str(torrent), out, "127.0.0.11", tmp_path / "st",

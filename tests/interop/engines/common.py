@@ -98,6 +98,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         time.sleep(interval)
 
 
+def wait_accepting(proc: EngineProc, host: str, port: int, timeout: float = 30) -> None:
+    """Wait until ``proc`` accepts TCP connections on ``host:port`` (each probe connects and closes)."""
+
+    def up() -> bool:
+        assert proc.running(), f"{proc.name} exited: {proc.tail()}"
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_until(up, timeout, f"{proc.name} to listen on {host}:{port}", interval=0.2)
+
+
 def make_payload(folder: Path, size: int = PAYLOAD_SIZE) -> Path:
     """A folder of two files (``size`` bytes, not a multiple of any piece size, and a small one)."""
     folder.mkdir(parents=True, exist_ok=True)
