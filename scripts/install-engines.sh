@@ -56,7 +56,9 @@ else
   else
     npm_cmd=(install)
   fi
-  if (cd "$ENGINES_DIR" && npm "${npm_cmd[@]}" --ignore-scripts --no-audit --no-fund --loglevel=error \
+  # Bounded: offline, npm would otherwise retry for many minutes.
+  if (cd "$ENGINES_DIR" && timeout "${P2PSHARE_NPM_TIMEOUT:-300}" npm "${npm_cmd[@]}" --ignore-scripts \
+        --no-audit --no-fund --loglevel=error --prefer-offline --fetch-retries=1 --fetch-timeout=30000 \
         >npm-install.log 2>&1) && [ -x "$ENGINES_DIR/node_modules/.bin/webtorrent" ]; then
     echo "$want" >"$ENGINES_DIR/.stamp"
     say "installed webtorrent $(cd "$ENGINES_DIR" && node -p "require('./node_modules/webtorrent/package.json').version")"
