@@ -198,6 +198,109 @@ def _krpc_run(data: bytes) -> None:
         krpc.response_token(msg)
 
 
+# ---------------------------------------------------------------------- MSE/PE (what a dialer sends us)
+
+
+def _det_random(seed: int) -> Callable[[int], bytes]:
+    """Deterministic randomness, so the receiver's key (and a recorded initiator transcript) repeat."""
+    import random
+
+    return random.Random(seed).randbytes
+
+
+def _mse_receiver() -> object:
+    from p2pshare.config import MseConfig
+    from p2pshare.core.mse import Receiver, skey_lookup
+
+    return Receiver(skey_lookup([INFO_HASH]), config=MseConfig(), now=0.0, random_bytes=_det_random(2))
+
+
+def _mse_seeds() -> list[bytes]:
+    """What a real initiator sends to our (deterministic) receiver, whole; and a plain handshake."""
+    from p2pshare.config import MseConfig
+    from p2pshare.core.mse import Initiator
+    from p2pshare.core.wire import encode_handshake
+
+    bt = encode_handshake(INFO_HASH, PEER_B, fast=True, extensions=True)
+    seeds = [bt]
+    for seed in (1, 3):
+        a = Initiator(
+            INFO_HASH, config=MseConfig(), now=0.0, initial_payload=bt, random_bytes=_det_random(seed)
+        )
+        b = _mse_receiver()
+        sent = bytearray()
+        for _ in range(6):  # a few round trips complete the handshake
+            out = a.data_to_send()
+            sent += out
+            if out:
+                b.receive_data(out)  # type: ignore[attr-defined]
+            back = b.data_to_send()  # type: ignore[attr-defined]
+            if back:
+                a.receive_data(back)
+        seeds.append(bytes(sent))
+    return seeds
+
+
+def _mse_run(data: bytes) -> None:
+    from p2pshare.core.mse import Failed, HandshakeDone, PlaintextStream
+
+    machine = _mse_receiver()
+    half = len(data) // 2
+    for chunk in (data[:half], data[half:], b""):
+        machine.receive_data(chunk)  # type: ignore[attr-defined]
+        machine.data_to_send()  # type: ignore[attr-defined]
+        for _ in range(1000):
+            event = machine.next_event()  # type: ignore[attr-defined]
+            if event is None:
+                break
+            if isinstance(event, Failed):  # the machine's typed verdict on bad input
+                raise RemoteProtocolError(f"mse: {event.reason}")
+            if isinstance(event, (HandshakeDone, PlaintextStream)):
+                return
+
+
+# ---------------------------------------------------------------------- uTP (datagrams from anyone)
+
+
+def _utp_frames(datagrams: list[bytes]) -> bytes:
+    """Several datagrams in one input: each behind a 2-byte length."""
+    return b"".join(len(d).to_bytes(2, "big") + d for d in datagrams)
+
+
+def _utp_seeds() -> list[bytes]:
+    from p2pshare.core.utp import Packet, PacketType, encode
+
+    def pkt(kind: PacketType, seq: int, ack: int, payload: bytes = b"", sack: bytes | None = None) -> bytes:
+        return encode(Packet(kind, 1000, 1, 0, 1 << 20, seq, ack, sack, payload))
+
+    syn = pkt(PacketType.SYN, 1, 0)
+    return [
+        _utp_frames([syn, pkt(PacketType.DATA, 2, 1, b"x" * 100), pkt(PacketType.DATA, 4, 1, b"y" * 50,
+                                                                          sack=b"\x01\x00\x00\x00")]),
+        _utp_frames([syn, pkt(PacketType.STATE, 1, 1), pkt(PacketType.FIN, 2, 1)]),
+        _utp_frames([pkt(PacketType.RESET, 5, 5), syn, syn]),
+    ]
+
+
+def _utp_run(data: bytes) -> None:
+    from p2pshare.core.utp import UtpManager, UtpPacketError
+
+    manager = UtpManager()
+    now, pos = 0.0, 0
+    while pos + 2 <= len(data):
+        size = int.from_bytes(data[pos : pos + 2], "big")
+        manager.receive_datagram(data[pos + 2 : pos + 2 + size], ("127.0.0.9", 6881), now)
+        pos += 2 + size
+        now += 0.01
+        manager.datagrams_to_send(now)
+        manager.handle_timer(now)
+        for _ in range(10_000):
+            if manager.next_event() is None:
+                break
+    if manager.stats["malformed"]:
+        raise UtpPacketError("malformed datagrams were dropped")  # counted as a typed rejection
+
+
 # ---------------------------------------------------------------------- magnet links (user input)
 
 
@@ -225,5 +328,12 @@ TARGETS: dict[str, Target] = {
         Target("ut_metadata", _metadata_run, (RemoteProtocolError,), _metadata_seeds, True),
         Target("krpc", _krpc_run, (RemoteProtocolError,), _krpc_seeds, True),
         Target("magnet", _magnet_run, (TargetError,), _magnet_seeds, False),
+        Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
+        Target("utp", _utp_run, (RemoteProtocolError,), _utp_seeds, False),
     )
 }
+
+# Tracker answers live in their own module (it imports Target from here).
+from fuzz.tracker_targets import TRACKER_TARGETS  # noqa: E402
+
+TARGETS.update((t.name, t) for t in TRACKER_TARGETS)

@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
         for line in refused:
             print(f"interop check: SKIPPED in CI: {line}", file=sys.stderr)
         print(f"interop check: {len(refused)} interop cell(s) skipped; CI installs every engine "
-              "(make engines), so each must run", file=sys.stderr)
+              "(make tools), so each must run", file=sys.stderr)
         return 1
     if ran == 0:
         print("interop check: no interop cell ran", file=sys.stderr)

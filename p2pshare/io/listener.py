@@ -8,7 +8,9 @@ import errno
 import logging
 from collections.abc import Callable
 
+from p2pshare.config import LinkConfig
 from p2pshare.errors import PortInUseError
+from p2pshare.io.link import Link
 from p2pshare.io.peer_link import PeerLink
 
 __all__ = ["Listener"]
@@ -19,7 +21,8 @@ log = logging.getLogger("p2pshare.listener")
 _ROUTING_PREFIX = 48
 _PROTOCOL = b"\x13BitTorrent protocol"
 
-Router = Callable[[bytes, PeerLink], bool]
+Router = Callable[[bytes, Link], bool]
+_LINK = LinkConfig()
 
 
 class Listener:
@@ -29,8 +32,11 @@ class Listener:
     connection that does not send a valid handshake prefix within ``timeout`` is closed.
     """
 
-    def __init__(self, route: Router, timeout: float = 10.0, max_pending: int = 64) -> None:
+    def __init__(
+        self, route: Router, timeout: float = 10.0, max_pending: int = 64, link_config: LinkConfig = _LINK
+    ) -> None:
         self._route = route
+        self._link_config = link_config
         self._timeout = timeout
         self._max_pending = max_pending
         self._pending = 0  #: accepted links that have not been routed or closed yet
@@ -53,7 +59,7 @@ class Listener:
 
     def _make_link(self) -> PeerLink:
         buffer = bytearray()
-        link = PeerLink()
+        link = PeerLink(config=self._link_config)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout, link.close)
         if self._pending >= self._max_pending:
@@ -83,8 +89,7 @@ class Listener:
                 return
             info_hash = bytes(buffer[28:48])
             # Put the bytes back so the torrent's connection parses the whole handshake.
-            link._on_data = None
-            link._pending[:0] = buffer
+            link.detach(unread=buffer)
             if not self._route(info_hash, link):
                 log.debug("incoming connection for unknown info hash %s", info_hash.hex())
                 link.close()
@@ -93,8 +98,7 @@ class Listener:
             timer.cancel()
             settle()
 
-        link._on_data = on_data
-        link._on_close = on_close
+        link.set_handlers(on_data, on_close)
         return link
 
     async def close(self) -> None:

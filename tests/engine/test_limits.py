@@ -10,16 +10,22 @@ from pathlib import Path
 import pytest
 
 from p2pshare.core.wire.messages import Handshake, make_peer_id, make_reserved
-from tests.engine.conftest import MakeSession, MakeShare, seed
+from p2pshare.engine import events as ev
+from p2pshare.errors import Violation
+from tests.engine.conftest import EventLog, MakeSession, MakeShare, seed_params
 
 
 async def _raw_peer(
-    sessions: MakeSession, make_share: MakeShare, tmp_path: Path, client_host: str
+    sessions: MakeSession,
+    make_share: MakeShare,
+    tmp_path: Path,
+    client_host: str,
+    log: EventLog | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """A p2pshare seed, and a raw socket from ``client_host`` that has exchanged handshakes with it."""
     share = make_share({"x/a.bin": 5 * 16384 + 3, "x/b.bin": 9}, piece_length=16384)
     s = await sessions(client_host.rsplit(".", 1)[0] + ".1")
-    await seed(s, share)
+    await s.add_torrent(seed_params(share), on_event=log)
     reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=(client_host, 0))
     writer.write(Handshake(share.info.info_hash.value, make_peer_id(), make_reserved()).encode())
     async with asyncio.timeout(5):
@@ -43,14 +49,14 @@ def _msg(msg_id: int, payload: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("case", "client", "expect"),
+    ("case", "client", "expect", "kind"),
     [
-        ("oversized", "127.0.6.2", "exceeds"),
-        ("bitfield-size", "127.0.7.2", "bitfield"),
-        ("have-all-without-fast", "127.0.8.2", "fast extension"),
-        ("piece-past-the-last", "127.0.9.2", "past the last"),
-        ("have-wrong-length", "127.0.10.2", "must be 5"),
-        ("have-out-of-range", "127.0.11.2", "past the last"),
+        ("oversized", "127.0.6.2", "exceeds", Violation.TOO_LARGE),
+        ("bitfield-size", "127.0.7.2", "bitfield", Violation.MALFORMED),
+        ("have-all-without-fast", "127.0.8.2", "fast extension", Violation.NOT_NEGOTIATED),
+        ("piece-past-the-last", "127.0.9.2", "past the last", Violation.OUT_OF_RANGE),
+        ("have-wrong-length", "127.0.10.2", "must be 5", Violation.MALFORMED),
+        ("have-out-of-range", "127.0.11.2", "past the last", Violation.OUT_OF_RANGE),
     ],
 )
 async def test_rule_breaking_peer_is_dropped_with_reason(
@@ -61,13 +67,15 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
     case: str,
     client: str,
     expect: str,
+    kind: Violation,
 ) -> None:
-    """A peer that sends an oversized message, a bad bitfield, a fast message without BEP 6, a piece past the
-    last, a have of the wrong length or past the last piece is disconnected; the log names it and the rule.
+    """A peer that sends an oversized message, a bad bitfield, have-all without BEP 6, a piece past the last,
+    a have of the wrong length or past the last piece is dropped with the Violation kind, named in the log.
 
     Spare bits, unrequested pieces and invalid requests are no longer fatal (docs/wire-rules.md)."""
     caplog.set_level(logging.INFO, logger="p2pshare.torrent")
-    reader, writer, n = await _raw_peer(sessions, make_share, tmp_path, client)
+    log = EventLog()
+    reader, writer, n = await _raw_peer(sessions, make_share, tmp_path, client, log)
     nbytes = (n + 7) // 8
     if case == "oversized":
         data = struct.pack(">IB", 10 * 1024 * 1024, 7)
@@ -87,6 +95,8 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
         r.getMessage() for r in caplog.records if "dropped" in r.getMessage() or "banned" in r.getMessage()
     ]
     assert any(client in m and expect in m for m in dropped), dropped
+    kinds = [e.kind for e in log.of(ev.PeerDisconnected) if e.address.startswith(client + ":")]
+    assert kinds == [kind], log.events
 
 
 async def test_garbage_instead_of_handshake_is_closed(sessions: MakeSession, tmp_path: Path) -> None:

@@ -3,6 +3,6 @@
 One module per engine (:mod:`.aria2`, :mod:`.transmission`, :mod:`.webtorrent`), each
 starting it on loopback with every way of finding peers off except the one a cell
 tests, and :mod:`.common` for processes, bounded waits, payloads and p2pshare's CLI.
-``make engines`` (scripts/install-engines.sh) installs the engines; a missing one
-skips its cells with the reason.
+``make tools`` (scripts/install-engines.sh, run by ``make dev`` and ``make test``)
+installs the engines; a missing one skips its cells with the reason.
 """

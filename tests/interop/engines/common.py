@@ -39,7 +39,7 @@ NEEDS_ENCRYPTION = "needs_encryption:"
 
 def skip_missing(what: str, how: str) -> None:
     """Skip this cell because an engine is not installed, saying how to install it."""
-    pytest.skip(f"engine missing: {what} is not installed ({how}, or `make engines`)")
+    pytest.skip(f"engine missing: {what} is not installed ({how}, or `make tools`)")
 
 
 def require_binary(name: str, package: str) -> str:

@@ -1,7 +1,7 @@
 """webtorrent 3 on loopback through a small node driver (``webtorrent_peer.mjs``).
 
 webtorrent-cli has no switch for its DHT, trackers, LSD or UPnP / NAT-PMP, so the
-driver uses the webtorrent library that ``make engines`` installs with it, with all
+driver uses the webtorrent library that ``make tools`` installs with it, with all
 of them off.  ``secure`` is webtorrent's protocol-encryption level: 0 plaintext,
 1 its default (MSE first, then plaintext), 2 RC4 only.
 """
