@@ -1,6 +1,6 @@
 """The programs the hole-punch lab runs in its namespaces: a seeder (h1), a relay (inet), a leecher (h2).
 
-    python -m tests.holepunch_lab.agent seed|relay|leech --torrent T --data DIR [--out DIR]
+    python -m tests.holepunch_lab.agent seed|relay|ltrelay|leech --torrent T --data DIR [--out DIR]
 
 Each prints JSON lines: ``{"ready": ...}`` once listening and connected to the relay,
 and the leecher ``{"done": ...}`` with its figures.
@@ -32,11 +32,49 @@ def say(**kw: object) -> None:
     print(json.dumps(kw), flush=True)
 
 
+def lt_relay(args: argparse.Namespace) -> None:
+    """libtorrent as the relay: uTP on, downloading at 1 byte/s (a leecher that stays connected to the seed,
+    with nothing to give h2); it relays ut_holepunch itself."""
+    import libtorrent as lt
+
+    from tests.interop.ltpeer import limit_local_peers_too, lt_port, lt_session
+
+    mask = lt.alert.category_t.error_notification | lt.alert.category_t.peer_log_notification
+    ses = lt_session(RELAY, PORT, enable_incoming_utp=True, enable_outgoing_utp=True, alert_mask=mask)
+    ti = lt.torrent_info(lt.bdecode(Path(args.torrent).read_bytes()))
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = args.out
+    params.flags &= ~lt.torrent_flags.auto_managed
+    params.flags &= ~lt.torrent_flags.paused
+    handle = ses.add_torrent(params)
+    limit_local_peers_too(ses)
+    handle.set_download_limit(1)
+    lt_port(ses)
+    say(ready="ltrelay")
+    import threading
+
+    done = threading.Event()
+
+    def log_alerts() -> None:  # libtorrent's own account of the holepunch messages, into our log
+        while not done.is_set():
+            ses.wait_for_alert(200)
+            for a in ses.pop_alerts():
+                text = a.message()
+                if "HOLEPUNCH" in text.upper() or "EXTENDED" in text.upper():
+                    print(text, file=sys.stderr, flush=True)
+
+    threading.Thread(target=log_alerts, daemon=True).start()
+    sys.stdin.read()  # until the driver ends us
+    done.set()
+    ses.pause()
+
+
 async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format=f"{args.role} %(name)s %(message)s", stream=sys.stderr)
-    logging.getLogger("p2pshare.torrent").setLevel(logging.DEBUG)
+    logging.getLogger("p2pshare").setLevel(logging.DEBUG)
     info = parse_torrent(Path(args.torrent).read_bytes()).info
-    config = CONFIG
+    config = replace(CONFIG, transport=replace(CONFIG.transport, mode=args.transport))
     if args.role == "relay":  # uploads nothing: h2's bytes can only come from h1, through the punched hole
         config = replace(config, choker=replace(config.choker, regular_slots=0, optimistic_slots=0))
     session = Session(config, listen_host="0.0.0.0", listen_port=PORT)
@@ -80,6 +118,8 @@ async def main(args: argparse.Namespace) -> None:
             from_hosts={h: d for h, (d, _) in t.transfer_by_host().items() if d},
             rendezvous_sent=hp.rendezvous_sent,
             punched=hp.dials,
+            connects=hp.connects_received,
+            ignored=hp.ignored,
             complete=t.completed.is_set(),
             errors={k.name: v for k, v in hp.errors_received.items()},
         )
@@ -89,10 +129,15 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["seed", "relay", "leech"])
+    parser.add_argument("role", choices=["seed", "relay", "leech", "ltrelay"])
+    parser.add_argument("--transport", default="both")
     parser.add_argument("--torrent", required=True)
     parser.add_argument("--data", default=".")
     parser.add_argument("--out", default=".")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--pex-unreachable", action="store_true")
-    asyncio.run(main(parser.parse_args()))
+    parsed = parser.parse_args()
+    if parsed.role == "ltrelay":
+        lt_relay(parsed)
+    else:
+        asyncio.run(main(parsed))

@@ -28,6 +28,9 @@ def main() -> None:
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--size", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--pex-unreachable", action="store_true", help="h2 asks for a rendezvous at once")
+    parser.add_argument("--relay", choices=["p2pshare", "libtorrent"], default="p2pshare")
+    parser.add_argument("--utp-only", action="store_true", help="h1 and h2 run --transport utp")
+    parser.add_argument("--timeout", type=float, default=60.0, help="bound on h2's download")
     args = parser.parse_args()
     work = Path(args.workdir)
     (work / "seed").mkdir(parents=True, exist_ok=True)
@@ -59,15 +62,23 @@ def main() -> None:
             raise RuntimeError(f"an agent died (logs in {work})")
 
     try:
-        relay = spawn("inet", "relay", "--out", str(work / "relay"))
+        (work / "relay").mkdir(exist_ok=True)
+        relay = spawn(
+            "inet", "relay" if args.relay == "p2pshare" else "ltrelay", "--out", str(work / "relay")
+        )
         ready(relay)
-        seed = spawn("h1", "seed", "--data", str(work / "seed"))
+        # libtorrent finds a rendezvous target by the address of its connection to it: uTP, so
+        # that address is the host's NAT mapping of its listening port, not a TCP ephemeral one
+        mode = ["--transport", "utp"] if args.relay == "libtorrent" or args.utp_only else []
+        seed = spawn("h1", "seed", "--data", str(work / "seed"), *mode)
         ready(seed)
         flags = ["--pex-unreachable"] if args.pex_unreachable else []
-        leech = spawn("h2", "leech", "--out", str(work / "leech"), *flags)
+        leech = spawn(
+            "h2", "leech", "--out", str(work / "leech"), "--timeout", str(args.timeout), *flags, *mode
+        )
         ready(leech)
         assert leech.stdout is not None
-        out, _ = leech.communicate(timeout=90)
+        out, _ = leech.communicate(timeout=args.timeout + 30)
         lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
         result = lines[-1] if lines else {"error": f"no result (logs in {work})"}
         result["same"] = (work / "leech" / "payload.bin").is_file() and (
