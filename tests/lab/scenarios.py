@@ -1,0 +1,112 @@
+"""Lab scenarios: each drives agents (tests/lab/agent.py) in the lab's namespaces and returns facts.
+
+A scenario asserts nothing itself; it returns what it observed (JSON-able) and the tests
+in tests/lab/test_*.py decide.  Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.lab.netlab import H1, H1B, R1_WAN, Lab
+
+__all__ = ["SCENARIOS"]
+
+LSD_ARGS = ("--duration", "5")
+TCP_PORT = 46881
+UDP_PORT = 46882
+
+
+def read_json_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """The next JSON line an agent prints, waiting at most ``timeout`` seconds."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"agent printed nothing within {timeout} s")
+            if not sel.select(remaining):
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"agent exited ({proc.wait(5)}) before printing a result")
+            if line.startswith("{"):
+                result: dict[str, Any] = json.loads(line)
+                return result
+
+
+def send(proc: subprocess.Popen[str], line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def miniupnpd_rules(lab: Lab) -> dict[str, int]:
+    """How many rules miniupnpd holds in each of its chains on r1 (none when miniupnpd is off)."""
+    return {chain: len(lab.nft_rules(chain)) for chain in ("miniupnpd", "prerouting_miniupnpd")}
+
+
+def probe_from_h2(lab: Lab, tcp: int, udp: int) -> dict[str, Any]:
+    """h2 (behind plain NAT r2) connects to r1's external address on these ports."""
+    args = ("probe", "--host", R1_WAN, "--tcp", str(tcp), "--udp", str(udp))
+    return read_json_line(lab.spawn("h2", "-m", "tests.lab.agent", *args), 30.0)
+
+
+def portmap(
+    lab: Lab, protocols: str = "natpmp,upnp", *, renew: bool = False, pcp: bool = True
+) -> dict[str, Any]:
+    """h1 maps TCP and UDP ports on r1; h2 connects to r1's external address; h1 closes; r1 is checked."""
+    lease = 8 if renew else 3600
+    started = time.monotonic()
+    args = ["portmap", "--tcp", str(TCP_PORT), "--udp", str(UDP_PORT), "--protocols", protocols]
+    args += ["--lease", str(lease), "--natpmp-tries", "4"] + ([] if pcp else ["--no-pcp"])
+    agent = lab.spawn("h1", "-m", "tests.lab.agent", *args)
+    settled = read_json_line(agent, 40.0)
+    result: dict[str, Any] = {
+        "settled": settled,
+        "settle_seconds": time.monotonic() - started,
+        "rules_mapped": miniupnpd_rules(lab),
+    }
+    status = settled["status"]
+    tcp_ext = next((m["external_port"] for m in status["mappings"] if m["protocol"] == "tcp"), TCP_PORT)
+    udp_ext = next((m["external_port"] for m in status["mappings"] if m["protocol"] == "udp"), UDP_PORT)
+    result["probe"] = probe_from_h2(lab, tcp_ext, udp_ext)
+    if renew:
+        send(agent, "renewed")
+        result["renewed"] = read_json_line(agent, 30.0)
+    send(agent, "close")
+    result["closed"] = read_json_line(agent, 30.0)
+    result["rules_after_close"] = miniupnpd_rules(lab)
+    result["probe_after_close"] = probe_from_h2(lab, tcp_ext, udp_ext)
+    result["r1_wan"] = R1_WAN
+    return result
+
+
+def lsd(lab: Lab) -> dict[str, Any]:
+    """h1 and h1b run LSD on their LAN, each announcing its own info hash; each reports whom it heard."""
+    ih1, ih1b = "11" * 20, "1b" * 20
+    a = lab.spawn("h1", "-m", "tests.lab.agent", "lsd", "--port", "6881", "--infohash", ih1, *LSD_ARGS)
+    b = lab.spawn("h1b", "-m", "tests.lab.agent", "lsd", "--port", "6882", "--infohash", ih1b, *LSD_ARGS)
+    return {
+        "h1": read_json_line(a, 30.0),
+        "h1b": read_json_line(b, 30.0),
+        "addresses": {"h1": H1, "h1b": H1B},
+        "infohashes": {"h1": ih1, "h1b": ih1b},
+    }
+
+
+SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
+    "portmap": portmap,
+    "portmap-upnp": lambda lab: portmap(lab, "upnp"),
+    "portmap-natpmp": lambda lab: portmap(lab, "natpmp"),
+    "portmap-natpmp-v0": lambda lab: portmap(lab, "natpmp", pcp=False),
+    "portmap-renew": lambda lab: portmap(lab, "upnp", renew=True),
+    "lsd": lsd,
+}
