@@ -112,6 +112,7 @@ async def lsd(args: argparse.Namespace) -> None:
         on_peer=lambda ev: found.append({"info_hash": ev.info_hash.hex(), "host": ev.host, "port": ev.port}),
     )
     await service.start()
+    emit(event="lsd-started", stats=service.stats())
     for ih in args.infohash:
         service.add_torrent(bytes.fromhex(ih))
     await asyncio.sleep(args.duration)

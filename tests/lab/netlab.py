@@ -200,6 +200,8 @@ class Lab:
         for ns in ("inet", "r1", "h1", "h1b", "r2", "h2"):
             _run("ip", "netns", "add", ns)
             _nsrun(ns, "ip", "link", "set", "lo", "up")
+            # no duplicate address detection: link-local IPv6 (LSD's ff15:: group) works at once
+            _nsrun(ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0")
         _nsrun("inet", "ip", "link", "add", "br0", "type", "bridge")
         _nsrun("inet", "ip", "addr", "add", f"{INET_HOST}/24", "dev", "br0")
         _nsrun("inet", "ip", "link", "set", "br0", "up")
@@ -215,6 +217,11 @@ class Lab:
             _nsrun(host, "ip", "route", "add", "default", "via", gw)
         for router in ("r1", "r2"):
             _nsrun(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # Where br_netfilter is loaded (Docker hosts), bridged LAN traffic would pass r1's inet
+        # forward chain (policy drop); in this namespace, keep bridging out of netfilter.
+        for knob in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"):
+            if Path(f"/proc/sys/net/bridge/{knob}").exists():
+                _nsrun("r1", "sysctl", "-q", "-w", f"net.bridge.{knob}=0")
         _nsrun("r1", "nft", "-f", "-", input_=R1_NFT)
         _nsrun("r2", "nft", "-f", "-", input_=R2_NFT)
         mapping = VARIANTS[self.variant]

@@ -17,13 +17,12 @@ from tests.lab.netlab import H1, H1B, R1_WAN, Lab
 
 __all__ = ["SCENARIOS"]
 
-LSD_ARGS = ("--duration", "5")
 TCP_PORT = 46881
 UDP_PORT = 46882
 
 
-def read_json_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    """The next JSON line an agent prints, waiting at most ``timeout`` seconds."""
+def read_json_line(proc: subprocess.Popen[str], timeout: float, event: str | None = None) -> dict[str, Any]:
+    """The next JSON line an agent prints (with this ``event``, if given), waiting at most ``timeout`` s."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as sel:
@@ -39,7 +38,8 @@ def read_json_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any
                 raise RuntimeError(f"agent exited ({proc.wait(5)}) before printing a result")
             if line.startswith("{"):
                 result: dict[str, Any] = json.loads(line)
-                return result
+                if event is None or result.get("event") == event:
+                    return result
 
 
 def send(proc: subprocess.Popen[str], line: str) -> None:
@@ -90,15 +90,22 @@ def portmap(
 
 
 def lsd(lab: Lab) -> dict[str, Any]:
-    """h1 and h1b run LSD on their LAN, each announcing its own info hash; each reports whom it heard."""
-    ih1, ih1b = "11" * 20, "1b" * 20
-    a = lab.spawn("h1", "-m", "tests.lab.agent", "lsd", "--port", "6881", "--infohash", ih1, *LSD_ARGS)
-    b = lab.spawn("h1b", "-m", "tests.lab.agent", "lsd", "--port", "6882", "--infohash", ih1b, *LSD_ARGS)
+    """h1b listens (announcing A), then h1 announces A and C on r1's LAN; each reports whom it heard.
+
+    h1b starts first and announces at once, before h1 listens; h1 announces once h1b listens, so
+    h1b must hear h1 (for A only: it does not take part in C), and h1 hears only itself, ignored.
+    """
+    shared, only_h1 = "a1" * 20, "c3" * 20
+    args_b = ("lsd", "--duration", "6", "--port", "6882", "--infohash", shared)
+    b = lab.spawn("h1b", "-m", "tests.lab.agent", *args_b)
+    read_json_line(b, 30.0, "lsd-started")
+    args = ("-m", "tests.lab.agent", "lsd", "--duration", "3", "--port", "6881")
+    a = lab.spawn("h1", *args, "--infohash", shared, "--infohash", only_h1)
     return {
-        "h1": read_json_line(a, 30.0),
-        "h1b": read_json_line(b, 30.0),
+        "h1": read_json_line(a, 30.0, "lsd"),
+        "h1b": read_json_line(b, 30.0, "lsd"),
         "addresses": {"h1": H1, "h1b": H1B},
-        "infohashes": {"h1": ih1, "h1b": ih1b},
+        "infohashes": {"shared": shared, "only_h1": only_h1},
     }
 
 
