@@ -367,8 +367,8 @@ class NatPmpClient:
         if message.nonce != self.nonce:
             self.unsolicited += 1
             return
-        self._on_map(message.protocol, message.internal_port, message.result, now, message)
-        if message.result == 0 and message.lifetime > 0:
+        accepted = self._on_map(message.protocol, message.internal_port, message.result, now, message)
+        if accepted and message.result == 0 and message.lifetime > 0:
             self._set_address(message.external_address)
 
     def _on_map(
@@ -378,22 +378,23 @@ class NatPmpClient:
         result: int,
         now: float,
         message: MapResponse | PcpMapResponse,
-    ) -> None:
+    ) -> bool:
+        """Apply a map answer; False if it answered nothing we asked."""
         key = (protocol, internal_port)
         mapping = self._mappings.get(key)
         if mapping is None or self._requests.pop(key, None) is None:
             self.unsolicited += 1
-            return
+            return False
         if mapping.deleting:
             del self._mappings[key]
             self._events.append(MappingRemoved(protocol, internal_port))
-            return
+            return True
         if result != 0:
             table = PCP_RESULTS if isinstance(message, PcpMapResponse) else NATPMP_RESULTS
             self._events.append(MappingFailed(protocol, internal_port, table.get(result, f"result {result}")))
             mapping.granted = False
             mapping.renew_at = now + self.config.lifetime * self.config.renew_fraction
-            return
+            return True
         mapping.external_port = message.external_port
         mapping.lifetime = message.lifetime
         mapping.granted = message.lifetime > 0
@@ -402,6 +403,7 @@ class NatPmpClient:
         self._events.append(
             MappingReady(protocol, internal_port, message.external_port, message.lifetime, self.dialect)
         )
+        return True
 
     def _on_gave_up(self, key: tuple[MapProtocol, int] | str) -> None:
         del self._requests[key]

@@ -1,0 +1,428 @@
+"""NAT-PMP (RFC 6886) and PCP (RFC 6887) codecs and the sans-I/O client, on a virtual clock."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pshare.config import NatPmpConfig
+from p2pshare.core.natpmp import (
+    AddressFailed,
+    Closed,
+    Dialect,
+    ExternalAddress,
+    GatewayRestarted,
+    GatewayUnsupported,
+    MappingFailed,
+    MappingReady,
+    MappingRemoved,
+    NatPmpClient,
+    NatPmpEvent,
+)
+from p2pshare.core.natpmp_wire import (
+    AddressResponse,
+    MapProtocol,
+    MapResponse,
+    PcpMapResponse,
+    UnsupportedVersion,
+    decode_response,
+    encode_natpmp_address_request,
+    encode_natpmp_map_request,
+    encode_pcp_map_request,
+)
+from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+
+NONCE = bytes(range(12))
+TCP, UDP = MapProtocol.TCP, MapProtocol.UDP
+
+
+# -- server-side encoders (what a gateway sends), written from the RFC layouts -------------------
+
+
+def natpmp_address(epoch: int, address: str = "11.11.0.1", result: int = 0) -> bytes:
+    return struct.pack("!BBHI", 0, 128, result, epoch) + ipaddress.IPv4Address(address).packed
+
+
+def natpmp_map(
+    protocol: MapProtocol, internal: int, external: int, lifetime: int, epoch: int, result: int = 0
+) -> bytes:
+    op = 128 + (1 if protocol is UDP else 2)
+    return struct.pack("!BBHIHHI", 0, op, result, epoch, internal, external, lifetime)
+
+
+def pcp_map(
+    protocol: MapProtocol,
+    internal: int,
+    external: int,
+    lifetime: int,
+    epoch: int,
+    result: int = 0,
+    nonce: bytes = NONCE,
+    address: str = "11.11.0.1",
+) -> bytes:
+    header = struct.pack("!BBBBII", 2, 0x81, 0, result, lifetime, epoch) + bytes(12)
+    mapped = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ipaddress.IPv4Address(address).packed).packed
+    return header + nonce + struct.pack("!B3xHH", 17 if protocol is UDP else 6, internal, external) + mapped
+
+
+def unsupported_natpmp(epoch: int = 5) -> bytes:
+    return struct.pack("!BBHI", 0, 129, 1, epoch)
+
+
+def drain(client: NatPmpClient) -> list[NatPmpEvent]:
+    events = []
+    while (event := client.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+def make(**overrides: object) -> NatPmpClient:
+    config = NatPmpConfig(**overrides)  # type: ignore[arg-type]
+    return NatPmpClient(config, client_ip="192.168.1.10", nonce=NONCE)
+
+
+# -- codecs ------------------------------------------------------------------------------------
+
+
+def test_natpmp_requests_have_the_rfc_layout() -> None:
+    """The address request is 2 bytes; a TCP map request is vers 0, op 2, ports and lifetime big-endian."""
+    assert encode_natpmp_address_request() == b"\x00\x00"
+    assert encode_natpmp_map_request(TCP, 6881, 6882, 7200) == bytes.fromhex("0002 0000 1ae1 1ae2 00001c20")
+    assert encode_natpmp_map_request(UDP, 1, 0, 0) == bytes.fromhex("0001 0000 0001 0000 00000000")
+
+
+def test_pcp_map_request_has_the_rfc_layout() -> None:
+    """A PCP MAP request is 60 bytes: header with v4-mapped client IP, then nonce, protocol and ports."""
+    data = encode_pcp_map_request(
+        client_ip="192.168.1.10",
+        nonce=NONCE,
+        protocol=UDP,
+        internal_port=6881,
+        external_port=6881,
+        lifetime=60,
+    )
+    assert len(data) == 60
+    assert data[:8] == bytes.fromhex("02 01 0000 0000003c")
+    assert data[8:24] == bytes(10) + b"\xff\xff" + bytes([192, 168, 1, 10])
+    assert data[24:36] == NONCE
+    assert data[36:44] == bytes.fromhex("11 000000 1ae1 1ae1")
+    assert data[44:60] == bytes(10) + b"\xff\xff" + bytes(4)
+
+
+def test_encoders_refuse_values_out_of_range() -> None:
+    """Ports above 65535, lifetimes above 32 bits and short nonces are our bugs, not packets."""
+    with pytest.raises(LocalProtocolError):
+        encode_natpmp_map_request(TCP, 70000, 0, 0)
+    with pytest.raises(LocalProtocolError):
+        encode_natpmp_map_request(TCP, 1, 1, 2**32)
+    with pytest.raises(LocalProtocolError):
+        encode_pcp_map_request(
+            client_ip="1.2.3.4", nonce=b"x", protocol=TCP, internal_port=1, external_port=1, lifetime=1
+        )
+
+
+VALID_RESPONSES = [
+    (natpmp_address(77), AddressResponse(0, 77, "11.11.0.1")),
+    (natpmp_map(TCP, 6881, 6900, 7200, 78), MapResponse(TCP, 0, 78, 6881, 6900, 7200)),
+    (natpmp_map(UDP, 6881, 6881, 0, 79), MapResponse(UDP, 0, 79, 6881, 6881, 0)),
+    (unsupported_natpmp(9), UnsupportedVersion(0, 9)),
+    (
+        pcp_map(UDP, 6881, 6882, 120, 80),
+        PcpMapResponse(0, 120, 80, NONCE, UDP, 6881, 6882, "11.11.0.1"),
+    ),
+    (struct.pack("!BBBBII", 2, 0x81, 0, 1, 0, 81) + bytes(12), UnsupportedVersion(2, 81)),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), VALID_RESPONSES)
+def test_decode_whole_responses(data: bytes, expected: object) -> None:
+    """Each response kind decodes to exactly its fields."""
+    assert decode_response(data) == expected
+
+
+@pytest.mark.parametrize(("data", "expected"), VALID_RESPONSES)
+def test_every_truncation_is_refused_or_a_shorter_valid_form(data: bytes, expected: object) -> None:
+    """Cut at every byte, a response is a RemoteProtocolError (never a crash, never the whole answer)."""
+    for cut in range(len(data)):
+        try:
+            decoded = decode_response(data[:cut])
+        except RemoteProtocolError:
+            continue
+        assert decoded != expected, f"prefix of {cut} bytes decoded as the whole response"
+        assert isinstance(decoded, UnsupportedVersion), decoded  # only the 8-byte error form may remain
+
+
+def test_error_results_may_come_in_the_short_form() -> None:
+    """An error answer cut to 8 bytes (vers, op, result, epoch) still decodes, with its result code."""
+    assert decode_response(struct.pack("!BBHI", 0, 130, 2, 5)) == MapResponse(TCP, 2, 5, 0, 0, 0)
+    assert decode_response(struct.pack("!BBHI", 0, 128, 3, 5)) == AddressResponse(3, 5, "0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00",
+        b"\x00\x01" + bytes(10),  # a request, not a response
+        b"\x00\x83" + bytes(14),  # answer to opcode 3, which we never send
+        b"\x07\x80" + bytes(10),  # unknown version
+        natpmp_map(TCP, 1, 1, 1, 1) + b"\0",  # one byte too long
+        pcp_map(TCP, 1, 1, 1, 1)[:-4],  # MAP payload cut short
+        pcp_map(TCP, 1, 1, 1, 1) + b"\0",  # not a multiple of 4
+        bytes([2, 0x01]) + bytes(58),  # a PCP request
+        bytes([2, 0x82]) + bytes(58),  # PCP PEER answer, never asked
+        pcp_map(TCP, 1, 1, 1, 1)[:36] + b"\x84" + pcp_map(TCP, 1, 1, 1, 1)[37:],  # protocol 132
+        bytes(1101),
+    ],
+)
+def test_malformed_datagrams_are_remote_protocol_errors(data: bytes) -> None:
+    """Requests, unknown versions or opcodes, wrong sizes and oversized datagrams are refused."""
+    with pytest.raises(RemoteProtocolError):
+        decode_response(data)
+
+
+@given(st.binary(max_size=1200))
+def test_decoder_fuzz_returns_a_response_or_raises_remote_protocol_error(data: bytes) -> None:
+    """Any bytes at all: a decoded response or a RemoteProtocolError, nothing else."""
+    try:
+        decoded = decode_response(data)
+    except RemoteProtocolError:
+        return
+    assert isinstance(decoded, AddressResponse | MapResponse | PcpMapResponse | UnsupportedVersion)
+
+
+@given(
+    st.sampled_from([TCP, UDP]),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+)
+def test_map_responses_round_trip(
+    protocol: MapProtocol, internal: int, external: int, life: int, epoch: int
+) -> None:
+    """Whatever the fields, a NAT-PMP and a PCP map answer decode back to them."""
+    assert decode_response(natpmp_map(protocol, internal, external, life, epoch)) == MapResponse(
+        protocol, 0, epoch, internal, external, life
+    )
+    pcp = decode_response(pcp_map(protocol, internal, external, life, epoch))
+    assert isinstance(pcp, PcpMapResponse)
+    assert (pcp.protocol, pcp.internal_port, pcp.external_port, pcp.lifetime, pcp.epoch) == (
+        protocol,
+        internal,
+        external,
+        life,
+        epoch,
+    )
+
+
+# -- the client machine -----------------------------------------------------------------------
+
+
+def test_pcp_maps_both_ports_and_learns_the_external_address() -> None:
+    """With PCP, each mapping is one MAP request; the answers grant it and name the external address."""
+    client = make()
+    client.start(0.0)
+    client.add_mapping(TCP, 6881, 0.0)
+    client.add_mapping(UDP, 6881, 0.0)
+    sent = client.datagrams_to_send()
+    assert [len(d) for d in sent] == [60, 60] and {d[36] for d in sent} == {6, 17}
+    client.receive_data(pcp_map(TCP, 6881, 6881, 7200, 1000), 0.1)
+    client.receive_data(pcp_map(UDP, 6881, 6881, 7200, 1000), 0.1)
+    events = drain(client)
+    assert MappingReady(TCP, 6881, 6881, 7200, Dialect.PCP) in events
+    assert MappingReady(UDP, 6881, 6881, 7200, Dialect.PCP) in events
+    assert ExternalAddress("11.11.0.1", Dialect.PCP) in events
+    assert sorted(client.mappings, key=lambda m: m[0].value) == [
+        (TCP, 6881, 6881, 7200),
+        (UDP, 6881, 6881, 7200),
+    ]
+    assert client.get_timer() == pytest.approx(0.1 + 3600)
+
+
+def test_retransmission_doubles_from_250_ms_and_gives_up_after_nine_tries() -> None:
+    """A silent gateway gets 9 requests at 0, .25, .75, 1.75 ... s, then is declared unsupported."""
+    client = make()
+    client.add_mapping(TCP, 6881, 0.0)
+    send_times = []
+    now = 0.0
+    while True:
+        if client.datagrams_to_send():
+            send_times.append(now)
+        timer = client.get_timer()
+        if timer is None:
+            break
+        now = timer
+        client.handle_timer(now)
+    assert send_times == [0.25 * (2**k - 1) for k in range(9)]
+    assert now == pytest.approx(0.25 * (2**9 - 1))
+    assert drain(client) == [GatewayUnsupported("no NAT-PMP/PCP answer from the gateway after 9 tries")]
+    assert client.finished and client.get_timer() is None
+
+
+def test_port_unreachable_ends_the_client_at_once() -> None:
+    """An ICMP port unreachable before any answer means no NAT-PMP/PCP: unsupported, no timer left."""
+    client = make()
+    client.add_mapping(UDP, 1234, 0.0)
+    client.gateway_unreachable(0.01)
+    assert isinstance(drain(client)[0], GatewayUnsupported)
+    assert client.get_timer() is None
+
+
+def test_natpmp_only_gateway_makes_the_client_fall_back_from_pcp() -> None:
+    """A NAT-PMP "unsupported version" answer to PCP switches to NAT-PMP and asks again at once."""
+    client = make()
+    client.start(0.0)
+    client.add_mapping(TCP, 6881, 0.0)
+    client.datagrams_to_send()
+    client.receive_data(unsupported_natpmp(), 0.05)
+    assert client.dialect is Dialect.NATPMP
+    resent = client.datagrams_to_send()
+    assert resent == [encode_natpmp_address_request(), encode_natpmp_map_request(TCP, 6881, 6881, 7200)]
+    client.receive_data(natpmp_address(6), 0.06)
+    client.receive_data(natpmp_map(TCP, 6881, 6881, 7200, 6), 0.06)
+    assert drain(client) == [
+        ExternalAddress("11.11.0.1", Dialect.NATPMP),
+        MappingReady(TCP, 6881, 6881, 7200, Dialect.NATPMP),
+    ]
+
+
+def test_natpmp_refusing_version_zero_is_unsupported() -> None:
+    """If even NAT-PMP version 0 is refused, the gateway is unsupported."""
+    client = make(try_pcp=False)
+    client.start(0.0)
+    client.receive_data(unsupported_natpmp(), 0.05)
+    assert isinstance(drain(client)[-1], GatewayUnsupported)
+
+
+def test_lease_is_renewed_at_half_life() -> None:
+    """A 120-second lease is asked for again 60 s after it was granted, with the same request."""
+    client = make(try_pcp=False, lifetime=120)
+    client.add_mapping(UDP, 7000, 0.0)
+    first = client.datagrams_to_send()
+    client.receive_data(natpmp_map(UDP, 7000, 7000, 120, 50), 1.0)
+    drain(client)
+    assert client.get_timer() == pytest.approx(61.0)
+    client.handle_timer(61.0)
+    assert client.datagrams_to_send() == first
+    client.receive_data(natpmp_map(UDP, 7000, 7000, 120, 110), 61.1)
+    assert drain(client) == [MappingReady(UDP, 7000, 7000, 120, Dialect.NATPMP)]
+
+
+def test_epoch_going_back_means_the_gateway_restarted_and_everything_is_mapped_again() -> None:
+    """An epoch that fell behind our clock re-requests every mapping and the address."""
+    client = make(try_pcp=False)
+    client.start(0.0)
+    client.add_mapping(TCP, 6881, 0.0)
+    client.datagrams_to_send()
+    client.receive_data(natpmp_address(1000), 0.1)
+    client.receive_data(natpmp_map(TCP, 6881, 6881, 7200, 1000), 0.1)
+    drain(client)
+    client.receive_data(natpmp_address(3), 600.0)  # a fresh router: epoch 3 s, 600 s later
+    events = drain(client)
+    assert events[0] == GatewayRestarted(3)
+    assert encode_natpmp_map_request(TCP, 6881, 6881, 7200) in client.datagrams_to_send()
+
+
+def test_epoch_that_kept_pace_is_no_restart() -> None:
+    """An epoch that advanced with our clock (within 7/8 minus 2 s) is a normal answer."""
+    client = make(try_pcp=False)
+    client.start(0.0)
+    client.receive_data(natpmp_address(1000), 0.0)
+    client.start(100.0)
+    client.receive_data(natpmp_address(1089), 100.0)  # 89 >= 100 * 7/8 - 2
+    assert not any(isinstance(e, GatewayRestarted) for e in drain(client))
+
+
+def test_close_deletes_every_mapping_then_reports_closed() -> None:
+    """Close sends lifetime-0 requests; once each is confirmed, MappingRemoved and Closed follow."""
+    client = make(try_pcp=False)
+    client.add_mapping(TCP, 6881, 0.0)
+    client.datagrams_to_send()
+    client.receive_data(natpmp_map(TCP, 6881, 6881, 7200, 10), 0.1)
+    drain(client)
+    client.close(1.0)
+    assert client.datagrams_to_send() == [encode_natpmp_map_request(TCP, 6881, 0, 0)]
+    client.receive_data(natpmp_map(TCP, 6881, 0, 0, 11), 1.1)
+    assert drain(client) == [MappingRemoved(TCP, 6881), Closed()]
+    assert client.get_timer() is None
+
+
+def test_pcp_close_sends_map_with_lifetime_zero_and_same_nonce() -> None:
+    """A PCP delete is the MAP request again with lifetime 0."""
+    client = make()
+    client.add_mapping(UDP, 6881, 0.0)
+    client.datagrams_to_send()
+    client.receive_data(pcp_map(UDP, 6881, 6881, 7200, 5), 0.1)
+    client.close(0.2)
+    (delete,) = client.datagrams_to_send()
+    assert delete[4:8] == bytes(4) and delete[24:36] == NONCE
+    client.receive_data(pcp_map(UDP, 6881, 6881, 0, 5), 0.3)
+    assert drain(client)[-2:] == [MappingRemoved(UDP, 6881), Closed()]
+
+
+def test_close_with_a_silent_gateway_still_ends() -> None:
+    """Deletes that are never answered run out of tries and Closed still comes."""
+    client = make(try_pcp=False, max_tries=3)
+    client.add_mapping(TCP, 1, 0.0)
+    client.receive_data(natpmp_map(TCP, 1, 1, 100, 1), 0.0)
+    client.close(1.0)
+    now = 1.0
+    for _ in range(10):
+        timer = client.get_timer()
+        if timer is None:
+            break
+        now = timer
+        client.handle_timer(now)
+    assert drain(client)[-1] == Closed()
+    assert now == pytest.approx(1.0 + 0.25 * 7)
+
+
+def test_refused_mapping_is_reported_with_its_reason() -> None:
+    """A result code other than success is a MappingFailed naming the RFC's reason."""
+    client = make(try_pcp=False)
+    client.add_mapping(TCP, 80, 0.0)
+    client.receive_data(natpmp_map(TCP, 80, 0, 0, 5, result=2), 0.1)
+    assert drain(client) == [MappingFailed(TCP, 80, "not authorized/refused")]
+    assert client.mappings == []
+
+
+def test_refused_address_request_is_reported() -> None:
+    """An error answer to the address request is AddressFailed."""
+    client = make(try_pcp=False)
+    client.start(0.0)
+    client.receive_data(natpmp_address(5, result=3), 0.1)
+    assert drain(client) == [AddressFailed("network failure")]
+
+
+def test_answers_nobody_asked_for_are_counted_and_ignored() -> None:
+    """A map answer for a port we never asked, or with another nonce, changes nothing."""
+    client = make()
+    client.add_mapping(TCP, 6881, 0.0)
+    client.receive_data(pcp_map(TCP, 6881, 6881, 7200, 5, nonce=b"x" * 12), 0.1)
+    client.receive_data(pcp_map(UDP, 9999, 9999, 7200, 5), 0.1)
+    assert drain(client) == [] and client.unsolicited == 2 and client.mappings == []
+
+
+def test_malformed_datagram_raises_and_leaves_the_client_as_it_was() -> None:
+    """A garbage datagram is a RemoteProtocolError; the pending request is still retransmitted."""
+    client = make()
+    client.add_mapping(TCP, 6881, 0.0)
+    client.datagrams_to_send()
+    with pytest.raises(RemoteProtocolError):
+        client.receive_data(b"\x02\x81garbage", 0.1)
+    client.handle_timer(0.25)
+    assert len(client.datagrams_to_send()) == 1
+
+
+def test_mapping_count_is_limited() -> None:
+    """More mappings than max_mappings is refused as our own error."""
+    client = make(max_mappings=2)
+    client.add_mapping(TCP, 1, 0.0)
+    client.add_mapping(TCP, 2, 0.0)
+    with pytest.raises(LocalProtocolError):
+        client.add_mapping(TCP, 3, 0.0)
