@@ -324,8 +324,11 @@ class NatPmpClient:
                 if key != _ADDRESS:
                     self._ask(key, now)
             return
-        if self.dialect is Dialect.NATPMP or message.version != 2:
-            self._fail_gateway(f"the gateway speaks an unsupported NAT-PMP/PCP version ({message.version})")
+        if self.dialect is Dialect.NATPMP and message.version == 0:
+            # the answer to another PCP request sent before we fell back: already handled
+            self.unsolicited += 1
+            return
+        self._fail_gateway(f"the gateway speaks an unsupported NAT-PMP/PCP version ({message.version})")
 
     def _check_epoch(self, epoch: int, now: float) -> None:
         """Record the gateway's epoch; on a restart, request every mapping again."""

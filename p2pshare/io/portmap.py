@@ -113,6 +113,7 @@ class PortMapper:
         udp_port: int | None = None,
         gateway: str | None = None,
         on_event: Callable[[PortMapEvent], None] | None = None,
+        natpmp_port: int = NATPMP_PORT,
     ) -> None:
         self.config = config or PortMapConfig()
         self.natpmp_config = natpmp or NatPmpConfig()
@@ -122,6 +123,7 @@ class PortMapper:
         if udp_port:
             self.ports.append((MapProtocol.UDP, udp_port))
         self.gateway = gateway
+        self.natpmp_port = natpmp_port  #: the gateway's NAT-PMP/PCP port (5351; tests use another)
         self.local_ip: str | None = None
         self.on_event = on_event
         self.external_address: str | None = None
@@ -147,7 +149,7 @@ class PortMapper:
         if self.gateway is None:
             self._fail_all("no default gateway (no IPv4 default route)")
             return
-        self.local_ip = local_address_towards(self.gateway)
+        self.local_ip = local_address_towards(self.gateway, self.natpmp_port)
         if self.local_ip is None:
             self._fail_all(f"no local address routes to the gateway {self.gateway}")
             return
@@ -201,7 +203,11 @@ class PortMapper:
             driver: _Driver
             if method == "natpmp":
                 driver = NatPmpDriver(
-                    self.natpmp_config, self.gateway, self.local_ip, self._report_from("natpmp")
+                    self.natpmp_config,
+                    self.gateway,
+                    self.local_ip,
+                    self._report_from("natpmp"),
+                    port=self.natpmp_port,
                 )
             elif method == "upnp":
                 driver = UpnpDriver(self.config, self.gateway, self.local_ip, self._report_from("upnp"))

@@ -122,8 +122,8 @@ class UpnpDriver:
     async def _run(self, ports: list[tuple[MapProtocol, int]]) -> None:
         try:
             self.service = await self._discover()
-        except (UpnpError, OSError, TimeoutError) as exc:
-            self.report(MethodUnavailable(self.method, f"UPnP discovery failed: {exc}"))
+        except Exception as exc:  # whatever went wrong, UPnP is unavailable; never fatal
+            self.report(MethodUnavailable(self.method, f"UPnP discovery failed: {exc!r}"))
             return
         if self.service is None:
             return

@@ -291,12 +291,23 @@ def test_natpmp_only_gateway_makes_the_client_fall_back_from_pcp() -> None:
     ]
 
 
-def test_natpmp_refusing_version_zero_is_unsupported() -> None:
-    """If even NAT-PMP version 0 is refused, the gateway is unsupported."""
+def test_pcp_only_gateway_refusing_version_zero_is_unsupported() -> None:
+    """A gateway that answers NAT-PMP with PCP's "unsupported version" speaks nothing we can use."""
     client = make(try_pcp=False)
     client.start(0.0)
-    client.receive_data(unsupported_natpmp(), 0.05)
-    assert isinstance(drain(client)[-1], GatewayUnsupported)
+    client.receive_data(struct.pack("!BBBBII", 2, 0x80, 0, 1, 0, 5) + bytes(12), 0.05)
+    assert drain(client) == [GatewayUnsupported("the gateway speaks an unsupported NAT-PMP/PCP version (2)")]
+
+
+def test_second_version_refusal_after_falling_back_is_ignored() -> None:
+    """Each PCP request in flight draws its own refusal; only the first switches dialect, none fails."""
+    client = make()
+    client.add_mapping(TCP, 1, 0.0)
+    client.add_mapping(UDP, 2, 0.0)
+    client.receive_data(unsupported_natpmp(), 0.01)
+    client.receive_data(unsupported_natpmp(), 0.01)
+    assert client.dialect is Dialect.NATPMP and not client.finished
+    assert drain(client) == [] and client.unsolicited == 1
 
 
 def test_lease_is_renewed_at_half_life() -> None:
