@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	bash scripts/install-lab.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/p2pshare demo
