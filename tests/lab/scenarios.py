@@ -109,6 +109,28 @@ def lsd(lab: Lab) -> dict[str, Any]:
     }
 
 
+GUARD_PROBE = """
+import json, socket
+from tests.netguard import NonLoopbackTraffic
+out = {}
+for name, addr in (("lab", ("11.11.0.2", 9)), ("outside", ("8.8.8.8", 53)), ("loopback", ("127.0.0.1", 9))):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(b"x", addr)
+            out[name] = "sent"
+        except NonLoopbackTraffic:
+            out[name] = "refused"
+        except OSError as exc:
+            out[name] = "oserror:" + exc.__class__.__name__
+print(json.dumps({"event": "guard", **out}), flush=True)
+"""
+
+
+def guard(lab: Lab) -> dict[str, Any]:
+    """A Python process in h1 tries a lab address, an outside address and loopback."""
+    return read_json_line(lab.spawn("h1", "-c", GUARD_PROBE), 30.0, "guard")
+
+
 SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "portmap": portmap,
     "portmap-upnp": lambda lab: portmap(lab, "upnp"),
@@ -116,4 +138,5 @@ SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "portmap-natpmp-v0": lambda lab: portmap(lab, "natpmp", pcp=False),
     "portmap-renew": lambda lab: portmap(lab, "upnp", renew=True),
     "lsd": lsd,
+    "guard": guard,
 }
