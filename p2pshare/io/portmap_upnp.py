@@ -23,7 +23,7 @@ from async_upnp_client.client import UpnpDevice, UpnpRequester, UpnpService
 from async_upnp_client.client_factory import UpnpFactory
 from async_upnp_client.const import HttpRequest, HttpResponse
 from async_upnp_client.exceptions import UpnpActionResponseError, UpnpError
-from async_upnp_client.search import async_search
+from async_upnp_client.search import SsdpSearchListener
 
 from p2pshare.config import PortMapConfig
 from p2pshare.core.natpmp_wire import MapProtocol
@@ -47,6 +47,7 @@ SERVICE_TYPES = (
     "urn:schemas-upnp-org:service:WANIPConnection:1",
     "urn:schemas-upnp-org:service:WANPPPConnection:1",
 )
+MAX_LOCATIONS = 16  #: distinct SSDP answers kept from one search
 ONLY_PERMANENT_LEASES = 725  #: UPnP error: the gateway accepts lease duration 0 only
 
 
@@ -136,20 +137,38 @@ class UpnpDriver:
                 return  # permanent mappings: nothing to renew
             await asyncio.sleep(lease / 2)
 
-    async def _discover(self) -> UpnpService | None:
+    async def _search(self) -> list[str]:
+        """SSDP M-SEARCH for an IGD (sent twice); stops early once the default gateway answers."""
         locations: list[str] = []
+        gateway_answered = asyncio.Event()
 
-        async def on_response(headers: Mapping[str, Any]) -> None:
+        def on_response(headers: Mapping[str, Any]) -> None:
             location = headers.get("location")
-            if isinstance(location, str) and location not in locations and len(locations) < 16:
+            if isinstance(location, str) and location not in locations and len(locations) < MAX_LOCATIONS:
                 locations.append(location)
+                if urlsplit(location).hostname == self.gateway:
+                    gateway_answered.set()
 
-        await async_search(
-            on_response,
-            timeout=max(1, round(self.config.upnp_search_timeout)),
-            search_target=IGD_SEARCH_TARGET,
+        wait = self.config.upnp_search_timeout
+        listener = SsdpSearchListener(
+            callback=on_response,
             source=(self.local_ip, 0),
+            timeout=max(1, round(wait)),
+            search_target=IGD_SEARCH_TARGET,
         )
+        await listener.async_start()
+        try:
+            for share in (0.3, 0.7):  # a second M-SEARCH in case the first datagram was lost
+                listener.async_search()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gateway_answered.wait(), wait * share)
+                    break
+        finally:
+            listener.async_stop()
+        return locations
+
+    async def _discover(self) -> UpnpService | None:
+        locations = await self._search()
         if not locations:
             self.report(MethodUnavailable(self.method, "no UPnP Internet gateway answered the SSDP search"))
             return None
