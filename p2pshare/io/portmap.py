@@ -254,7 +254,9 @@ class PortMapper:
         elif isinstance(event, MethodUnavailable):
             self._methods[family] = "unavailable"
             self._errors.append(f"{event.method}: {event.reason}")
-            self._drivers.pop(family, None)
+            driver = self._drivers.pop(family, None)
+            if driver is not None:
+                self._close_later(driver)  # releases its socket; it holds no mapping
             self._maybe_retry()
         elif isinstance(event, PortMapFailed):
             self._errors.append(f"{event.method}: {event.reason}")
@@ -273,9 +275,12 @@ class PortMapper:
             if other != family:
                 del self._drivers[other]
                 self._methods[other] = "standby"
-                task = asyncio.get_running_loop().create_task(self._close_driver(driver))
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                self._close_later(driver)
+
+    def _close_later(self, driver: _Driver) -> None:
+        task = asyncio.get_running_loop().create_task(self._close_driver(driver))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _settled(self) -> bool:
         if self._closed or self.active is not None:
