@@ -62,9 +62,10 @@ async def portmap(args: argparse.Namespace) -> None:
     mapper = PortMapper(
         config, natpmp, tcp_port=args.tcp, udp_port=args.udp, on_event=lambda e: events.append(repr(e))
     )
+    started = loop.time()
     await mapper.start()
     status = await mapper.wait_settled(args.settle)
-    emit(event="settled", status=status_dict(status), events=events)
+    emit(event="settled", status=status_dict(status), events=events, seconds=loop.time() - started)
     line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), args.hold)
     if line.strip() == "renewed":
         await asyncio.sleep(args.lease * 0.75)
