@@ -213,6 +213,7 @@ class PortMapConfig:
     upnp_search_timeout: float = 3.0  #: SSDP M-SEARCH wait for an Internet gateway device
     upnp_http_timeout: float = 5.0  #: one SOAP call or description fetch
     upnp_lease: int = 3600  #: seconds asked for (0 = permanent, used when the router insists)
+    upnp_port_attempts: int = 4  #: external ports tried when ours is mapped to another host
     upnp_max_description: int = 256 * 1024  #: a gateway's description XML larger than this is refused
     close_timeout: float = 3.0  #: bound on removing every mapping on exit
     retry_interval: float = 300.0  #: after a failure, try the whole discovery again this often

@@ -36,7 +36,7 @@ from p2pshare.io.portmap_events import (
     PortUnmapped,
 )
 
-__all__ = ["IGD_SEARCH_TARGET", "SERVICE_TYPES", "UpnpDriver", "find_wan_service"]
+__all__ = ["IGD_SEARCH_TARGET", "SERVICE_TYPES", "UpnpDriver", "external_candidates", "find_wan_service"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ SERVICE_TYPES = (
 )
 MAX_LOCATIONS = 16  #: distinct SSDP answers kept from one search
 ONLY_PERMANENT_LEASES = 725  #: UPnP error: the gateway accepts lease duration 0 only
+CONFLICT_IN_MAPPING_ENTRY = 718  #: UPnP error: that external port is mapped to another host
 
 
 class _BoundedRequester(UpnpRequester):
@@ -203,32 +204,41 @@ class UpnpDriver:
             self.report(ExternalAddressFound(self.method_name, address))
 
     async def _add(self, protocol: MapProtocol, internal_port: int, lease: int) -> int:
-        """AddPortMapping (same external port); returns the lease to use from now on."""
+        """AddPortMapping, on the same external port or (if taken) the next few; returns the lease to use.
+
+        A renewal asks for the external port it already holds.  UPnP error 718 (the external
+        port is mapped to another host) moves on to the next candidate port, 725 (permanent
+        leases only) retries with lease 0.
+        """
         assert self.service is not None
-        name = protocol.value.upper()
-        try:
-            await self._call_add(name, internal_port, lease)
-        except UpnpActionResponseError as exc:
-            if exc.error_code == ONLY_PERMANENT_LEASES and lease != 0:
-                return await self._add(protocol, internal_port, 0)
-            self.report(
-                PortMapFailed(self.method_name, f"AddPortMapping: {exc}", protocol.value, internal_port)
-            )
+        held = self.mapped.get((protocol, internal_port))
+        candidates = [held] if held else external_candidates(internal_port, self.config.upnp_port_attempts)
+        last: Exception | None = None
+        for external_port in candidates:
+            try:
+                await self._call_add(protocol.value.upper(), external_port, internal_port, lease)
+            except UpnpActionResponseError as exc:
+                if exc.error_code == ONLY_PERMANENT_LEASES and lease != 0:
+                    return await self._add(protocol, internal_port, 0)
+                last = exc
+                if exc.error_code == CONFLICT_IN_MAPPING_ENTRY:
+                    continue
+                break
+            except (UpnpError, OSError, TimeoutError) as exc:
+                last = exc
+                break
+            self.mapped[(protocol, internal_port)] = external_port
+            self.report(PortMapped(self.method_name, protocol.value, internal_port, external_port, lease))
             return lease
-        except (UpnpError, OSError, TimeoutError) as exc:
-            self.report(
-                PortMapFailed(self.method_name, f"AddPortMapping: {exc}", protocol.value, internal_port)
-            )
-            return lease
-        self.mapped[(protocol, internal_port)] = internal_port
-        self.report(PortMapped(self.method_name, protocol.value, internal_port, internal_port, lease))
+        reason = f"AddPortMapping: {last!r}" if last else "AddPortMapping: no port left to try"
+        self.report(PortMapFailed(self.method_name, reason, protocol.value, internal_port))
         return lease
 
-    async def _call_add(self, protocol: str, internal_port: int, lease: int) -> None:
+    async def _call_add(self, protocol: str, external_port: int, internal_port: int, lease: int) -> None:
         assert self.service is not None
         await self.service.action("AddPortMapping").async_call(
             NewRemoteHost="",
-            NewExternalPort=internal_port,
+            NewExternalPort=external_port,
             NewProtocol=protocol,
             NewInternalPort=internal_port,
             NewInternalClient=self.local_ip,
@@ -253,6 +263,12 @@ class UpnpDriver:
                 continue
             del self.mapped[(protocol, internal_port)]
             self.report(PortUnmapped(self.method_name, protocol.value, internal_port))
+
+
+def external_candidates(internal_port: int, attempts: int) -> list[int]:
+    """External ports to ask for: the internal port first, then the next ones (wrapping above 1023)."""
+    span = 65536 - 1024
+    return [1024 + (internal_port - 1024 + k) % span for k in range(attempts)]
 
 
 def _is_lan_address(host: str) -> bool:

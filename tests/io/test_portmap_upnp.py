@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from p2pshare.io.portmap_upnp import SERVICE_TYPES, find_wan_service
+from p2pshare.io.portmap_upnp import SERVICE_TYPES, external_candidates, find_wan_service
 
 IP1, IP2, PPP = (
     "urn:schemas-upnp-org:service:WANIPConnection:1",
@@ -54,3 +54,9 @@ def test_service_without_add_port_mapping_is_not_chosen() -> None:
     """A WAN service that lacks AddPortMapping (a read-only router) is no mapping service."""
     assert find_wan_service(tree(IP2, IP1, actions=("GetExternalIPAddress",))) is None
     assert find_wan_service(tree("urn:schemas-upnp-org:service:Layer3Forwarding:1")) is None
+
+
+def test_external_port_candidates_start_at_ours_and_wrap_above_1023() -> None:
+    """The internal port is asked for first, then the following ones, never a port below 1024."""
+    assert external_candidates(6881, 4) == [6881, 6882, 6883, 6884]
+    assert external_candidates(65535, 3) == [65535, 1024, 1025]

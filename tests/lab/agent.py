@@ -1,6 +1,6 @@
 """Programs the lab runs inside its namespaces, each printing JSON lines on stdout.
 
-* ``portmap``: listen on a TCP and a UDP port (answering ``h1:<what came>``), map them with
+* ``portmap``: listen on a TCP and a UDP port (answering ``<name>:<what came>``), map them with
   :class:`p2pshare.io.portmap.PortMapper`, print the settled status, then on ``close`` from
   stdin close the mapper and print the final status.
 * ``probe``: connect to a TCP address and send a UDP datagram; print what came back.
@@ -22,6 +22,8 @@ from typing import Any
 
 from p2pshare.config import LsdConfig, NatPmpConfig, PortMapConfig
 
+NAME = b"h1"  #: how the echo servers of ``portmap`` sign their answers (--name)
+
 
 def emit(**fields: Any) -> None:
     print(json.dumps(fields, default=str), flush=True)
@@ -36,7 +38,7 @@ def status_dict(status: Any) -> dict[str, Any]:
 async def _tcp_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError, TimeoutError):
         data = await asyncio.wait_for(reader.read(100), 5.0)
-        writer.write(b"h1:" + data)
+        writer.write(NAME + b":" + data)
         await writer.drain()
     writer.close()
 
@@ -46,7 +48,7 @@ class _UdpEcho(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(b"h1:" + data[:100], addr)  # type: ignore[attr-defined]
+        self.transport.sendto(NAME + b":" + data[:100], addr)  # type: ignore[attr-defined]
 
 
 async def portmap(args: argparse.Namespace) -> None:
@@ -134,6 +136,7 @@ def main() -> None:
     p.add_argument("--lease", type=int, default=3600)
     p.add_argument("--natpmp-tries", type=int, default=9)
     p.add_argument("--no-pcp", action="store_true", help="speak NAT-PMP (version 0) from the start")
+    p.add_argument("--name", default="h1", help="signs the echo answers")
     q = sub.add_parser("probe")
     q.add_argument("--host", required=True)
     q.add_argument("--tcp", type=int, required=True)
@@ -144,6 +147,8 @@ def main() -> None:
     r.add_argument("--duration", type=float, default=3.0)
     r.add_argument("--gap", type=float, default=60.0)
     args = parser.parse_args()
+    global NAME
+    NAME = getattr(args, "name", "h1").encode()
     if args.cmd == "portmap":
         asyncio.run(portmap(args))
     elif args.cmd == "probe":

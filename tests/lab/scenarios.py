@@ -109,6 +109,23 @@ def lsd(lab: Lab) -> dict[str, Any]:
     }
 
 
+def portmap_conflict(lab: Lab, protocols: str) -> dict[str, Any]:
+    """h1b maps the ports first; h1 then asks for the same ones and must get others that reach h1."""
+    base = ["portmap", "--tcp", str(TCP_PORT), "--udp", str(UDP_PORT), "--protocols", protocols]
+    first = lab.spawn("h1b", "-m", "tests.lab.agent", *base, "--name", "h1b")
+    result: dict[str, Any] = {"h1b": read_json_line(first, 40.0, "settled")}
+    second = lab.spawn("h1", "-m", "tests.lab.agent", *base, "--name", "h1")
+    result["h1"] = read_json_line(second, 40.0, "settled")
+    ports = {m["protocol"]: m["external_port"] for m in result["h1"]["status"]["mappings"]}
+    result["probe_h1"] = probe_from_h2(lab, ports.get("tcp", TCP_PORT), ports.get("udp", UDP_PORT))
+    result["probe_h1b"] = probe_from_h2(lab, TCP_PORT, UDP_PORT)
+    for proc in (second, first):
+        send(proc, "close")
+        read_json_line(proc, 30.0, "closed")
+    result["rules_after_close"] = miniupnpd_rules(lab)
+    return result
+
+
 GUARD_PROBE = """
 import json, socket
 from tests.netguard import NonLoopbackTraffic
@@ -137,6 +154,8 @@ SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "portmap-natpmp": lambda lab: portmap(lab, "natpmp"),
     "portmap-natpmp-v0": lambda lab: portmap(lab, "natpmp", pcp=False),
     "portmap-renew": lambda lab: portmap(lab, "upnp", renew=True),
+    "portmap-conflict-upnp": lambda lab: portmap_conflict(lab, "upnp"),
+    "portmap-conflict-natpmp": lambda lab: portmap_conflict(lab, "natpmp"),
     "lsd": lsd,
     "guard": guard,
 }

@@ -90,3 +90,21 @@ def test_short_lease_is_renewed_before_it_runs_out(scenario: Scenario) -> None:
     assert len(mapped_events) >= 4, events  # two first grants, then at least one renewal of each
     assert result["renewed"]["status"]["mappings"], result["renewed"]
     assert result["rules_after_close"] == {"miniupnpd": 0, "prerouting_miniupnpd": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scenario_name", "variant"), [("portmap-conflict-upnp", "upnp"), ("portmap-conflict-natpmp", "natpmp")]
+)
+def test_second_host_asking_for_a_taken_port_gets_another_that_reaches_it(
+    scenario: Scenario, scenario_name: str, variant: str
+) -> None:
+    """h1b holds the ports; h1 is given other external ports, and h2 reaches each host on its own."""
+    result = scenario(scenario_name, variant)
+    h1b = {m["protocol"]: m["external_port"] for m in result["h1b"]["status"]["mappings"]}
+    h1 = {m["protocol"]: m["external_port"] for m in result["h1"]["status"]["mappings"]}
+    assert h1b == {"tcp": TCP_PORT, "udp": UDP_PORT}
+    assert set(h1) == {"tcp", "udp"} and h1["tcp"] != TCP_PORT and h1["udp"] != UDP_PORT
+    assert result["probe_h1"].get("tcp") == "h1:hello-tcp" and result["probe_h1"].get("udp") == "h1:hello-udp"
+    assert result["probe_h1b"].get("tcp") == "h1b:hello-tcp"
+    assert result["rules_after_close"] == {"miniupnpd": 0, "prerouting_miniupnpd": 0}
