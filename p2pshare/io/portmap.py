@@ -304,5 +304,8 @@ class PortMapper:
                 self._methods[method] = "unavailable"
         self._errors.append(reason)
         if self.on_event is not None:
-            self.on_event(MethodUnavailable("portmap", reason))
+            try:
+                self.on_event(MethodUnavailable("portmap", reason))
+            except Exception:
+                log.exception("port-mapping event handler failed")
         self._changed.set()
