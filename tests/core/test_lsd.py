@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -230,3 +232,37 @@ def test_removed_torrent_is_no_longer_announced_or_reported() -> None:
     assert n.get_timer() is None
     n.receive_data(encode_announce("x", 1, [IH_A], None), "192.168.1.11", 0.0)
     assert n.next_event() is None
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(0, 5)),
+            st.tuples(st.just("remove"), st.integers(0, 5)),
+            st.tuples(st.just("timer"), st.floats(0.0, 2000.0)),
+            st.tuples(st.just("hear"), st.integers(0, 5)),
+        ),
+        max_size=60,
+    )
+)
+def test_announces_never_come_closer_than_a_minute(ops: list[tuple[str, float]]) -> None:
+    """Whatever torrents come and go and whenever the timer fires, announces are >= 60 s apart."""
+    n = node()
+    now = 0.0
+    sent_at: list[float] = []
+    for kind, value in ops:
+        ih = bytes([int(value) % 6]) * 20
+        if kind == "add":
+            n.add_torrent(ih, now)
+        elif kind == "remove":
+            n.remove_torrent(ih)
+        elif kind == "hear":
+            n.receive_data(encode_announce("x", 1, [ih], "other"), "10.0.0.1", now)
+            while (event := n.next_event()) is not None:
+                assert event.info_hash == ih
+        else:
+            now = max(now, value)
+            n.handle_timer(now)
+        if n.datagrams_to_send():
+            sent_at.append(now)
+    assert all(b - a >= 60.0 for a, b in itertools.pairwise(sent_at))

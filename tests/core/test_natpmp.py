@@ -437,3 +437,67 @@ def test_mapping_count_is_limited() -> None:
     client.add_mapping(TCP, 2, 0.0)
     with pytest.raises(LocalProtocolError):
         client.add_mapping(TCP, 3, 0.0)
+
+
+# -- state x input ------------------------------------------------------------------------------
+
+ANSWERS = [
+    natpmp_address(10),
+    natpmp_address(1),
+    natpmp_map(TCP, 6881, 6881, 100, 20),
+    natpmp_map(UDP, 6881, 7000, 0, 20),
+    natpmp_map(TCP, 6881, 0, 0, 20, result=4),
+    pcp_map(TCP, 6881, 6881, 100, 30),
+    pcp_map(UDP, 6881, 6881, 0, 30),
+    pcp_map(UDP, 6881, 6881, 100, 2, result=8),
+    unsupported_natpmp(),
+    struct.pack("!BBBBII", 2, 0x81, 0, 1, 0, 5) + bytes(12),
+]
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("answer"), st.sampled_from(ANSWERS)),
+        st.tuples(st.just("garbage"), st.binary(max_size=64)),
+        st.tuples(st.just("timer"), st.floats(0.0, 5000.0)),
+        st.tuples(st.just("unreachable"), st.just(b"")),
+        st.tuples(st.just("close"), st.just(b"")),
+    ),
+    max_size=40,
+)
+
+
+@given(steps, st.booleans())
+def test_any_sequence_of_answers_timers_and_close_keeps_the_client_consistent(
+    sequence: list[tuple[str, object]], pcp: bool
+) -> None:
+    """Whatever arrives in whatever order, only RemoteProtocolError escapes and the client stays coherent."""
+    client = make(try_pcp=pcp, max_tries=4)
+    now = 0.0
+    client.start(now)
+    client.add_mapping(TCP, 6881, now)
+    client.add_mapping(UDP, 6881, now)
+    for kind, value in sequence:
+        now += 0.1
+        if kind == "answer" or kind == "garbage":
+            assert isinstance(value, bytes)
+            try:
+                client.receive_data(value, now)
+            except RemoteProtocolError:
+                assert kind == "garbage"
+        elif kind == "timer":
+            assert isinstance(value, float)
+            now = max(now, value)
+            client.handle_timer(now)
+        elif kind == "unreachable":
+            client.gateway_unreachable(now)
+        else:
+            client.close(now)
+        events = drain(client)
+        assert events.count(Closed()) <= 1
+        timer = client.get_timer()
+        if kind == "timer":
+            assert timer is None or timer > now, "handle_timer left work overdue"
+        if client.finished:
+            assert timer is None
+        for datagram in client.datagrams_to_send():
+            assert datagram[0] in (0, 2) and len(datagram) in (2, 12, 60)
