@@ -55,8 +55,10 @@ async def portmap(args: argparse.Namespace) -> None:
     from p2pshare.io.portmap import PortMapper
 
     loop = asyncio.get_running_loop()
-    server = await asyncio.start_server(_tcp_echo, "0.0.0.0", args.tcp)
-    udp, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("0.0.0.0", args.udp))
+    server = udp = None
+    if not args.no_echo:
+        server = await asyncio.start_server(_tcp_echo, "0.0.0.0", args.tcp)
+        udp, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("0.0.0.0", args.udp))
     events: list[str] = []
     protocols = tuple(args.protocols.split(","))
     config = PortMapConfig(protocols=protocols, upnp_search_timeout=2.0, upnp_lease=args.lease)
@@ -75,8 +77,9 @@ async def portmap(args: argparse.Namespace) -> None:
         line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), args.hold)
     await mapper.close()
     emit(event="closed", status=status_dict(mapper.status()), events=events)
-    server.close()
-    udp.close()
+    if server is not None and udp is not None:
+        server.close()
+        udp.close()
 
 
 def probe(args: argparse.Namespace) -> None:
@@ -137,6 +140,7 @@ def main() -> None:
     p.add_argument("--natpmp-tries", type=int, default=9)
     p.add_argument("--no-pcp", action="store_true", help="speak NAT-PMP (version 0) from the start")
     p.add_argument("--name", default="h1", help="signs the echo answers")
+    p.add_argument("--no-echo", action="store_true", help="map ports another program listens on")
     q = sub.add_parser("probe")
     q.add_argument("--host", required=True)
     q.add_argument("--tcp", type=int, required=True)

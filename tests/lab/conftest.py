@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAB_TIMEOUT = 150.0  #: one scenario, lab build and teardown included
+LAB_TIMEOUT = 100.0  #: one scenario, lab build and teardown included (under pytest-timeout's 120 s)
 
 
 def _lab_unavailable() -> str | None:

@@ -296,15 +296,15 @@ class Lab:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def spawn(self, ns: str, *argv: str) -> subprocess.Popen[str]:
-        """Start ``python argv...`` in namespace ``ns`` with pipes on stdin/stdout."""
+    def spawn(self, ns: str, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start ``python argv...`` in namespace ``ns`` with pipes on stdin/stdout (``env`` added)."""
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._logfile(f"{ns}-{len(self.procs)}.err"),
             text=True,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             cwd=ROOT,
         )
         self.procs.append(proc)

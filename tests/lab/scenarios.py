@@ -7,6 +7,7 @@ in tests/lab/test_*.py decide.  Every wait is bounded.
 from __future__ import annotations
 
 import json
+import random
 import selectors
 import subprocess
 import time
@@ -126,6 +127,61 @@ def portmap_conflict(lab: Lab, protocols: str) -> dict[str, Any]:
     return result
 
 
+def share_get(lab: Lab, protocols: str, get_timeout: float = 60.0) -> dict[str, Any]:
+    """h1 runs ``p2pshare share`` and maps its port; h2 runs ``p2pshare get --peer <r1's address>``.
+
+    Neither uses the DHT: the point is that the mapping makes h1 reachable through two NATs.
+    Times are from the start of ``get``: first peer connected, first verified bytes, done.
+    """
+    payload = lab.workdir / "share" / "payload.bin"
+    payload.parent.mkdir()
+    payload.write_bytes(random.Random(11).randbytes(4 * 1024 * 1024))
+    state = {"h1": lab.workdir / "state-h1", "h2": lab.workdir / "state-h2"}
+    share = lab.spawn(
+        "h1", "-m", "p2pshare", "share", str(payload), "--port", str(TCP_PORT), "--no-dht", "--json",
+        env={"P2PSHARE_STATE_DIR": str(state["h1"])},
+    )  # fmt: skip
+    listening = read_json_line(share, 60.0, "listening")
+    args = ["portmap", "--tcp", str(TCP_PORT), "--udp", str(UDP_PORT), "--protocols", protocols, "--no-echo"]
+    mapper = lab.spawn("h1", "-m", "tests.lab.agent", *args)
+    settled = read_json_line(mapper, 40.0, "settled")
+    ports = {m["protocol"]: m["external_port"] for m in settled["status"]["mappings"]}
+    out = lab.workdir / "out-h2"
+    peer = f"{R1_WAN}:{ports.get('tcp', TCP_PORT)}"
+    started = time.monotonic()
+    get = lab.spawn(
+        "h2", "-m", "p2pshare", "get", listening["info_hash"], "--peer", peer,
+        "--no-dht", "--json", "-o", str(out), "--timeout", str(get_timeout),
+        env={"P2PSHARE_STATE_DIR": str(state["h2"])},
+    )  # fmt: skip
+    marks: dict[str, float] = {}
+    final: dict[str, Any] = {}
+    while not final:
+        event = read_json_line(get, get_timeout + 30.0)
+        kind = event.get("event")
+        if kind == "peer_connected":
+            marks.setdefault("first_peer", time.monotonic() - started)
+        elif kind == "progress" and event.get("bytes", 0) > 0:
+            marks.setdefault("first_bytes", time.monotonic() - started)
+        elif kind in ("done", "error"):
+            marks["end"] = time.monotonic() - started
+            final = event
+    exit_code = get.wait(30.0)
+    fetched = out / payload.name
+    send(mapper, "close")
+    closed = read_json_line(mapper, 30.0, "closed")
+    return {
+        "mapped_ports": ports,
+        "settled": settled,
+        "final": final,
+        "exit_code": exit_code,
+        "marks": marks,
+        "identical": fetched.exists() and fetched.read_bytes() == payload.read_bytes(),
+        "closed": closed,
+        "rules_after_close": miniupnpd_rules(lab),
+    }
+
+
 GUARD_PROBE = """
 import json, socket
 from tests.netguard import NonLoopbackTraffic
@@ -156,6 +212,9 @@ SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "portmap-renew": lambda lab: portmap(lab, "upnp", renew=True),
     "portmap-conflict-upnp": lambda lab: portmap_conflict(lab, "upnp"),
     "portmap-conflict-natpmp": lambda lab: portmap_conflict(lab, "natpmp"),
+    "share-get-upnp": lambda lab: share_get(lab, "upnp"),
+    "share-get-natpmp": lambda lab: share_get(lab, "natpmp"),
+    "share-get-none": lambda lab: share_get(lab, "natpmp,upnp", get_timeout=8.0),
     "lsd": lsd,
     "guard": guard,
 }
