@@ -9,6 +9,9 @@ Targets (medians): NAT-PMP/PCP maps both ports in under 0.5 s, UPnP IGD (SSDP se
 description, GetExternalIPAddress, two AddPortMapping) in under 1.5 s, and a router with
 neither is given up on in under 3 s (the SSDP search waits 2 s in the lab's agent; NAT-PMP
 ends at the ICMP port unreachable).
+Then ``p2pshare get`` on h2 fetches 4 MiB from ``p2pshare share`` on h1 through both NATs,
+h1's port mapped by UPnP or NAT-PMP: the time from starting ``get`` to its first peer and to
+``done`` (target: done within 5 s, Python start-up included).
 Results go to benchmarks/results/portmap_lab.txt.  Skips (exit 0) where namespaces cannot be made.
 
 Usage: python benchmarks/portmap_lab_bench.py [--repeat 3]
@@ -33,6 +36,10 @@ CASES = [  # (label, scenario, variant, target seconds)
     ("UPnP IGD", "portmap-upnp", "upnp", 1.5),
     ("both offered", "portmap", "both", 0.5),
     ("neither (give up)", "portmap", "none", 3.0),
+]
+DOWNLOADS = [  # (label, scenario, variant, target seconds from starting `get` to `done`)
+    ("get via UPnP map", "share-get-upnp", "upnp", 5.0),
+    ("get via NAT-PMP map", "share-get-natpmp", "natpmp", 5.0),
 ]
 
 
@@ -74,6 +81,25 @@ def main() -> int:
         ok &= passed
         verdict = "ok" if passed else "MISSED"
         lines.append(f"{label:20s} {median:8.3f} {min(times):8.3f} {max(times):8.3f} {target:8.1f} {verdict}")
+        print(lines[-1], flush=True)
+    lines.append("")
+    lines.append("p2pshare get on h2 from p2pshare share on h1 (4 MiB, --peer r1's address, no DHT):")
+    lines.append("seconds from starting `get` (Python start-up included) to the first peer and to `done`")
+    lines.append(f"{'case':20s} {'peer':>8s} {'done':>8s} {'target':>8s}  result")
+    for label, scenario, variant, target in DOWNLOADS:
+        marks = []
+        for _ in range(args.repeat):
+            result = run(scenario, variant)
+            assert result["exit_code"] == 0 and result["identical"], result["final"]
+            mark = result["marks"]
+            assert isinstance(mark, dict)
+            marks.append((float(mark["first_peer"]), float(mark["end"])))
+        peer = statistics.median(m[0] for m in marks)
+        done = statistics.median(m[1] for m in marks)
+        passed = done <= target
+        ok &= passed
+        verdict = "ok" if passed else "MISSED"
+        lines.append(f"{label:20s} {peer:8.3f} {done:8.3f} {target:8.1f}  {verdict}")
         print(lines[-1], flush=True)
     out = HERE / "results" / "portmap_lab.txt"
     out.parent.mkdir(exist_ok=True)
