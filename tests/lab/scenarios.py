@@ -12,6 +12,7 @@ import selectors
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.lab.netlab import H1, H1B, R1_WAN, Lab
@@ -127,46 +128,55 @@ def portmap_conflict(lab: Lab, protocols: str) -> dict[str, Any]:
     return result
 
 
+def run_get(
+    lab: Lab, ns: str, info_hash: str, peer: str, out: Path, state: Path, timeout: float
+) -> tuple[dict[str, Any], int, dict[str, float]]:
+    """Run ``p2pshare get --peer`` in ``ns``; its last event, exit code, and when it first connected/ended."""
+    started = time.monotonic()
+    get = lab.spawn(
+        ns, "-m", "p2pshare", "get", info_hash, "--peer", peer,
+        "--no-dht", "--json", "-o", str(out), "--timeout", str(timeout),
+        env={"P2PSHARE_STATE_DIR": str(state)},
+    )  # fmt: skip
+    marks: dict[str, float] = {}
+    while True:
+        event = read_json_line(get, timeout + 30.0)
+        kind = event.get("event")
+        if kind == "peer_connected":
+            marks.setdefault("first_peer", time.monotonic() - started)
+        elif kind in ("done", "error"):
+            marks["end"] = time.monotonic() - started
+            return event, get.wait(30.0), marks
+
+
+def start_share(lab: Lab, ns: str) -> tuple[Path, dict[str, Any]]:
+    """``p2pshare share`` of 4 MiB on ``TCP_PORT`` in ``ns`` (no DHT): its payload and listening event."""
+    payload = lab.workdir / f"share-{ns}" / "payload.bin"
+    payload.parent.mkdir()
+    payload.write_bytes(random.Random(11).randbytes(4 * 1024 * 1024))
+    share = lab.spawn(
+        ns, "-m", "p2pshare", "share", str(payload), "--port", str(TCP_PORT), "--no-dht", "--json",
+        env={"P2PSHARE_STATE_DIR": str(lab.workdir / f"state-{ns}")},
+    )  # fmt: skip
+    return payload, read_json_line(share, 60.0, "listening")
+
+
 def share_get(lab: Lab, protocols: str, get_timeout: float = 60.0) -> dict[str, Any]:
     """h1 runs ``p2pshare share`` and maps its port; h2 runs ``p2pshare get --peer <r1's address>``.
 
     Neither uses the DHT: the point is that the mapping makes h1 reachable through two NATs.
     Times are from the start of ``get``: first peer connected, first verified bytes, done.
     """
-    payload = lab.workdir / "share" / "payload.bin"
-    payload.parent.mkdir()
-    payload.write_bytes(random.Random(11).randbytes(4 * 1024 * 1024))
-    state = {"h1": lab.workdir / "state-h1", "h2": lab.workdir / "state-h2"}
-    share = lab.spawn(
-        "h1", "-m", "p2pshare", "share", str(payload), "--port", str(TCP_PORT), "--no-dht", "--json",
-        env={"P2PSHARE_STATE_DIR": str(state["h1"])},
-    )  # fmt: skip
-    listening = read_json_line(share, 60.0, "listening")
+    payload, listening = start_share(lab, "h1")
     args = ["portmap", "--tcp", str(TCP_PORT), "--udp", str(UDP_PORT), "--protocols", protocols, "--no-echo"]
     mapper = lab.spawn("h1", "-m", "tests.lab.agent", *args)
     settled = read_json_line(mapper, 40.0, "settled")
     ports = {m["protocol"]: m["external_port"] for m in settled["status"]["mappings"]}
     out = lab.workdir / "out-h2"
     peer = f"{R1_WAN}:{ports.get('tcp', TCP_PORT)}"
-    started = time.monotonic()
-    get = lab.spawn(
-        "h2", "-m", "p2pshare", "get", listening["info_hash"], "--peer", peer,
-        "--no-dht", "--json", "-o", str(out), "--timeout", str(get_timeout),
-        env={"P2PSHARE_STATE_DIR": str(state["h2"])},
-    )  # fmt: skip
-    marks: dict[str, float] = {}
-    final: dict[str, Any] = {}
-    while not final:
-        event = read_json_line(get, get_timeout + 30.0)
-        kind = event.get("event")
-        if kind == "peer_connected":
-            marks.setdefault("first_peer", time.monotonic() - started)
-        elif kind == "progress" and event.get("bytes", 0) > 0:
-            marks.setdefault("first_bytes", time.monotonic() - started)
-        elif kind in ("done", "error"):
-            marks["end"] = time.monotonic() - started
-            final = event
-    exit_code = get.wait(30.0)
+    final, exit_code, marks = run_get(
+        lab, "h2", listening["info_hash"], peer, out, lab.workdir / "state-h2", get_timeout
+    )
     fetched = out / payload.name
     send(mapper, "close")
     closed = read_json_line(mapper, 30.0, "closed")
@@ -180,6 +190,31 @@ def share_get(lab: Lab, protocols: str, get_timeout: float = 60.0) -> dict[str, 
         "closed": closed,
         "rules_after_close": miniupnpd_rules(lab),
     }
+
+
+def lsd_get(lab: Lab) -> dict[str, Any]:
+    """h1 shares and announces by LSD; h1b hears it and downloads from the address it heard (no DHT)."""
+    payload, listening = start_share(lab, "h1")
+    info_hash = listening["info_hash"]
+    started = time.monotonic()
+    listen = ("lsd", "--duration", "6", "--port", "6882", "--infohash", info_hash)
+    heard = lab.spawn("h1b", "-m", "tests.lab.agent", *listen)
+    read_json_line(heard, 30.0, "lsd-started")
+    announce = ("lsd", "--duration", "2", "--port", str(listening["port"]), "--infohash", info_hash)
+    lab.spawn("h1", "-m", "tests.lab.agent", *announce)
+    found = read_json_line(heard, 30.0, "lsd")["found"]
+    v4 = [p for p in found if ":" not in p["host"]]
+    result: dict[str, Any] = {"found": found, "info_hash": info_hash, "h1": H1, "port": listening["port"]}
+    if not v4:
+        return result
+    out = lab.workdir / "out-h1b"
+    peer = f"{v4[0]['host']}:{v4[0]['port']}"
+    final, exit_code, marks = run_get(lab, "h1b", info_hash, peer, out, lab.workdir / "state-h1b", 60.0)
+    result.update(final=final, exit_code=exit_code, marks=marks, since_lsd_start=time.monotonic() - started)
+    result["identical"] = (out / payload.name).exists() and (
+        out / payload.name
+    ).read_bytes() == payload.read_bytes()
+    return result
 
 
 GUARD_PROBE = """
@@ -216,5 +251,6 @@ SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "share-get-natpmp": lambda lab: share_get(lab, "natpmp"),
     "share-get-none": lambda lab: share_get(lab, "natpmp,upnp", get_timeout=8.0),
     "lsd": lsd,
+    "lsd-get": lsd_get,
     "guard": guard,
 }

@@ -33,3 +33,13 @@ def test_lsd_over_ipv6_site_local_group_reaches_the_lan(scenario: Scenario) -> N
     assert len(found_v6) == 1 and found_v6[0]["host"].startswith("fe80::"), result["h1b"]
     assert "%" in found_v6[0]["host"]
     assert "ff15::efc0:988f" in result["h1b"]["stats"]["groups"]
+
+
+@pytest.mark.slow
+def test_h1b_downloads_from_the_peer_lsd_found_with_no_dht(scenario: Scenario) -> None:
+    """h1 shares and announces by LSD; h1b hears h1's address and share port and fetches the file from it."""
+    result = scenario("lsd-get", "none")
+    v4 = [p for p in result["found"] if ":" not in p["host"]]
+    assert v4 == [{"info_hash": result["info_hash"], "host": result["h1"], "port": result["port"]}]
+    assert result["exit_code"] == 0 and result["final"]["verified"] is True
+    assert result["identical"]
