@@ -17,6 +17,9 @@ times in all.  All state transitions happen in the ``_on_*`` methods below.
   ends it the same way, at once.  Silence after earlier answers fails only that mapping.
 * Leases: a granted mapping is renewed (the same request again) when ``renew_fraction`` of
   its lifetime has run.
+* Announcements: a gateway that restarts (or changes its address) multicasts an unrequested
+  NAT-PMP address response or a PCP ANNOUNCE; the adapter feeds those from the gateway to
+  ``receive_data`` too, so the epoch check below notices the restart at once.
 * Epoch: every answer carries the gateway's epoch (seconds since its mapping table was
   born).  If it went backwards, or advanced by clearly less than our own clock did (RFC
   6886 3.6: less than 7/8 of our elapsed time, minus 2 s), the gateway lost its mappings:
@@ -44,6 +47,7 @@ from p2pshare.core.natpmp_wire import (
     AddressResponse,
     MapProtocol,
     MapResponse,
+    PcpAnnounce,
     PcpMapResponse,
     UnsupportedVersion,
     decode_response,
@@ -237,6 +241,8 @@ class NatPmpClient:
         self.answered = True
         if isinstance(message, AddressResponse):
             self._on_address(message)
+        elif isinstance(message, PcpAnnounce):
+            pass  # its epoch was all it had to say
         elif isinstance(message, MapResponse):
             self._on_map(message.protocol, message.internal_port, message.result, now, message)
         else:
@@ -353,7 +359,10 @@ class NatPmpClient:
 
     def _on_address(self, message: AddressResponse) -> None:
         if self._requests.pop(_ADDRESS, None) is None:
-            self.unsolicited += 1
+            if message.result == 0 and self.dialect is Dialect.NATPMP:
+                self._set_address(message.address)  # an announcement (224.0.0.1:5350)
+            else:
+                self.unsolicited += 1
             return
         if message.result != 0:
             reason = NATPMP_RESULTS.get(message.result, f"result {message.result}")

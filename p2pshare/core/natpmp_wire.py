@@ -16,7 +16,10 @@ Layouts (all integers big-endian):
 * PCP MAP request: header ``vers=2 op=1 reserved(2) lifetime(4) client-ip(16)`` then
   ``nonce(12) protocol(1) reserved(3) internal(2) external(2) external-ip(16)`` (60 bytes);
   the response header is ``vers R|op reserved result lifetime(4) epoch(4) reserved(12)``
-  followed by the same MAP payload; options may follow and are skipped.
+  followed by the same MAP payload; options may follow and are skipped.  An ANNOUNCE
+  (opcode 0) is the header alone, multicast by a gateway that (re)started.
+* A NAT-PMP gateway announces a restart or a new external address with an unrequested
+  address response, multicast to 224.0.0.1:5350.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ __all__ = [
     "AddressResponse",
     "MapProtocol",
     "MapResponse",
+    "ANNOUNCE_PORT",
+    "PcpAnnounce",
     "PcpMapResponse",
     "Response",
     "UnsupportedVersion",
@@ -51,7 +56,9 @@ NATPMP_VERSION = 0
 PCP_VERSION = 2
 PCP_MAX_MESSAGE = 1100  #: RFC 6887 section 7
 NONCE_SIZE = 12
+PCP_OP_ANNOUNCE = 0
 PCP_OP_MAP = 1
+ANNOUNCE_PORT = 5350  #: gateways multicast announcements to 224.0.0.1 on this port
 UNSUPPORTED_VERSION = 1  #: the same result code in both protocols
 
 NATPMP_RESULTS = {
@@ -135,6 +142,14 @@ class PcpMapResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class PcpAnnounce:
+    """PCP ANNOUNCE: the gateway (re)started or changed; its epoch tells which."""
+
+    result: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnsupportedVersion:
     """The gateway does not speak the version we used; ``version`` is the one it answered in."""
 
@@ -142,7 +157,7 @@ class UnsupportedVersion:
     epoch: int
 
 
-Response = AddressResponse | MapResponse | PcpMapResponse | UnsupportedVersion
+Response = AddressResponse | MapResponse | PcpMapResponse | PcpAnnounce | UnsupportedVersion
 
 
 def _port(value: int, what: str) -> int:
@@ -272,6 +287,8 @@ def _decode_pcp(data: bytes) -> Response:
     if result == UNSUPPORTED_VERSION:
         return UnsupportedVersion(version=PCP_VERSION, epoch=epoch)
     opcode = r_op & 0x7F
+    if opcode == PCP_OP_ANNOUNCE:
+        return PcpAnnounce(result=result, epoch=epoch)
     if opcode != PCP_OP_MAP:
         raise RemoteProtocolError(f"PCP response to opcode {opcode}, which we never send")
     if len(data) < 60:

@@ -2,7 +2,9 @@
 
 The socket is connected to ``gateway:5351``, so the kernel drops datagrams from anyone
 else and reports an ICMP port unreachable as ``ConnectionRefusedError`` (a gateway with no
-NAT-PMP/PCP service: the client gives up at once instead of after 9 tries).  Events of the
+NAT-PMP/PCP service: the client gives up at once instead of after 9 tries).  A second
+socket listens on 224.0.0.1:5350 for the gateway's announcements (restart, new address);
+only datagrams from the gateway's address are fed to the client.  Events of the
 client are translated into the port-mapping service's events (:mod:`p2pshare.io.portmap_events`).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 
 from p2pshare.config import NatPmpConfig
@@ -25,7 +28,7 @@ from p2pshare.core.natpmp import (
     MappingRemoved,
     NatPmpClient,
 )
-from p2pshare.core.natpmp_wire import NATPMP_PORT, MapProtocol
+from p2pshare.core.natpmp_wire import ANNOUNCE_PORT, NATPMP_PORT, MapProtocol
 from p2pshare.errors import RemoteProtocolError
 from p2pshare.io.portmap_events import (
     ExternalAddressFound,
@@ -39,6 +42,7 @@ from p2pshare.io.portmap_events import (
 __all__ = ["NatPmpDriver"]
 
 log = logging.getLogger(__name__)
+ANNOUNCE_GROUP = "224.0.0.1"  #: all hosts: where gateways multicast NAT-PMP/PCP announcements
 
 
 class NatPmpDriver(asyncio.DatagramProtocol):
@@ -54,13 +58,16 @@ class NatPmpDriver(asyncio.DatagramProtocol):
         report: Callable[[PortMapEvent], None],
         *,
         port: int = NATPMP_PORT,
+        announce_port: int | None = ANNOUNCE_PORT,
     ) -> None:
         self.config = config
         self.gateway = gateway
         self.port = port
+        self.announce_port = announce_port  #: None: do not listen for announcements
         self.report = report
         self.client = NatPmpClient(config, client_ip=local_ip, nonce=os.urandom(12))
         self._transport: asyncio.DatagramTransport | None = None
+        self._announcements: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -70,6 +77,7 @@ class NatPmpDriver(asyncio.DatagramProtocol):
         self._transport, _ = await self._loop.create_datagram_endpoint(
             lambda: self, remote_addr=(self.gateway, self.port)
         )
+        await self._listen_announcements()
         now = self._loop.time()
         self.client.start(now)
         for protocol, internal_port in ports:
@@ -90,6 +98,25 @@ class NatPmpDriver(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self._announcements is not None:
+            self._announcements.close()
+            self._announcements = None
+
+    async def _listen_announcements(self) -> None:
+        """Join 224.0.0.1:5350, where a restarted gateway announces itself (best effort)."""
+        if self.announce_port is None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((ANNOUNCE_GROUP, self.announce_port))
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            log.info("not listening for NAT-PMP/PCP announcements: %s", exc)
+            return
+        # the same protocol object: it accepts only datagrams whose source is the gateway
+        self._announcements, _ = await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
 
     # -- asyncio callbacks ----------------------------------------------------------------
 

@@ -325,3 +325,30 @@ def test_any_sequence_of_answers_timers_and_close_keeps_the_client_consistent(
             assert timer is None
         for datagram in client.datagrams_to_send():
             assert datagram[0] in (0, 2) and len(datagram) in (2, 12, 60)
+
+
+def test_natpmp_announcement_of_a_restart_remaps_at_once() -> None:
+    """An unrequested address answer with a fresh epoch (a restart) re-requests every mapping now."""
+    client = make(try_pcp=False)
+    client.add_mapping(UDP, 6881, 0.0)
+    client.receive_data(natpmp_map(UDP, 6881, 6881, 7200, 5000), 0.1)
+    drain(client)
+    client.datagrams_to_send()
+    client.receive_data(natpmp_address(0, address="11.11.0.9"), 30.0)
+    assert drain(client) == [GatewayRestarted(0), ExternalAddress("11.11.0.9", Dialect.NATPMP)]
+    assert encode_natpmp_map_request(UDP, 6881, 6881, 7200) in client.datagrams_to_send()
+    assert client.unsolicited == 0
+
+
+def test_pcp_announce_of_a_restart_remaps_at_once() -> None:
+    """A PCP ANNOUNCE whose epoch went back re-requests the mappings; one that kept pace changes nothing."""
+    client = make()
+    client.add_mapping(TCP, 6881, 0.0)
+    client.receive_data(pcp_map(TCP, 6881, 6881, 7200, 1000), 0.1)
+    drain(client)
+    client.datagrams_to_send()
+    client.receive_data(struct.pack("!BBBBII", 2, 0x80, 0, 0, 0, 1010) + bytes(12), 10.1)
+    assert drain(client) == [] and client.datagrams_to_send() == []
+    client.receive_data(struct.pack("!BBBBII", 2, 0x80, 0, 0, 0, 2) + bytes(12), 20.0)
+    assert drain(client) == [GatewayRestarted(2)]
+    assert len(client.datagrams_to_send()) == 1

@@ -12,6 +12,7 @@ from p2pshare.core.natpmp_wire import (
     AddressResponse,
     MapProtocol,
     MapResponse,
+    PcpAnnounce,
     PcpMapResponse,
     UnsupportedVersion,
     decode_response,
@@ -78,6 +79,7 @@ VALID_RESPONSES = [
         PcpMapResponse(0, 120, 80, NONCE, UDP, 6881, 6882, "11.11.0.1"),
     ),
     (struct.pack("!BBBBII", 2, 0x81, 0, 1, 0, 81) + bytes(12), UnsupportedVersion(2, 81)),
+    (struct.pack("!BBBBII", 2, 0x80, 0, 0, 0, 3) + bytes(12), PcpAnnounce(0, 3)),
 ]
 
 
@@ -135,7 +137,9 @@ def test_decoder_fuzz_returns_a_response_or_raises_remote_protocol_error(data: b
         decoded = decode_response(data)
     except RemoteProtocolError:
         return
-    assert isinstance(decoded, AddressResponse | MapResponse | PcpMapResponse | UnsupportedVersion)
+    assert isinstance(
+        decoded, AddressResponse | MapResponse | PcpMapResponse | PcpAnnounce | UnsupportedVersion
+    )
 
 
 @given(

@@ -156,7 +156,7 @@ def miniupnpd_conf(upnp: bool, natpmp: bool, lease_file: Path) -> str:
             f"enable_upnp={yes[upnp]}",
             f"enable_natpmp={yes[natpmp]}",
             "secure_mode=yes",
-            "system_uptime=yes",
+            "system_uptime=no",  # the epoch restarts with miniupnpd, as with a rebooted router
             f"lease_file={lease_file}",
             "uuid=5d0c0a7e-1ab0-4c11-a7e0-00000000b001",
             "upnp_table_name=filter",
@@ -179,6 +179,7 @@ class Lab:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="p2pshare-lab-")))
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     logs: list[IO[str]] = field(default_factory=list)
+    _miniupnpd: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Lab:
         if self.variant not in VARIANTS:
@@ -248,6 +249,19 @@ class Lab:
             _nsrun(peer_ns, "ip", "addr", "add", peer_addr, "dev", peer_name)
         _nsrun(peer_ns, "ip", "link", "set", peer_name, "up")
 
+    def restart_miniupnpd(self) -> None:
+        """Stop r1's miniupnpd (it removes its rules) and start it again: a router reboot, as far as
+        mappings go."""
+        mapping = VARIANTS[self.variant]
+        if mapping is None or self._miniupnpd is None:
+            raise RuntimeError("this lab variant runs no miniupnpd")
+        self._miniupnpd.send_signal(signal.SIGTERM)
+        self._miniupnpd.wait(timeout=10.0)
+        (self.workdir / "leases").unlink(missing_ok=True)  # a reboot forgets every lease
+        for chain in ("miniupnpd", "prerouting_miniupnpd", "postrouting_miniupnpd"):
+            _nsrun("r1", "nft", "flush", "chain", "inet", "filter", chain)
+        self._start_miniupnpd(*mapping)
+
     def _start_miniupnpd(self, upnp: bool, natpmp: bool) -> None:
         conf = self.workdir / "miniupnpd.conf"
         conf.write_text(miniupnpd_conf(upnp, natpmp, self.workdir / "leases"))
@@ -259,6 +273,7 @@ class Lab:
             text=True,
         )
         self.procs.append(proc)
+        self._miniupnpd = proc
         deadline = time.monotonic() + 10.0
         want = [p for p, on in ((":5000", upnp), (":5351", natpmp)) if on]
         while time.monotonic() < deadline:
@@ -271,7 +286,7 @@ class Lab:
         raise RuntimeError(f"miniupnpd did not start listening in time: {self.miniupnpd_log()}")
 
     def _logfile(self, name: str) -> IO[str]:
-        handle = open(self.workdir / name, "w")  # noqa: SIM115 - closed in close()
+        handle = open(self.workdir / name, "a")  # noqa: SIM115 - closed in close()
         self.logs.append(handle)
         return handle
 

@@ -217,6 +217,26 @@ def lsd_get(lab: Lab) -> dict[str, Any]:
     return result
 
 
+def router_restart(lab: Lab) -> dict[str, Any]:
+    """h1 maps over NAT-PMP/PCP; r1's miniupnpd restarts (losing every rule); h1 maps again by itself."""
+    args = ["portmap", "--tcp", str(TCP_PORT), "--udp", str(UDP_PORT), "--protocols", "natpmp"]
+    agent = lab.spawn("h1", "-m", "tests.lab.agent", *args)
+    result: dict[str, Any] = {"settled": read_json_line(agent, 40.0, "settled")}
+    result["rules_before"] = miniupnpd_rules(lab)
+    lab.restart_miniupnpd()
+    restarted = time.monotonic()
+    result["rules_right_after_restart"] = miniupnpd_rules(lab)
+    while time.monotonic() - restarted < 20.0 and miniupnpd_rules(lab)["prerouting_miniupnpd"] < 2:
+        time.sleep(0.1)
+    result["remap_seconds"] = time.monotonic() - restarted
+    result["rules_after"] = miniupnpd_rules(lab)
+    result["probe"] = probe_from_h2(lab, TCP_PORT, UDP_PORT)
+    send(agent, "close")
+    result["closed"] = read_json_line(agent, 30.0, "closed")
+    result["rules_after_close"] = miniupnpd_rules(lab)
+    return result
+
+
 GUARD_PROBE = """
 import json, socket
 from tests.netguard import NonLoopbackTraffic
@@ -250,6 +270,7 @@ SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "share-get-upnp": lambda lab: share_get(lab, "upnp"),
     "share-get-natpmp": lambda lab: share_get(lab, "natpmp"),
     "share-get-none": lambda lab: share_get(lab, "natpmp,upnp", get_timeout=8.0),
+    "router-restart": router_restart,
     "lsd": lsd,
     "lsd-get": lsd_get,
     "guard": guard,

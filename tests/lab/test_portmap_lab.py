@@ -108,3 +108,16 @@ def test_second_host_asking_for_a_taken_port_gets_another_that_reaches_it(
     assert result["probe_h1"].get("tcp") == "h1:hello-tcp" and result["probe_h1"].get("udp") == "h1:hello-udp"
     assert result["probe_h1b"].get("tcp") == "h1b:hello-tcp"
     assert result["rules_after_close"] == {"miniupnpd": 0, "prerouting_miniupnpd": 0}
+
+
+@pytest.mark.slow
+def test_router_restart_is_noticed_and_ports_are_mapped_again(scenario: Scenario) -> None:
+    """r1's miniupnpd restarts with no rules and no leases; its announcement makes h1 map both ports again."""
+    result = scenario("router-restart", "natpmp")
+    assert result["rules_before"]["prerouting_miniupnpd"] == 2
+    assert result["rules_after"]["prerouting_miniupnpd"] == 2, "h1 did not map again after the restart"
+    assert result["remap_seconds"] < 5.0, "the re-mapping should follow the announcement, not the renewal"
+    mapped = [e for e in result["closed"]["events"] if e.startswith("PortMapped(")]
+    assert len(mapped) == 4, mapped  # two grants before the restart, two after
+    assert result["probe"].get("tcp") == "h1:hello-tcp"
+    assert result["rules_after_close"] == {"miniupnpd": 0, "prerouting_miniupnpd": 0}
