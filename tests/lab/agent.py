@@ -5,6 +5,7 @@
   stdin close the mapper and print the final status.
 * ``probe``: connect to a TCP address and send a UDP datagram; print what came back.
 * ``lsd``: run the BEP 14 service for a while, announcing some info hashes; print the peers heard.
+* ``ltget``: libtorrent downloads a magnet from one given peer (every discovery off).
 
 Each waits a bounded time; the lab guard (tests/lab/guard) limits where they may connect.
 """
@@ -127,6 +128,31 @@ async def lsd(args: argparse.Namespace) -> None:
     emit(event="lsd", found=found, stats=stats, cookie=service.cookie)
 
 
+def ltget(args: argparse.Namespace) -> None:
+    """libtorrent (DHT, LSD, UPnP, NAT-PMP off) fetches a magnet from one given peer."""
+    import time
+
+    from tests.interop.ltpeer import add_magnet, lt_session
+
+    started = time.monotonic()
+    ses = lt_session(host=args.host)
+    handle = add_magnet(ses, args.info_hash, args.out)
+    host, port = args.peer.rsplit(":", 1)
+    marks: dict[str, float] = {}
+    deadline = started + args.timeout
+    while time.monotonic() < deadline:
+        handle.connect_peer((host, int(port)))
+        status = handle.status()
+        if status.num_peers and "first_peer" not in marks:
+            marks["first_peer"] = time.monotonic() - started
+        if status.is_seeding:
+            marks["end"] = time.monotonic() - started
+            break
+        time.sleep(0.1)
+    status = handle.status()
+    emit(event="ltget", seeding=bool(status.is_seeding), total_done=int(status.total_done), marks=marks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="tests.lab.agent")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -150,6 +176,12 @@ def main() -> None:
     r.add_argument("--infohash", action="append", default=[])
     r.add_argument("--duration", type=float, default=3.0)
     r.add_argument("--gap", type=float, default=60.0)
+    t = sub.add_parser("ltget")
+    t.add_argument("--host", required=True, help="our own address (libtorrent binds it)")
+    t.add_argument("--info-hash", required=True)
+    t.add_argument("--peer", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
     global NAME
     NAME = getattr(args, "name", "h1").encode()
@@ -157,6 +189,8 @@ def main() -> None:
         asyncio.run(portmap(args))
     elif args.cmd == "probe":
         probe(args)
+    elif args.cmd == "ltget":
+        ltget(args)
     else:
         asyncio.run(lsd(args))
 

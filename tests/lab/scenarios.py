@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.lab.netlab import H1, H1B, R1_WAN, Lab
+from tests.lab.netlab import H1, H1B, H2, R1_WAN, Lab
 
 __all__ = ["SCENARIOS"]
 
@@ -192,6 +192,29 @@ def share_get(lab: Lab, protocols: str, get_timeout: float = 60.0) -> dict[str, 
     }
 
 
+def share_ltget(lab: Lab, protocols: str) -> dict[str, Any]:
+    """h1 shares with p2pshare and maps its port; libtorrent on h2 fetches the magnet from r1's address."""
+    payload, listening = start_share(lab, "h1")
+    args = ["portmap", "--tcp", str(TCP_PORT), "--udp", str(UDP_PORT), "--protocols", protocols, "--no-echo"]
+    mapper = lab.spawn("h1", "-m", "tests.lab.agent", *args)
+    settled = read_json_line(mapper, 40.0, "settled")
+    ports = {m["protocol"]: m["external_port"] for m in settled["status"]["mappings"]}
+    out = lab.workdir / "out-lt"
+    out.mkdir()
+    get = lab.spawn(
+        "h2", "-m", "tests.lab.agent", "ltget", "--host", H2, "--info-hash", listening["info_hash"],
+        "--peer", f"{R1_WAN}:{ports.get('tcp', TCP_PORT)}", "--out", str(out), "--timeout", "60",
+    )  # fmt: skip
+    result = read_json_line(get, 90.0, "ltget")
+    fetched = out / payload.name
+    result["identical"] = fetched.exists() and fetched.read_bytes() == payload.read_bytes()
+    result["mapped_ports"] = ports
+    send(mapper, "close")
+    read_json_line(mapper, 30.0, "closed")
+    result["rules_after_close"] = miniupnpd_rules(lab)
+    return result
+
+
 def lsd_get(lab: Lab) -> dict[str, Any]:
     """h1 shares and announces by LSD; h1b hears it and downloads from the address it heard (no DHT)."""
     payload, listening = start_share(lab, "h1")
@@ -270,6 +293,7 @@ SCENARIOS: dict[str, Callable[[Lab], dict[str, Any]]] = {
     "share-get-upnp": lambda lab: share_get(lab, "upnp"),
     "share-get-natpmp": lambda lab: share_get(lab, "natpmp"),
     "share-get-none": lambda lab: share_get(lab, "natpmp,upnp", get_timeout=8.0),
+    "share-ltget-upnp": lambda lab: share_ltget(lab, "upnp"),
     "router-restart": router_restart,
     "lsd": lsd,
     "lsd-get": lsd_get,

@@ -1,4 +1,4 @@
-"""A real `p2pshare get` on h2 (plain NAT) downloads from `p2pshare share` on h1 once h1's port is mapped.
+"""`p2pshare get` (and libtorrent) on h2, behind plain NAT, download from `p2pshare share` on h1 once mapped.
 
 The engine does not call the port mapper yet (that wiring follows the engine refactor); here
 the lab's agent maps the port `share` listens on, as the engine will, and `get` is given r1's
@@ -41,3 +41,13 @@ def test_without_a_mapping_h2_cannot_reach_h1_and_get_says_no_peers(scenario: Sc
     assert result["mapped_ports"] == {}
     assert result["exit_code"] == 6 and result["final"]["kind"] == "no_peers"
     assert not result["identical"]
+
+
+@pytest.mark.slow
+def test_libtorrent_on_h2_downloads_from_p2pshare_on_h1_through_both_nats(scenario: Scenario) -> None:
+    """libtorrent, given only the magnet and r1's mapped address, fetches the metadata and every piece."""
+    result = scenario("share-ltget-upnp", "upnp")
+    assert result["mapped_ports"].get("tcp") == TCP_PORT
+    assert result["seeding"] is True and result["total_done"] == 4 * 1024 * 1024
+    assert result["identical"]
+    assert result["rules_after_close"] == {"miniupnpd": 0, "prerouting_miniupnpd": 0}
