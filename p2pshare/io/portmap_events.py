@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 __all__ = [
@@ -81,3 +82,14 @@ class PortMapStatus:
     @property
     def mapped(self) -> bool:
         return bool(self.mappings)
+
+    @property
+    def behind_another_nat(self) -> bool | None:
+        """True when the router's own external address is not a global one (carrier-grade or
+        double NAT: a mapping on this router alone does not make us reachable); None if unknown."""
+        if self.external_address is None:
+            return None
+        try:
+            return not ipaddress.ip_address(self.external_address).is_global
+        except ValueError:
+            return None

@@ -15,6 +15,7 @@ from p2pshare.io.portmap import (
     PortMapEvent,
     PortMapped,
     PortMapper,
+    PortMapStatus,
     PortUnmapped,
     default_gateway,
 )
@@ -147,3 +148,13 @@ async def test_disabled_service_does_nothing() -> None:
     status = await mapper.wait_settled(0.1)
     assert dict(status.methods) == {"natpmp": "off", "upnp": "off"} and status.gateway is None
     await mapper.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("11.11.0.1", False), ("100.64.3.4", True), ("192.168.0.2", True), (None, None), ("garbage", None)],
+)
+def test_status_tells_a_router_behind_another_nat(address: str | None, expected: bool | None) -> None:
+    """A private or carrier-grade (100.64/10) external address means another NAT sits above the router."""
+    status = PortMapStatus(None, None, (), None, address, None, (), (), False)
+    assert status.behind_another_nat is expected
