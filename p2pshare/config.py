@@ -10,6 +10,7 @@ All sections are frozen dataclasses: build a variant with ``dataclasses.replace`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 __all__ = [
     "BLOCK_SIZE",
@@ -24,6 +25,8 @@ __all__ = [
     "SwarmConfig",
     "WireLimits",
     "DEFAULT_CONFIG",
+    "EncryptionPolicy",
+    "MseConfig",
     "LsdConfig",
     "NatPmpConfig",
     "PortMapConfig",
@@ -186,6 +189,43 @@ class DhtConfig:
     state_save_interval: float = 300.0  #: seconds between saves of node id + good nodes
     max_saved_nodes: int = 200  #: good nodes written to the state file
     resolve_timeout: float = 5.0  #: bound on resolving one bootstrap host name
+    # BEP 44 items (get/put): every bound a remote putter can push against.
+    max_item_value: int = 1000  #: bencoded size of an item's ``v``; larger puts get error 205
+    max_item_salt: int = 64  #: bytes of a mutable item's salt; longer gets error 207
+    max_items: int = 700  #: items stored for others, all targets (libtorrent: 700); about 1 MiB
+    max_items_per_source: int = 64  #: items one source IP may have stored here at once
+    item_ttl: float = 2 * 3600.0  #: an item not put again within this long expires (libtorrent: 2 h)
+    item_timeout: float = 30.0  #: bound on one get_item / put lookup in the engine
+
+
+class EncryptionPolicy(StrEnum):
+    """Whether peer links use Message Stream Encryption (MSE/PE); ``--encryption``."""
+
+    PREFER = "prefer"  #: incoming: accept both; outgoing: encrypted first, plaintext on failure
+    REQUIRE = "require"  #: RC4-encrypted links only, both ways
+    OFF = "off"  #: plain BitTorrent only, both ways
+
+
+@dataclass(frozen=True, slots=True)
+class MseConfig:
+    """Message Stream Encryption (MSE/PE): the handshake's limits and the policy."""
+
+    policy: EncryptionPolicy = EncryptionPolicy.PREFER
+    #: Bytes of PadA/PadB a peer may put before its synchronisation marker (the spec's 512);
+    #: the marker must be found within this many bytes, or the handshake fails.
+    sync_window: int = 512
+    max_pad: int = 512  #: longest PadC/PadD a peer may announce (the spec's 512)
+    max_initial_payload: int = 65535  #: longest IA (initial payload) a peer may announce
+    send_pad_max: int = 512  #: our own pads are random, 0..this many bytes (<= 512)
+    #: When the peer offers both plaintext and RC4 for the payload, choose RC4 (False: a
+    #: plaintext payload after an obfuscated handshake, as libtorrent chooses by default).
+    prefer_rc4: bool = True
+    handshake_timeout: float = 15.0  #: seconds for the whole MSE handshake
+    #: Reads and write batches of at least this many bytes are en/decrypted on a worker thread
+    #: (RC4 in ``cryptography`` releases the GIL), overlapping the event loop; 0: all inline.
+    offload_min_bytes: int = 64 * KiB
+    #: Bytes queued for a worker per direction before reading pauses / ``writable`` turns False.
+    max_offload_backlog: int = 4 * MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +286,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
+    mse: MseConfig = field(default_factory=MseConfig)
     natpmp: NatPmpConfig = field(default_factory=NatPmpConfig)
     portmap: PortMapConfig = field(default_factory=PortMapConfig)
     lsd: LsdConfig = field(default_factory=LsdConfig)

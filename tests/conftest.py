@@ -31,3 +31,9 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """
     install(monkeypatch.setattr)
     yield
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A developer's own ~/.config/p2pshare/config.toml never changes what a test sees."""
+    monkeypatch.setenv("P2PSHARE_CONFIG", str(tmp_path_factory.getbasetemp() / "no-such-config.toml"))

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import manifest_cmds, swarm_cmds
+from p2pshare.cli import config_cmd, manifest_cmds, swarm_cmds
 from p2pshare.cli.common import settings
+from p2pshare.cli.usage import OneLineGroup
 
 __all__ = ["app", "main"]
 
@@ -20,6 +21,7 @@ EXIT_CODES_HELP = (
 
 app = typer.Typer(
     name="p2pshare",
+    cls=OneLineGroup,
     help="Share files peer to peer over real BitTorrent, with no central server.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -42,7 +44,8 @@ def _root(
         bool, typer.Option("--quiet", "-q", help="Only errors and the essential result.")
     ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = False,
 ) -> None:
     settings.verbose = verbose
@@ -58,6 +61,7 @@ app.command("share")(swarm_cmds.share)
 app.command("get")(swarm_cmds.get)
 app.command("dht")(swarm_cmds.dht)
 app.command("demo")(swarm_cmds.demo)
+app.command("config")(config_cmd.config)
 
 
 def main() -> None:

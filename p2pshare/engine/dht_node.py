@@ -38,6 +38,15 @@ node_id=None)``
     Announce now and every ``config.reannounce_interval`` (15 min) until stopped.
 ``add_node(host, port)``
     A node we heard of (BEP 3 PORT message): ping it, add it if it answers.
+``await get_item(target | (public_key, salt), *, timeout=None) -> Item | None``
+    BEP 44 get: the verified item with the highest seq (None if none was found in
+    time; default bound ``config.item_timeout``).  A bare target finds an immutable
+    item or an unsalted mutable one; a salted item needs ``(public_key, salt)``.
+``await put_immutable(value, *, timeout=None) -> PutResult``
+    Store a bencodable value under its SHA-1 on the closest nodes.
+``await put_mutable(private_key, value, seq, salt=b"", cas=None, *, timeout=None) -> PutResult``
+    Sign ``value`` with a 32-byte ed25519 private key and store it; ``PutResult.seen``
+    is the newest version the lookup met (publish ``seen.seq + 1`` next).
 ``status() -> dict``
     Nodes in the table by state, buckets, stored peers, traffic counters, etc.
 ``await save_state()`` / ``await close()``
@@ -55,18 +64,20 @@ import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from p2pshare.config import DhtConfig
-from p2pshare.core.dht.events import DhtEvent, LookupDone, PeersFound
+from p2pshare.core.dht.events import DhtEvent, ItemFound, LookupDone, PeersFound
+from p2pshare.core.dht.items import Item, immutable_item, mutable_target, sign_mutable
 from p2pshare.core.dht.krpc import Addr
 from p2pshare.core.dht.node import DhtNode
 from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.io.dht_endpoint import DhtEndpoint, is_ip_literal
 from p2pshare.io.dht_state import BOOTSTRAP_ENV, DhtState, bootstrap_from_env, load_state, save_state
 
-__all__ = ["BOOTSTRAP_ENV", "DhtService", "bootstrap_from_env", "run_standalone"]
+__all__ = ["BOOTSTRAP_ENV", "DhtService", "PutResult", "bootstrap_from_env", "run_standalone"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,15 @@ _READY_POLL = 0.1  #: wait_ready() re-checks the table this often
 
 def _add_node(addr: Addr, node: DhtNode, now: float) -> None:
     node.add_node(addr, now)
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What a BEP 44 put achieved: the item's target, how many nodes stored it, the newest copy seen."""
+
+    target: bytes
+    stored: int
+    seen: Item | None = None
 
 
 class DhtService:
@@ -329,6 +349,76 @@ class DhtService:
             # Nobody took it: try again sooner than the regular interval.
             delay = self.config.reannounce_interval if count else self.config.bootstrap_retry
             await asyncio.sleep(min(delay, self.config.reannounce_interval))
+
+    # -- BEP 44 items -----------------------------------------------------------------
+
+    async def _item_lookup(
+        self, start: Callable[[DhtNode, float], int], timeout: float | None
+    ) -> tuple[LookupDone | None, Item | None]:
+        """Run one item lookup to its end or ``timeout``; its LookupDone (None on timeout) and best item."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.item_timeout if timeout is None else timeout)
+        if not len(self.endpoint.node.table):
+            await self.wait_ready(max(0.0, deadline - loop.time()) / 2)
+        if self._closed:
+            return None, None
+        queue: asyncio.Queue[DhtEvent] = asyncio.Queue()
+        lookup_id = self.endpoint.call(start)
+        self._waiters[lookup_id] = queue
+        best: Item | None = None
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(remaining):
+                        ev = await queue.get()
+                except TimeoutError:
+                    break
+                if isinstance(ev, ItemFound):
+                    best = ev.item
+                elif ev is _CLOSED:
+                    break
+                elif isinstance(ev, LookupDone):
+                    return ev, best
+            return None, best
+        finally:
+            self._waiters.pop(lookup_id, None)
+            if not self._closed:
+                self.endpoint.call(lambda n, now: n.cancel_lookup(lookup_id))
+
+    async def get_item(
+        self, target: bytes | tuple[bytes, bytes], *, timeout: float | None = None
+    ) -> Item | None:
+        """The newest verified item under ``target`` or ``(public_key, salt)``; None if none in time."""
+        salt = b""
+        if isinstance(target, tuple):
+            key, salt = target
+            target = mutable_target(key, salt)
+        if len(target) != 20:
+            raise ValueError("a BEP 44 target is 20 bytes")
+        want = target
+        _, item = await self._item_lookup(lambda n, now: n.start_get_item(want, now, salt=salt), timeout)
+        return item
+
+    async def put_immutable(self, value: object, *, timeout: float | None = None) -> PutResult:
+        """Store a bencodable ``value`` under its SHA-1 on the nodes closest to it."""
+        return await self._put(immutable_item(value), None, timeout)
+
+    async def put_mutable(
+        self,
+        private_key: bytes,
+        value: object,
+        seq: int,
+        salt: bytes = b"",
+        cas: int | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> PutResult:
+        """Sign ``value`` (seq, salt) with a 32-byte ed25519 private key and store it."""
+        return await self._put(sign_mutable(private_key, value, seq, salt), cas, timeout)
+
+    async def _put(self, item: Item, cas: int | None, timeout: float | None) -> PutResult:
+        done, seen = await self._item_lookup(lambda n, now: n.start_put_item(item, now, cas=cas), timeout)
+        return PutResult(item.target, done.announced_to if done is not None else 0, seen)
 
     def add_node(self, host: str, port: int) -> None:
         """A DHT node we heard of (BEP 3 PORT message): ping it; it joins the table if it answers."""

@@ -3,9 +3,11 @@
 One :class:`DhtEndpoint` owns one UDP socket and one timer.  It parses nothing:
 
 * each datagram that arrives is size-checked and handed to ``node.receive_datagram``;
-  the node asks the endpoint's per-source-IP token bucket (``node.admit_query``)
-  before answering a *query*, so responses to our own queries are never limited
-  and a flood of queries goes unanswered;
+  the node takes a token from the endpoint's per-source-IP bucket
+  (``node.admit_query``) for *every* datagram it would send because of a query
+  (the reply, an error reply, the ping that verifies a newcomer), so responses to
+  our own queries are never limited and a flood of queries, malformed or not, gets
+  at most the bucket's worth of answers (no reflection);
 * after every call into the node, the datagrams it produced go into a bounded
   outgoing queue (``max_outgoing_queue``; overflow is dropped and counted) that is
   drained while the transport accepts writes;

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pshare.core.dht.items import Item
 from p2pshare.core.types import PeerAddress
 
-__all__ = ["DhtEvent", "ExternalAddressChanged", "LookupDone", "NodeIdChanged", "PeersFound"]
+__all__ = ["DhtEvent", "ExternalAddressChanged", "ItemFound", "LookupDone", "NodeIdChanged", "PeersFound"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +24,13 @@ class LookupDone:
     """A lookup finished (converged, ran out of nodes, or was announced)."""
 
     lookup_id: int
-    kind: str  #: "find_node", "get_peers", "announce" or "bootstrap"
+    kind: str  #: "find_node", "get_peers", "announce", "bootstrap", "get_item" or "put_item"
     target: bytes
     peers_found: int  #: distinct peers reported for this lookup
     nodes_responded: int
     queries_sent: int
     rounds: int  #: hops from our table to the deepest node queried
-    announced_to: int  #: nodes that acknowledged our announce_peer (announce only)
+    announced_to: int  #: nodes that acknowledged our announce_peer or BEP 44 put
     closest: tuple[tuple[bytes, tuple[str, int]], ...]  #: the k nearest nodes that answered
 
 
@@ -48,4 +49,13 @@ class NodeIdChanged:
     new_id: bytes
 
 
-DhtEvent = PeersFound | LookupDone | ExternalAddressChanged | NodeIdChanged
+@dataclass(frozen=True, slots=True)
+class ItemFound:
+    """A get/put lookup found a verified BEP 44 item newer than any it had reported."""
+
+    lookup_id: int
+    target: bytes
+    item: Item
+
+
+DhtEvent = PeersFound | LookupDone | ExternalAddressChanged | NodeIdChanged | ItemFound

@@ -10,8 +10,10 @@ A KRPC message is one bencoded dictionary per UDP datagram:
 :func:`decode_message` turns a datagram into a :class:`Query`, :class:`Response` or
 :class:`ErrorMessage`, or raises :class:`KrpcError` (a
 :class:`~p2pshare.errors.RemoteProtocolError`) for anything oversized, malformed or
-mistyped; nothing else escapes.  Queries of the four BEP 5 methods have their
-arguments checked here, so the node only sees well-typed values.
+mistyped; nothing else escapes.  Queries of the four BEP 5 methods and of BEP 44
+``get``/``put`` have their arguments checked here, so the node only sees well-typed
+values.  :attr:`KrpcError.query` is set only for a sound query envelope whose
+arguments are wrong: garbage is never answered (see ``answers.py``).
 
 Compact encodings: node info is id + IP + port (26 bytes for IPv4, 38 for IPv6 per
 BEP 32), peer info is IP + port (6 or 18 bytes).
@@ -30,17 +32,24 @@ from p2pshare.errors import BencodeError, RemoteProtocolError
 __all__ = [
     "Addr",
     "ERROR_GENERIC",
+    "ERROR_CAS_MISMATCH",
+    "ERROR_INVALID_SIGNATURE",
     "ERROR_METHOD_UNKNOWN",
     "ERROR_PROTOCOL",
+    "ERROR_SALT_TOO_BIG",
+    "ERROR_SEQ_TOO_LOW",
     "ERROR_SERVER",
+    "ERROR_VALUE_TOO_BIG",
     "AnnouncePeerArgs",
     "ErrorMessage",
     "FindNodeArgs",
+    "GetArgs",
     "GetPeersArgs",
     "KrpcError",
     "Message",
     "NodeInfo",
     "PingArgs",
+    "PutArgs",
     "Query",
     "Response",
     "decode_message",
@@ -65,11 +74,18 @@ ERROR_GENERIC = 201
 ERROR_SERVER = 202
 ERROR_PROTOCOL = 203
 ERROR_METHOD_UNKNOWN = 204
+# BEP 44
+ERROR_VALUE_TOO_BIG = 205
+ERROR_INVALID_SIGNATURE = 206
+ERROR_SALT_TOO_BIG = 207
+ERROR_CAS_MISMATCH = 301
+ERROR_SEQ_TOO_LOW = 302
 
 _MAX_TID = 32  #: longer transaction ids are refused (ours are 2 bytes)
 _MAX_TOKEN = 64  #: longer write tokens are refused
 _MAX_ERROR_TEXT = 256  #: error strings are truncated to this when decoded
-_DEPTH = 4  #: KRPC needs dict > dict > list > bytes at most
+_DEPTH = 12  #: BEP 5 needs dict > dict > list > bytes; a BEP 44 ``v`` nests further
+_MAX_INT64 = (1 << 63) - 1  #: BEP 44: a seq beyond this may be refused (we do)
 
 
 class KrpcError(RemoteProtocolError):
@@ -120,7 +136,34 @@ class AnnouncePeerArgs:
     implied_port: bool
 
 
-QueryArgs = PingArgs | FindNodeArgs | GetPeersArgs | AnnouncePeerArgs | None
+@dataclass(frozen=True, slots=True)
+class GetArgs:
+    """Arguments of BEP 44 ``get``: ``seq`` asks for the value only if newer than that."""
+
+    target: bytes
+    seq: int | None
+    want: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PutArgs:
+    """Arguments of BEP 44 ``put``; ``key`` is None for an immutable item.
+
+    ``value`` is the canonical bencoding of ``v`` (the decoder refuses non-canonical
+    integers and lengths, and unsorted dict keys are refused here), so it is exactly
+    the bytes that were hashed or signed.
+    """
+
+    token: bytes
+    value: bytes
+    key: bytes | None
+    salt: bytes
+    seq: int | None
+    sig: bytes | None
+    cas: int | None
+
+
+QueryArgs = PingArgs | FindNodeArgs | GetPeersArgs | AnnouncePeerArgs | GetArgs | PutArgs | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +313,63 @@ def _query_args(method: bytes, args: dict[bytes, Any], tid: bytes) -> QueryArgs:
         return AnnouncePeerArgs(
             info_hash, port if isinstance(port, int) and port_ok else 0, token, bool(implied)
         )
+    if method == b"get":
+        seq = args.get(b"seq")
+        if seq is not None and not _is_int(seq):
+            raise KrpcError("seq must be an integer", tid=tid)
+        return GetArgs(_id(args.get(b"target"), "target", tid), seq, _want(args, tid))
+    if method == b"put":
+        return _put_args(args, tid)
     return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_canonical(value: object) -> bool:
+    """Whether re-encoding ``value`` gives back what was received: every dict's keys sorted."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            keys = list(v)
+            if keys != sorted(keys):
+                return False
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return True
+
+
+def _put_args(args: dict[bytes, Any], tid: bytes) -> PutArgs:
+    token = args.get(b"token")
+    if not isinstance(token, bytes) or len(token) > _MAX_TOKEN:
+        raise KrpcError("token must be a short string", tid=tid)
+    if b"v" not in args:
+        raise KrpcError("put needs a value v", tid=tid)
+    v = args[b"v"]
+    if not is_canonical(v):
+        raise KrpcError("v is not canonical bencode (unsorted keys)", tid=tid)
+    value = bytes(bencode.encode(v))
+    key = args.get(b"k")
+    salt = args.get(b"salt", b"")
+    seq = args.get(b"seq")
+    sig = args.get(b"sig")
+    cas = args.get(b"cas")
+    if not isinstance(salt, bytes):
+        raise KrpcError("salt must be a string", tid=tid)
+    if key is None:
+        return PutArgs(token, value, None, b"", None, None, None)
+    if not isinstance(key, bytes) or len(key) != 32:
+        raise KrpcError("k must be a 32-byte ed25519 public key", tid=tid)
+    if not isinstance(sig, bytes) or len(sig) != 64:
+        raise KrpcError("sig must be a 64-byte ed25519 signature", tid=tid)
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= _MAX_INT64:
+        raise KrpcError("seq must be an integer in 0..2**63-1", tid=tid)
+    if cas is not None and not _is_int(cas):
+        raise KrpcError("cas must be an integer", tid=tid)
+    return PutArgs(token, value, key, salt, seq, sig, cas)
 
 
 def decode_message(data: bytes, *, max_packet: int) -> Message:
@@ -291,13 +390,15 @@ def decode_message(data: bytes, *, max_packet: int) -> Message:
     if not isinstance(version, bytes):
         version = None
     if kind == b"q":
+        method = msg.get(b"q")
+        args = msg.get(b"a")
+        if not isinstance(method, bytes) or not isinstance(args, dict):
+            raise KrpcError("a query needs a method name and an argument dictionary", tid=tid)
+        sender = _id(args.get(b"id"), "id", tid)
+        ro = msg.get(b"ro")
+        # Only a sound query envelope (method, arguments, sender id) earns an error reply:
+        # anything less is garbage and gets no answer at all (no reflection).
         try:
-            method = msg.get(b"q")
-            args = msg.get(b"a")
-            if not isinstance(method, bytes) or not isinstance(args, dict):
-                raise KrpcError("a query needs a method name and an argument dictionary", tid=tid)
-            sender = _id(args.get(b"id"), "id", tid)
-            ro = msg.get(b"ro")
             return Query(tid, method, sender, _query_args(method, args, tid), ro == 1, version)
         except KrpcError as exc:
             exc.query = True

@@ -49,6 +49,8 @@ class LookupKind(Enum):
     ANNOUNCE = "announce"  #: get_peers, then announce_peer to the closest nodes
     BOOTSTRAP = "bootstrap"  #: find_node of our own id
     REFRESH = "refresh"  #: find_node of a random id in a stale bucket
+    GET_ITEM = "get_item"  #: BEP 44 get, keeping the item with the highest seq
+    PUT_ITEM = "put_item"  #: BEP 44 get for tokens, then put to the closest nodes
 
 
 class CandidateState(Enum):

@@ -14,11 +14,11 @@ or a clock: the adapter calls
 and after each call drains ``datagrams_to_send()`` (to the socket) and
 ``next_event()`` (to whoever waits on lookups).
 
-Incoming queries (ping, find_node, get_peers, announce_peer) are answered at once;
-an unknown method gets error 204, malformed arguments 203, a bad token 203.  Every
-response carries the requester's address (BEP 42 ``ip``) and our version ``v``.
-A read-only node (BEP 43) marks its queries ``ro=1`` and answers nothing; queries
-marked ``ro`` never put their sender in our table.
+Incoming queries (ping, find_node, get_peers, announce_peer, BEP 44 get/put) are
+answered at once, each within the sender's reply budget, by the
+:class:`~p2pshare.core.dht.answers.QueryAnswers` half of the node (see there, and
+for why garbage gets no answer).  A read-only node (BEP 43) marks its queries
+``ro=1`` and answers nothing; queries marked ``ro`` never put their sender in our table.
 
 Each outgoing query is a transaction with a 2-byte id, a *short* deadline (after
 which a lookup treats the query as slow and asks someone else) and a full deadline
@@ -48,23 +48,23 @@ from typing import Any
 
 from p2pshare.config import DhtConfig
 from p2pshare.core.dht import krpc
+from p2pshare.core.dht.answers import QueryAnswers
 from p2pshare.core.dht.events import (
     DhtEvent,
     ExternalAddressChanged,
+    ItemFound,
     LookupDone,
     NodeIdChanged,
     PeersFound,
 )
 from p2pshare.core.dht.ids import is_bep42_exempt, is_secure_id, random_id, secure_id
+from p2pshare.core.dht.item_lookup import ItemSearch
+from p2pshare.core.dht.items import Item, ItemStore
 from p2pshare.core.dht.krpc import (
     Addr,
-    AnnouncePeerArgs,
     ErrorMessage,
-    FindNodeArgs,
-    GetPeersArgs,
     KrpcError,
     NodeInfo,
-    PingArgs,
     Query,
     Response,
 )
@@ -84,6 +84,7 @@ _SHORT = 0
 _FULL = 1
 _MAX_VOTE_CANDIDATES = 16  #: distinct external-IP candidates tracked at once
 _MAX_VOTERS = 64  #: voters remembered per candidate
+_STORE_METHODS = (b"announce_peer", b"put")  #: the last step of an announce or a put lookup
 
 
 @dataclass(slots=True, eq=False)
@@ -107,9 +108,10 @@ class _LookupExtra:
     announce_pending: int = 0
     announced_to: int = 0
     peers: set[Addr] | None = None
+    item: ItemSearch | None = None
 
 
-class DhtNode:
+class DhtNode(QueryAnswers):
     """One DHT node: see the module docstring for how to drive it."""
 
     def __init__(
@@ -133,6 +135,7 @@ class DhtNode:
         self.table = RoutingTable(self.node_id, config, now)
         self.tokens = TokenManager(config.token_rotation, now, self._secret)
         self.peers = PeerStore(config)
+        self.items = ItemStore(config)
         self.external_ip: str | None = None
         self._votes: dict[str, set[str]] = {}
         self._out: list[tuple[bytes, Addr]] = []
@@ -150,6 +153,7 @@ class DhtNode:
         self._last_bootstrap = float("-inf")
         self._bootstrap_lookup: int | None = None
         self._next_maintenance = now + config.maintenance_interval
+        self._in_size = 0  #: size of the datagram being handled (error replies must not exceed it)
         self._srtt: float | None = None
         self._rttvar = 0.0
         #: Set by the adapter: admit_query(source_ip, now) -> False drops the query unanswered
@@ -164,6 +168,8 @@ class DhtNode:
             "timeouts": 0,
             "announces_stored": 0,
             "queries_refused": 0,
+            "items_stored": 0,
+            "errors_suppressed": 0,
         }
 
     def _secret(self, n: int) -> bytes:
@@ -260,6 +266,23 @@ class DhtNode:
         extra = _LookupExtra(info_hash, port=port, implied_port=implied_port, peers=set())
         return self._start(LookupKind.ANNOUNCE, info_hash, now, extra)
 
+    def start_get_item(self, target: bytes, now: float, *, salt: bytes = b"") -> int:
+        """Look up a BEP 44 item; each newer verified item arrives as an :class:`ItemFound` event.
+
+        ``salt`` is the salt of a mutable item (it is part of what was signed and is
+        never sent back); an immutable lookup ends at the first verified item.
+        """
+        search = ItemSearch(target, salt, self.config.max_item_value)
+        return self._start(LookupKind.GET_ITEM, target, now, _LookupExtra(target, item=search))
+
+    def start_put_item(self, item: Item, now: float, *, cas: int | None = None) -> int:
+        """Store ``item`` on the ``k`` nodes nearest its target; ``LookupDone.announced_to`` counts them."""
+        if len(item.value) > self.config.max_item_value or not item.signature_ok():
+            raise LocalProtocolError("an item to put must be signed and at most max_item_value bytes")
+        target = item.target
+        search = ItemSearch(target, item.salt, self.config.max_item_value, to_put=item, cas=cas)
+        return self._start(LookupKind.PUT_ITEM, target, now, _LookupExtra(target, item=search))
+
     def cancel_lookup(self, lookup_id: int) -> None:
         """Stop a lookup without an event; answers still in flight are ignored."""
         lk = self._lookups.pop(lookup_id, None)
@@ -286,6 +309,7 @@ class DhtNode:
             "bad": counts["bad"],
             "buckets": len(self.table.buckets),
             "stored_peers": len(self.peers),
+            "stored_items": len(self.items),
             "stored_info_hashes": self.peers.info_hash_count,
             "external_ip": self.external_ip,
             "lookups": len(self._lookups),
@@ -299,6 +323,7 @@ class DhtNode:
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         """Handle one datagram from ``addr``; hostile input is counted and dropped."""
         self.stats["received"] += 1
+        self._in_size = len(data)
         if not (0 < addr[1] < 65536):
             self.stats["malformed"] += 1
             return
@@ -306,8 +331,7 @@ class DhtNode:
             msg = krpc.decode_message(data, max_packet=self.config.max_packet)
         except KrpcError as exc:
             self.stats["malformed"] += 1
-            if exc.query and exc.tid is not None and not self.read_only:
-                self._reply_error(exc.tid, exc.code, str(exc), addr)
+            self._on_malformed(exc, addr, now)
             return
         if isinstance(msg, Query):
             self._on_query(msg, addr, now)
@@ -315,54 +339,6 @@ class DhtNode:
             self._on_response(msg, addr, now)
         else:
             self._on_error(msg, addr, now)
-
-    def _on_query(self, q: Query, addr: Addr, now: float) -> None:
-        if self.read_only:
-            return  # BEP 43: a read-only node answers nothing
-        if self.admit_query is not None and not self.admit_query(addr[0], now):
-            self.stats["queries_refused"] += 1
-            return
-        if not q.read_only and q.sender_id != self.node_id:
-            self.table.heard_from(q.sender_id, addr, now, responded=False)
-            if (
-                self.table.get(q.sender_id) is None
-                and addr not in self._pending_by_addr
-                and self._pings_in_flight < self.config.max_pending_pings
-                and self._id_allowed(q.sender_id, addr[0])
-                and self.table.would_accept(q.sender_id, now)
-            ):
-                self._ping(addr, now)  # verify before it may enter the table
-        args = q.args
-        body: dict[bytes, Any] = {b"id": self.node_id}
-        if args is None:
-            self._reply_error(q.tid, krpc.ERROR_METHOD_UNKNOWN, "Method Unknown", addr)
-            return
-        if isinstance(args, PingArgs):
-            pass
-        elif isinstance(args, FindNodeArgs):
-            self._add_nodes(body, args.target, args.want, now)
-        elif isinstance(args, GetPeersArgs):
-            body[b"token"] = self.tokens.token_for(addr[0], now)
-            values = self.peers.get(args.info_hash, now, self.config.max_values_returned, self.rng)
-            if values:
-                body[b"values"] = [krpc.pack_addr(p) for p in values]
-            self._add_nodes(body, args.info_hash, args.want, now)
-        elif isinstance(args, AnnouncePeerArgs):
-            if not self.tokens.is_valid(args.token, addr[0], now):
-                self._reply_error(q.tid, krpc.ERROR_PROTOCOL, "Bad Token", addr)
-                return
-            port = addr[1] if args.implied_port else args.port
-            if self.peers.add(args.info_hash, (addr[0], port), now):
-                self.stats["announces_stored"] += 1
-        self.stats["queries_answered"] += 1
-        self._send(krpc.encode_response(q.tid, body, ip=addr, version=self.version), addr)
-
-    def _add_nodes(self, body: dict[bytes, Any], target: bytes, want: frozenset[bytes], now: float) -> None:
-        mine = b"n6" if self.ipv6 else b"n4"
-        if want and mine not in want:
-            return
-        nodes = [(e.node_id, e.addr) for e in self.table.closest(target, self.config.k, now)]
-        body[b"nodes6" if self.ipv6 else b"nodes"] = krpc.pack_nodes(nodes)
 
     def _on_response(self, r: Response, addr: Addr, now: float) -> None:
         p = self._pending.get(r.tid)
@@ -381,11 +357,18 @@ class DhtNode:
         if lk is None or lk.finished:
             return
         extra = self._extra[lk.lookup_id]
-        if p.method == b"announce_peer":
+        if p.method in _STORE_METHODS:
             extra.announce_pending -= 1
             extra.announced_to += 1
             self._advance(lk, now)
             return
+        if extra.item is not None:
+            found = extra.item.offer(addr, r.body)
+            if found is not None:
+                self._events.append(ItemFound(lk.lookup_id, extra.info_hash, found))
+                if lk.kind is LookupKind.GET_ITEM and not found.mutable:
+                    self._finish(lk)  # an immutable item cannot get newer
+                    return
         try:
             nodes = krpc.response_nodes(r, ipv6=self.ipv6)
             values = krpc.response_values(r) if lk.kind in (LookupKind.GET_PEERS, LookupKind.ANNOUNCE) else []
@@ -413,6 +396,9 @@ class DhtNode:
             return
         self._drop_pending(p)
         if p.lookup is not None and not p.lookup.finished:
+            extra = self._extra[p.lookup.lookup_id]
+            if p.method == b"put" and extra.item is not None and len(extra.item.store_errors) < 16:
+                extra.item.store_errors[e.code] = extra.item.store_errors.get(e.code, 0) + 1
             self._query_failed(p, now)
             self._advance(p.lookup, now)
 
@@ -420,7 +406,7 @@ class DhtNode:
         lk = p.lookup
         if lk is None or lk.finished:
             return
-        if p.method == b"announce_peer":
+        if p.method in _STORE_METHODS:
             self._extra[lk.lookup_id].announce_pending -= 1
         else:
             lk.on_failure(p.addr)
@@ -460,20 +446,22 @@ class DhtNode:
                 self._query_for_lookup(lk, c.addr, now)
             if not lk.converged:
                 return
-            if lk.kind is LookupKind.ANNOUNCE:
+            if lk.kind in (LookupKind.ANNOUNCE, LookupKind.PUT_ITEM):
                 extra.announcing = True
                 for c in lk.closest_responded(self.config.k):
                     if c.token is None:
                         continue
-                    args: dict[bytes, Any] = {
-                        b"id": self.node_id,
-                        b"info_hash": extra.info_hash,
-                        b"port": extra.port,
-                        b"token": c.token,
-                    }
-                    if extra.implied_port:
-                        args[b"implied_port"] = 1
-                    self._query(c.addr, b"announce_peer", args, now, lk)
+                    if extra.item is not None:
+                        args = extra.item.put_args(c.addr)
+                        method = b"put"
+                    else:
+                        args = {b"info_hash": extra.info_hash, b"port": extra.port}
+                        if extra.implied_port:
+                            args[b"implied_port"] = 1
+                        method = b"announce_peer"
+                    args[b"id"] = self.node_id
+                    args[b"token"] = c.token
+                    self._query(c.addr, method, args, now, lk)
                     extra.announce_pending += 1
         if extra.announcing and extra.announce_pending > 0:
             return
@@ -482,6 +470,8 @@ class DhtNode:
     def _query_for_lookup(self, lk: Lookup, addr: Addr, now: float) -> None:
         if lk.kind in (LookupKind.GET_PEERS, LookupKind.ANNOUNCE):
             self._query(addr, b"get_peers", {b"id": self.node_id, b"info_hash": lk.target}, now, lk)
+        elif lk.kind in (LookupKind.GET_ITEM, LookupKind.PUT_ITEM):
+            self._query(addr, b"get", {b"id": self.node_id, b"target": lk.target}, now, lk)
         else:
             self._query(addr, b"find_node", {b"id": self.node_id, b"target": lk.target}, now, lk)
 
@@ -516,9 +506,6 @@ class DhtNode:
         self.stats["sent"] += 1
         self._out.append((data, addr))
 
-    def _reply_error(self, tid: bytes, code: int, text: str, addr: Addr) -> None:
-        self._send(krpc.encode_error(tid, code, text, version=self.version), addr)
-
     def _ping(self, addr: Addr, now: float) -> None:
         self._pings_in_flight += 1
         self._query(addr, b"ping", {b"id": self.node_id}, now, None)
@@ -538,7 +525,7 @@ class DhtNode:
         p = _Pending(tid, addr, method, now, lk)
         self._pending[tid] = p
         self._pending_by_addr[addr] = self._pending_by_addr.get(addr, 0) + 1
-        if lk is not None and method != b"announce_peer":
+        if lk is not None and method not in _STORE_METHODS:
             self._push_timer(now + self._short_timeout(), _SHORT, tid)
         self._push_timer(now + self.config.query_timeout, _FULL, tid)
         self._send(data, addr)
@@ -617,6 +604,7 @@ class DhtNode:
 
     def _maintenance(self, now: float) -> None:
         self.peers.expire(now)
+        self.items.expire(now)
         if len(self.table) == 0:
             if (
                 self._bootstrap_addrs

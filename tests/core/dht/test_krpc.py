@@ -159,10 +159,26 @@ def test_malformed_datagrams_raise_krpc_error(data: bytes) -> None:
 
 
 def test_malformed_query_keeps_tid_and_is_flagged() -> None:
-    """A query with bad arguments reports its transaction id so the node can answer 203."""
+    """A sound query envelope with bad arguments reports its transaction id so the node can answer 203."""
     with pytest.raises(KrpcError) as info:
-        dec(b"d1:ad2:id3:abce1:q4:ping1:t2:aa1:y1:qe")
+        dec(b"d1:ad2:id20:" + NID + b"6:target3:abce1:q9:find_node1:t2:aa1:y1:qe")
     assert info.value.tid == b"aa" and info.value.query and info.value.code == 203
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"d1:ad2:id3:abce1:q4:ping1:t2:aa1:y1:qe",  # sender id of the wrong length
+        b"d1:q4:ping1:t2:aa1:y1:qe",  # no argument dictionary
+        b"d1:ad2:id20:" + NID + b"e1:t2:aa1:y1:qe",  # no method
+        b"d1:ade1:q4:ping1:t2:aa1:y1:qe",  # no sender id
+    ],
+)
+def test_query_without_sound_envelope_is_not_flagged(data: bytes) -> None:
+    """A datagram that is not a sound query (method, arguments, 20-byte id) earns no error reply."""
+    with pytest.raises(KrpcError) as info:
+        dec(data)
+    assert not info.value.query
 
 
 def test_oversized_datagram_is_rejected_unread() -> None:
