@@ -79,11 +79,9 @@ def test_router_without_mapping_reports_failure_without_raising(scenario: Scenar
 
 @pytest.mark.slow
 def test_short_lease_is_renewed_before_it_runs_out(scenario: Scenario) -> None:
-    """An 8-second UPnP lease is renewed at half life: 6 s on, both mappings were granted again.
-
-    (miniupnpd grants PCP/NAT-PMP leases of at least 120 s, so their renewal is tested on a
-    virtual clock in tests/core/test_natpmp.py.)
-    """
+    """An 8-second UPnP lease is renewed at half life, so 6 s on both mappings were granted again."""
+    # miniupnpd grants PCP/NAT-PMP leases of at least 120 s: their renewal is tested on a
+    # virtual clock in tests/core/test_natpmp.py.
     result = scenario("portmap-renew", "upnp")
     events = result["renewed"]["events"]
     mapped_events = [e for e in events if e.startswith("PortMapped(")]
