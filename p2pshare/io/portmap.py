@@ -137,6 +137,7 @@ class PortMapper:
         self._changed = asyncio.Event()
         self._retry_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  #: losing methods deleting their mappings
+        self._refused: dict[str, set[tuple[str, int]]] = {}  #: ports a method's gateway refused
 
     # -- public ------------------------------------------------------------------------------
 
@@ -237,6 +238,7 @@ class PortMapper:
 
     def _on_event(self, family: str, event: PortMapEvent) -> None:
         if isinstance(event, PortMapped):
+            self._refused.get(family, set()).discard((event.protocol, event.internal_port))
             self._mapped.setdefault(family, {})[(event.protocol, event.internal_port)] = event
             if self.active is None and len(self._mapped[family]) == len(self.ports):
                 self._activate(family)
@@ -260,6 +262,11 @@ class PortMapper:
             self._maybe_retry()
         elif isinstance(event, PortMapFailed):
             self._errors.append(f"{event.method}: {event.reason}")
+            if event.protocol is not None and event.port is not None and self.active is None:
+                refused = self._refused.setdefault(family, set())
+                refused.add((event.protocol, event.port))
+                if len(refused) + len(self._mapped.get(family, {})) >= len(self.ports):
+                    self._methods[family] = "refused"  # answered, but not every port: settled
         log.info("port mapping: %s", event)
         if self.on_event is not None:
             try:

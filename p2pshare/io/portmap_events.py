@@ -71,7 +71,10 @@ class PortMapStatus:
 
     gateway: str | None
     local_ip: str | None
-    methods: tuple[tuple[str, str], ...]  #: (method, state): searching, mapped, unavailable, standby, off
+    #: (method, state); state is one of: off (not tried), searching, mapped (the active method),
+    #: standby (worked or was working, but another method mapped first), refused (the gateway
+    #: answered but would not map every port), unavailable (no gateway speaks it here)
+    methods: tuple[tuple[str, str], ...]
     active_method: str | None  #: the method whose mappings we keep
     external_address: str | None
     external_source: str | None  #: the method that told us the external address

@@ -123,10 +123,17 @@ class UpnpDriver:
 
     async def _run(self, ports: list[tuple[MapProtocol, int]]) -> None:
         try:
-            self.service = await self._discover()
-        except Exception as exc:  # whatever went wrong, UPnP is unavailable; never fatal
-            self.report(MethodUnavailable(self.method, f"UPnP discovery failed: {exc!r}"))
-            return
+            await self._work(ports)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever went wrong, it is reported; never fatal
+            if self.mapped:
+                self.report(PortMapFailed(self.method_name, f"UPnP renewal stopped: {exc!r}"))
+            else:
+                self.report(MethodUnavailable(self.method, f"UPnP failed: {exc!r}"))
+
+    async def _work(self, ports: list[tuple[MapProtocol, int]]) -> None:
+        self.service = await self._discover()
         if self.service is None:
             return
         await self._external_address()

@@ -158,3 +158,39 @@ def test_status_tells_a_router_behind_another_nat(address: str | None, expected:
     """A private or carrier-grade (100.64/10) external address means another NAT sits above the router."""
     status = PortMapStatus(None, None, (), None, address, None, (), (), False)
     assert status.behind_another_nat is expected
+
+
+class RefusingGateway(FakeNatPmpGateway):
+    """A NAT-PMP gateway that answers every map request with result 2 (not authorized)."""
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if data[0] == 0 and data[1] in (1, 2):
+            self.requests.append(data)
+            internal = struct.unpack("!H", data[4:6])[0]  # RFC 6886 3.3: errors echo the internal port
+            refusal = struct.pack("!BBHIHHI", 0, 128 + data[1], 2, self.epoch, internal, 0, 0)
+            self.transport.sendto(refusal, addr)
+        else:
+            super().datagram_received(data, addr)
+
+
+async def test_gateway_refusing_every_port_settles_as_refused_without_raising() -> None:
+    """A gateway that answers but refuses both ports leaves the method refused, settled, with the reason."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(RefusingGateway, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    mapper = PortMapper(
+        PortMapConfig(protocols=("natpmp",)),
+        tcp_port=6881,
+        udp_port=6881,
+        gateway="127.0.0.1",
+        natpmp_port=port,
+    )
+    try:
+        await mapper.start()
+        status = await mapper.wait_settled(3.0)
+        assert dict(status.methods)["natpmp"] == "refused"
+        assert not status.mapped and status.external_address == "11.11.0.1"
+        assert sum("not authorized/refused" in e for e in status.errors) == 2
+        await mapper.close()
+    finally:
+        transport.close()
