@@ -150,7 +150,10 @@ def ltget(args: argparse.Namespace) -> None:
             break
         time.sleep(0.1)
     status = handle.status()
-    emit(event="ltget", seeding=bool(status.is_seeding), total_done=int(status.total_done), marks=marks)
+    seeding, total_done = bool(status.is_seeding), int(status.total_done)
+    ses.remove_torrent(handle)
+    del handle, status, ses  # the session's destructor waits for its disk thread: the file is complete
+    emit(event="ltget", seeding=seeding, total_done=total_done, marks=marks)
 
 
 def main() -> None:
