@@ -76,8 +76,14 @@ async def portmap(args: argparse.Namespace) -> None:
         await asyncio.sleep(args.lease * 0.75)
         emit(event="renewed", status=status_dict(mapper.status()), events=events)
         line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), args.hold)
-    await mapper.close()
-    emit(event="closed", status=status_dict(mapper.status()), events=events)
+    try:
+        await asyncio.wait_for(asyncio.shield(mapper.close()), 15.0)
+        hung = False
+    except TimeoutError:  # a bug: show where every task waits, and say so
+        hung = True
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+    emit(event="closed", status=status_dict(mapper.status()), events=events, close_hung=hung)
     if server is not None and udp is not None:
         server.close()
         udp.close()

@@ -84,7 +84,9 @@ def portmap(
         send(agent, "renewed")
         result["renewed"] = read_json_line(agent, 30.0)
     send(agent, "close")
-    result["closed"] = read_json_line(agent, 30.0)
+    result["closed"] = read_json_line(agent, 30.0, "closed")
+    if result["closed"].get("close_hung"):
+        raise RuntimeError("PortMapper.close() did not return within 15 s (task stacks in h1's log)")
     result["rules_after_close"] = miniupnpd_rules(lab)
     result["probe_after_close"] = probe_from_h2(lab, tcp_ext, udp_ext)
     result["r1_wan"] = R1_WAN
