@@ -6,8 +6,9 @@
    uTP >= 150 MB/s; the exit code is 1 when it is missed.
 2. From a libtorrent uTP-only seeder (TCP off), side by side in the same run: a
    p2pshare session (``--transport utp``) and libtorrent's own uTP leecher.
-3. BEP 55 on loopback (no NAT: the direct dial is refused by the program): time from
-   the failed dial to the target's first bytes (its handshake) through a relay.
+3. BEP 55 in the NAT lab (tests/holepunch_lab: h1 and h2 behind NATs without port
+   mapping, a relay on the "internet"): time from asking to h1's first payload byte at h2;
+   and on loopback (the direct dial refused by this program): to the target's handshake.
 
 Figures go to ``benchmarks/results/utp_session.txt``.  Downloads go to ``/dev/shm``
 when it exists (the transport is measured, not the disk), else ``benchmarks/.work``;
@@ -238,6 +239,36 @@ async def holepunch_first_byte() -> float:
                 await s.close()
 
 
+def holepunch_lab() -> list[str]:
+    """Time to first byte through the NAT lab (tests/holepunch_lab), when namespaces can be made."""
+    import tempfile
+
+    lines = []
+    for flags, label in (
+        ([], "after failed direct dials"),
+        (["--pex-unreachable"], "at once (PEX: unreachable)"),
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            argv = ["unshare", "-m", "-n", sys.executable, "-m", "tests.holepunch_lab.run", "--workdir", tmp]
+            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            try:
+                proc = subprocess.run(
+                    [*argv, *flags], capture_output=True, text=True, timeout=200, cwd=ROOT, env=env
+                )
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+                lines.append(f"# NAT lab not run ({type(exc).__name__}): needs root for unshare -m -n")
+                break
+            first = r.get("first_byte")
+            text = "no byte" if first is None else f"{first * 1e3:.0f} ms"
+            lines.append(
+                f"[4M, NAT lab, h2 <- h1 via a p2pshare relay, {label}] first byte {text},"
+                f" whole file {r.get('elapsed', 0):.2f} s, complete {bool(r.get('complete'))}"
+            )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256)
@@ -275,6 +306,7 @@ def main() -> int:
             lines.append("# libtorrent not installed: comparison skipped")
         else:
             lines += libtorrent_section(args.mib, torrent, data)
+    lines += holepunch_lab()
     hp = asyncio.run(holepunch_first_byte())
     lines.append(f"[BEP 55, loopback, no NAT] refused dial -> rendezvous -> uTP handshake {hp * 1e3:.1f} ms")
     print(lines[-1], flush=True)
