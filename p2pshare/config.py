@@ -419,8 +419,10 @@ class TransportConfig:
 
     mode: str = "both"  #: "tcp", "utp" or "both" (``--transport``): what we listen on and dial
     #: Dial uTP first to peers that said they speak it (PEX flag, an incoming uTP link);
-    #: TCP first to the others.  Measured on loopback (benchmarks/results/utp_session.txt):
-    #: our TCP path costs less CPU per byte, so TCP stays the default first try.
+    #: TCP first to the others.  Measured (benchmarks/results/utp_session.txt): whole sessions
+    #: cost about the same CPU per GiB on either (3.6-4.8 s), so the fallback cost decides: a
+    #: TCP dial to a uTP-only peer is refused or closed at once, while a uTP SYN to a TCP-only
+    #: peer waits out the connect timeout.
     prefer_utp_when_announced: bool = True
     prefer_utp: bool = False  #: dial uTP first even to peers that announced nothing
     holepunch: bool = True  #: offer ut_holepunch (relay, rendezvous, connect)
