@@ -110,9 +110,20 @@ class PiecePicker(PickerState[K]):
                 if count == 0:
                     return picked
 
-        # 2. new pieces
+        # 2. new pieces: the read-ahead window in order (sequential), then random / rarest first
         new_budget = 0 if not allow_new_piece else (max_new_pieces if max_new_pieces is not None else count)
         free_left = False  # a FREE piece this peer could give us remains unstarted
+        if self._seq_window and new_budget > 0:
+            for p in self._window():
+                if (has is not None and p not in has) or (allowed is not None and p not in allowed):
+                    continue
+                if new_budget <= 0:
+                    free_left = True
+                    break
+                new_budget -= 1
+                count = self._start_piece(p, peer, requests, count, picked)
+                if count == 0:
+                    return picked
         order = self._order
         if order:
             if len(self._have) < self._config.random_first_pieces:
@@ -161,6 +172,37 @@ class PiecePicker(PickerState[K]):
         if count and not free_left:
             self._take_busy(peer, has, requests, allowed, count, picked)
         return picked
+
+    # ------------------------------------------------------------------ sequential
+
+    def set_sequential(self, window: int) -> None:
+        """Pick the ``window`` wanted pieces from the first missing one in index order, before
+        any other; 0 turns it off (rarest first everywhere)."""
+        if window < 0:
+            raise ValueError("the read-ahead window cannot be negative")
+        self._seq_window = window
+
+    @property
+    def first_missing(self) -> int:
+        """The lowest wanted piece not verified (``num_pieces`` when none is missing)."""
+        i = self._seq_first
+        while i < self._n and (i in self._have or not self.wants(i)):
+            i += 1
+        self._seq_first = i
+        return i
+
+    def _window(self) -> list[int]:
+        """FREE pieces of the read-ahead window, in index order."""
+        out: list[int] = []
+        i, seen = self.first_missing, 0
+        pos = self._pos
+        while i < self._n and seen < self._seq_window:
+            if self.wants(i) and i not in self._have:
+                seen += 1
+                if pos[i] >= 0:
+                    out.append(i)
+            i += 1
+        return out
 
     def _take_free(
         self,
@@ -290,6 +332,8 @@ class PiecePicker(PickerState[K]):
             return BlockReceived(p, False, True, (), requested)
         part = self._partials.get(p)
         if part is None:
+            if not self.wants(p):
+                return BlockReceived(p, False, True, (), requested)  # a piece we did not choose
             part = self._begin(p)
         state = part.state[b]
         if state == RECEIVED:
@@ -324,6 +368,9 @@ class PiecePicker(PickerState[K]):
         elif self._pos[index] >= 0:
             self._remove(index)
         self._have.add(index)
+        if not self.wants(index):
+            return  # it was never counted as missing
+        self._left -= 1
         for ps in self._peers.values():
             if ps.has is not None and index in ps.has:
                 ps.interesting -= 1
@@ -336,5 +383,6 @@ class PiecePicker(PickerState[K]):
         if index not in self._partials:
             return set()
         part = self._drop_partial(index)
-        self._insert(index)
+        if self.wants(index):
+            self._insert(index)
         return {s for s in part.senders if s is not None}
