@@ -399,7 +399,10 @@ class AnnounceConfig:
 class StreamConfig:
     """Choosing files and streaming: ``--select``, ``--sequential``, ``--stdout``."""
 
-    read_ahead_pieces: int = 8  #: --sequential: pieces past the first missing one picked in order
+    #: --sequential: the read-ahead window (pieces from the first missing one that may be in flight)
+    #: is this many pieces, or enough pieces to cover ``read_ahead_bytes``, whichever is more
+    read_ahead_pieces: int = 8
+    read_ahead_bytes: int = 8 * MiB
     stdout_chunk: int = 256 * KiB  #: bytes written to standard output at once
     stdout_poll: float = 0.05  #: how often the streamer looks for the next verified piece
     #: the hidden ".<info hash><suffix>" file beside a download keeps straddling pieces' unselected bytes

@@ -30,7 +30,12 @@ Picking for one peer, in order:
 2. blocks of new pieces: at random while we have fewer than ``random_first_pieces``
    pieces (get something to trade), rarest first after that; scanning ``_order``
    from the front stops at the first piece the peer has, so this is cheap; a peer with
-   few pieces is served by walking its own bitfield instead;
+   few pieces is served by walking its own bitfield instead.  In sequential mode
+   (streaming) the *read-ahead window* comes first: the ``window`` missing wanted pieces
+   from the first missing one on, in index order; while the peer has any of them, no
+   piece outside the window is started (a peer with none of them is asked rarest first,
+   so it is still useful).  Pieces outside the wanted set (files not chosen) are never
+   in ``_order`` at all;
 3. only if the peer has no free block left anywhere: blocks other peers already
    requested (endgame), fewest requesters first (then oldest piece), never one this
    peer requested and never more than ``endgame_max_requesters`` requesters per
@@ -113,10 +118,15 @@ class PiecePicker(PickerState[K]):
         # 2. new pieces: the read-ahead window in order (sequential), then random / rarest first
         new_budget = 0 if not allow_new_piece else (max_new_pieces if max_new_pieces is not None else count)
         free_left = False  # a FREE piece this peer could give us remains unstarted
-        if self._seq_window and new_budget > 0:
+        in_window = False  # sequential: the peer has a missing piece of the window (so stay in it)
+        if self._seq_window:
+            pos = self._pos
             for p in self._window():
                 if (has is not None and p not in has) or (allowed is not None and p not in allowed):
                     continue
+                in_window = True
+                if pos[p] < 0:
+                    continue  # started already
                 if new_budget <= 0:
                     free_left = True
                     break
@@ -124,7 +134,7 @@ class PiecePicker(PickerState[K]):
                 count = self._start_piece(p, peer, requests, count, picked)
                 if count == 0:
                     return picked
-        order = self._order
+        order = self._order if not in_window else []
         if order:
             if len(self._have) < self._config.random_first_pieces:
                 while count and new_budget > 0:
@@ -176,8 +186,9 @@ class PiecePicker(PickerState[K]):
     # ------------------------------------------------------------------ sequential
 
     def set_sequential(self, window: int) -> None:
-        """Pick the ``window`` wanted pieces from the first missing one in index order, before
-        any other; 0 turns it off (rarest first everywhere)."""
+        """Download in index order: new pieces come only from the ``window`` missing pieces from
+        the first missing one on, in order, while the peer has any of them (a peer with none of
+        them is still asked rarest first); 0 turns it off (rarest first everywhere)."""
         if window < 0:
             raise ValueError("the read-ahead window cannot be negative")
         self._seq_window = window
@@ -192,15 +203,12 @@ class PiecePicker(PickerState[K]):
         return i
 
     def _window(self) -> list[int]:
-        """FREE pieces of the read-ahead window, in index order."""
+        """The missing wanted pieces of the read-ahead window, in index order (FREE or started)."""
         out: list[int] = []
-        i, seen = self.first_missing, 0
-        pos = self._pos
-        while i < self._n and seen < self._seq_window:
+        i = self.first_missing
+        while i < self._n and len(out) < self._seq_window:
             if self.wants(i) and i not in self._have:
-                seen += 1
-                if pos[i] >= 0:
-                    out.append(i)
+                out.append(i)
             i += 1
         return out
 

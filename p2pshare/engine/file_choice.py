@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
+from p2pshare.config import StreamConfig
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info
 from p2pshare.core.selection import FileSelection, wanted_pieces
 
-__all__ = ["FileChoice", "choose", "selected_progress"]
+__all__ = ["FileChoice", "choose", "read_ahead_window", "selected_progress"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,11 @@ def choose(info: Info, selection: FileSelection | None) -> FileChoice:
     if all(flag or f.pad for flag, f in zip(flags, info.files, strict=True)):
         return FileChoice(None, None)
     return FileChoice(tuple(flags), wanted_pieces(info.geometry, flags))
+
+
+def read_ahead_window(cfg: StreamConfig, piece_length: int) -> int:
+    """Pieces in the sequential read-ahead window for pieces of ``piece_length`` bytes."""
+    return max(cfg.read_ahead_pieces, cfg.read_ahead_bytes // piece_length)
 
 
 def selected_progress(info: Info, selected: Sequence[bool] | None, have: Container[int]) -> tuple[int, int]:

@@ -49,7 +49,7 @@ from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
-from p2pshare.engine.file_choice import FileChoice, choose
+from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
@@ -208,7 +208,7 @@ class Torrent(Transfer):
         self.choice = choose(info, self.params.select)
         self.picker = PiecePicker(geometry, have, self.config.picker, self._rng, wanted=self.choice.wanted)
         if self.params.sequential:
-            self.picker.set_sequential(self.config.stream.read_ahead_pieces)
+            self.picker.set_sequential(read_ahead_window(self.config.stream, info.piece_length))
         swarm = self.config.swarm
         if have.complete and swarm.super_seed and geometry.num_pieces > 1:
             self._super = SuperSeeder(

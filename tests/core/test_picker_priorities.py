@@ -139,14 +139,24 @@ def test_sequential_window_moves_with_the_first_missing_piece() -> None:
     assert [b.piece for b in picker.pick_blocks("s", 2)] == [2, 3]
 
 
-def test_sequential_then_rarest_beyond_the_window() -> None:
-    """Past the window the picker falls back to rarest first, not index order."""
+def test_sequential_stays_in_the_window() -> None:
+    """While a peer has pieces of the window, nothing past the window is started, however deep the queue."""
     picker = make(None, n=6)
     picker.set_sequential(2)
     picker.add_peer("a", bits("111111"))
-    picker.add_peer("b", bits("111110"))  # piece 5 is the rarest
-    got = [b.piece for b in picker.pick_blocks("a", 3)]
-    assert got == [0, 1, 5]
+    got = [b.piece for b in picker.pick_blocks("a", 10)]
+    assert got == [0, 1]
+
+
+def test_a_peer_without_window_pieces_is_asked_rarest_first() -> None:
+    """A peer that has none of the window's pieces still gets requests, rarest first."""
+    picker = make(None, n=6)
+    picker.set_sequential(2)
+    picker.add_peer("a", bits("111111"))
+    picker.add_peer("b", bits("000110"))
+    picker.add_peer("c", bits("000111"))  # piece 5 is the rarest that "c" has
+    assert [b.piece for b in picker.pick_blocks("c", 1)] == [5]
+    picker.check_invariants()
 
 
 def test_sequential_skips_unwanted_and_pieces_the_peer_lacks() -> None:
