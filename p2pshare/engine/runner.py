@@ -51,6 +51,7 @@ __all__ = [
     "SwarmOptions",
     "check_writable",
     "download",
+    "fetch_manifest",
     "open_swarm",
     "seed",
     "seed_params",
@@ -429,6 +430,40 @@ async def _complete_and_stream(swarm: Swarm, streaming: asyncio.Task[int], timeo
     finally:
         for task in (waiting, streaming):
             task.cancel()
+
+
+async def fetch_manifest(
+    info_hash: InfoHash,
+    options: SwarmOptions,
+    *,
+    peers: Sequence[PeerAddress] = (),
+    trackers: Sequence[Sequence[str]] = (),
+    timeout: float | None = None,
+    on_event: EventSink = _ignore,
+) -> Info:
+    """Only the manifest of ``info_hash`` (BEP 9), for ``get --list``: no file is written.
+
+    Raises NoPeersError or NoMetadataError when ``timeout`` passes first.
+    """
+    with tempfile.TemporaryDirectory(prefix="p2pshare-list-") as scratch:
+        params = TorrentParams(
+            info_hash,
+            download_dir=Path(scratch),
+            trackers=tuple(tuple(tier) for tier in trackers),
+            select=FileSelection(),  # nothing chosen: nothing is downloaded or created
+        )
+        async with open_swarm(params, options, on_event=on_event) as swarm:
+            if peers:
+                swarm.add_peers(peers, "cli")
+            swarm.find_peers()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await swarm.torrent.metadata_ready.wait()
+            if swarm.torrent.info is not None:
+                return swarm.torrent.info
+            if not swarm.ever_connected:
+                raise NoPeersError(f"no peers found after {timeout:g} s; give --peer HOST:PORT or a tracker")
+            raise NoMetadataError(f"no peer sent the manifest after {timeout:g} s; try again later")
 
 
 async def seed(
