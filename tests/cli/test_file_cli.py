@@ -168,3 +168,21 @@ def test_get_stdout_streams_the_file(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stderr.decode()[-2000:]
     assert got.stdout == (SAMPLE / "images" / "noise.bin").read_bytes()
     assert b"done" in got.stderr
+
+
+def test_list_of_a_magnet_fetches_the_manifest_and_writes_nothing(tmp_path: Path) -> None:
+    """--list with only a hash fetches the manifest from the peer, prints the files, and creates no file."""
+    with processes() as procs:
+        sharer = start(
+            procs, ["share", str(SAMPLE), "--host", "127.0.10.6", "--no-dht", "--json"], tmp_path / "s"
+        )
+        ready = listening(sharer)
+        peer = f"127.0.10.6:{ready['port']}"
+        result = run("get", ready["info_hash"], "--list", "--json", "--no-dht", "--peer", peer, "-o",
+                     str(tmp_path / "o"), "--timeout", "20", "--host", "127.0.10.7")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    event = json.loads(result.stdout.strip().splitlines()[-1])
+    assert event["event"] == "files" and event["name"] == "sample_files"
+    paths = {f["path"] for f in event["files"]}
+    assert "sample_files/images/noise.bin" in paths
+    assert not (tmp_path / "o").exists()
