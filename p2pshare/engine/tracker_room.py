@@ -5,10 +5,10 @@ Theory of operation
 The service knows trackers, not torrents; this room joins them.  Peers a tracker
 names go to ``torrent.add_peers(..., "tracker")``, beside those from the DHT and
 ``--peer`` (trackers never replace the DHT).  The totals a tracker hears come from
-the torrent: bytes up and down, and ``left`` (the selected bytes still missing; a
-fixed non-zero value while the manifest is unknown, so we are not taken for a seed).
-When the torrent completes, ``completed`` is sent once; a scrape runs shortly after
-start and then on ``scrape_interval``; ``close()`` says ``stopped``.
+the torrent: bytes up and down, and ``left`` (the bytes still missing, chosen files or
+not, so a partial download is never taken for a seed; a fixed non-zero value while the
+manifest is unknown).  When the torrent has every piece, ``completed`` is sent once; a
+scrape runs shortly after start and then on ``scrape_interval``; ``close()`` says ``stopped``.
 """
 
 from __future__ import annotations
@@ -76,12 +76,17 @@ class TorrentTrackers:
         return TransferTotals(t.uploaded, t.downloaded, self.left())
 
     def left(self) -> int:
-        """Selected bytes not yet verified (what BEP 3's ``left`` means for a partial download)."""
+        """Bytes of the torrent not yet verified, chosen or not: a tracker takes ``left == 0`` for a
+        seed, and a download of some files only is not one."""
         t = self.torrent
         if t.info is None or t.picker is None:
             return self._cfg.announce.unknown_left
-        verified, total = selected_progress(t.info, t.choice.selected, t.picker.have)
+        verified, total = selected_progress(t.info, None, t.picker.have)
         return total - verified
+
+    def _is_seed(self) -> bool:
+        picker = self.torrent.picker
+        return picker is not None and picker.have.complete
 
     def _on_peers(self, peers: list[PeerAddress]) -> None:
         self.torrent.add_peers(peers, "tracker")
@@ -99,7 +104,8 @@ class TorrentTrackers:
 
     async def _watch_completion(self) -> None:
         await self.torrent.completed.wait()
-        self.service.completed()
+        if self._is_seed():  # 'completed' means every piece, not the end of a partial choice
+            self.service.completed()
 
     async def _scrape_loop(self) -> None:
         await asyncio.sleep(self._cfg.announce.first_scrape_delay)
@@ -112,7 +118,7 @@ class TorrentTrackers:
 
     async def close(self) -> None:
         """Stop the helpers, then say ``stopped`` (bounded by the service's own timeout)."""
-        if self.torrent.completed.is_set():
+        if self.torrent.completed.is_set() and self._is_seed():
             self.service.completed()  # finished just now: 'completed' goes out before 'stopped'
         for task in self._tasks:
             task.cancel()

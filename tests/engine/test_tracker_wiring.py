@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.core.selection import FileSelection
 from p2pshare.core.tracker.messages import AnnounceEvent
 from p2pshare.core.types import InfoHash
 from p2pshare.engine import runner
@@ -167,3 +168,35 @@ async def test_no_trackers_sends_nothing(tmp_path: Path) -> None:
             await seeding
         assert tracker.requests == []
         assert not seeders[0].trackers.active
+
+
+async def test_a_partial_download_is_not_reported_as_a_seed(tmp_path: Path) -> None:
+    """With some files chosen the tracker hears a non-zero left and no 'completed', then 'stopped'."""
+    async with HttpTracker("127.0.8.61") as tracker:
+        make_tree(tmp_path / "src" / "p", {"a.bin": 40_000, "b.bin": 40_000})
+        created = create_torrent(tmp_path / "src" / "p", piece_length=16384, trackers=[tracker.url()])
+        seeding = asyncio.create_task(runner.seed(created, options("127.0.8.62")))
+        try:
+            leechers: list[runner.Swarm] = []
+            await asyncio.wait_for(
+                runner.download(
+                    created.info.info_hash,
+                    options("127.0.8.63"),
+                    out_dir=tmp_path / "out",
+                    trackers=[[tracker.url()]],
+                    select=FileSelection.parse(["a.bin"]),
+                    timeout=20,
+                    on_swarm=leechers.append,
+                ),
+                30,
+            )
+        finally:
+            seeding.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await seeding
+        port = leechers[0].port
+        assert http_events(tracker, port) == [b"started", b"stopped"]
+        mine = [
+            q for path, q in tracker.requests if path == "/announce" and q["port"] == [str(port).encode()]
+        ]
+        assert int(mine[-1]["left"][0]) > 0
