@@ -20,7 +20,7 @@ from p2pshare.cli.common import out_console, print_json
 from p2pshare.cli.views import human_size
 from p2pshare.core.magnet import Magnet
 from p2pshare.core.metainfo import Info, Metainfo
-from p2pshare.core.selection import FileSelection
+from p2pshare.core.selection import FileSelection, selected_length
 from p2pshare.core.tracker.tiers import tiers_from
 from p2pshare.engine.streamer import StreamRequest, pick_stream_file
 from p2pshare.errors import UsageError
@@ -33,6 +33,7 @@ __all__ = [
     "StdoutOpt",
     "TrackerOpt",
     "check_selection",
+    "describe_choice",
     "print_file_list",
     "selection_for",
     "stdout_stream",
@@ -105,6 +106,13 @@ def check_selection(info: Info, selection: FileSelection | None, *, stdout: bool
         raise UsageError(f"--select: no file matches {', '.join(bad)}; see the indices with --list")
     if not any(selection.resolve(info)):
         raise UsageError("--select chose no file; see the indices with --list")
+
+
+def describe_choice(info: Info, selection: FileSelection) -> str:
+    """One line for people: how many files are chosen and their size."""
+    flags = selection.resolve(info)
+    real = sum(1 for f in info.files if not f.pad)
+    return f"chosen: {sum(flags)} of {real} file(s), {human_size(selected_length(info, flags))}"
 
 
 def print_file_list(info: Info, json_output: bool) -> None:

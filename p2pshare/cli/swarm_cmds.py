@@ -31,6 +31,7 @@ from p2pshare.cli.file_options import (
     StdoutOpt,
     TrackerOpt,
     check_selection,
+    describe_choice,
     print_file_list,
     selection_for,
     stdout_stream,
@@ -356,6 +357,8 @@ def get(
         view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
         what = f"{name} ({t.info_hash.hex})" if name else t.info_hash.hex
         view.line(f"getting {what} into {output}", style="bold")
+        if info is not None and chosen is not None:
+            view.line(describe_choice(info, chosen))
 
         def on_complete(result: runner.DownloadResult) -> None:
             view.done(result)

@@ -149,7 +149,9 @@ def test_share_with_tracker_and_get_by_magnet_through_it(tracker: HttpTracker, t
     assert (out / Path(*info.file_paths()[3])).read_bytes() == (
         SAMPLE / Path(*info.file_paths()[3][1:])
     ).read_bytes()
-    assert any(q.get("event") == [b"completed"] for _, q in tracker.requests)
+    events = [q.get("event") for _, q in tracker.requests]
+    assert [b"stopped"] in events  # the getter left the swarm on exit ...
+    assert [b"completed"] not in events  # ... having chosen one file: not a seed, no 'completed'
 
 
 def test_get_stdout_streams_the_file(tmp_path: Path) -> None:
@@ -186,3 +188,17 @@ def test_list_of_a_magnet_fetches_the_manifest_and_writes_nothing(tmp_path: Path
     paths = {f["path"] for f in event["files"]}
     assert "sample_files/images/noise.bin" in paths
     assert not (tmp_path / "o").exists()
+
+
+def test_the_choice_is_described_in_one_line(sample_torrent: Path) -> None:
+    """The line get prints for --select counts chosen files among the real ones, with their size."""
+    from p2pshare.cli.file_options import describe_choice
+    from p2pshare.cli.views import human_size
+    from p2pshare.core.selection import FileSelection
+
+    info = parse_torrent(sample_torrent.read_bytes()).info
+    files = [p for p in SAMPLE.rglob("*") if p.is_file()]
+    bins = [p for p in files if p.suffix == ".bin"]
+    line = describe_choice(info, FileSelection.parse(["*.bin"]))
+    size = human_size(sum(p.stat().st_size for p in bins))
+    assert line == f"chosen: {len(bins)} of {len(files)} file(s), {size}"
