@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from p2pshare.core.metainfo import parse_torrent
 from p2pshare.engine.create import create_torrent
 from p2pshare.errors import ExitCode
 from tests.e2e.procs import SAMPLE, listening, processes, start
-from tests.helpers.tracker_servers import HttpTracker
+from tests.helpers.http_tracker import HttpTracker
 
 
 @pytest.fixture(autouse=True)
@@ -57,26 +55,8 @@ def sample_torrent(tmp_path: Path) -> Path:
 @pytest.fixture
 def tracker() -> Iterator[HttpTracker]:
     """An HTTP tracker on 127.0.10.1, served from its own thread (the CLI runs its own loop)."""
-    loop = asyncio.new_event_loop()
-    server = HttpTracker("127.0.10.1")
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.__aenter__())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(server.__aexit__(None, None, None))
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
+    with HttpTracker("127.0.10.1") as server:
         yield server
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 def test_list_prints_indices_and_paths(sample_torrent: Path) -> None:
@@ -132,13 +112,13 @@ def test_share_with_tracker_and_get_by_magnet_through_it(tracker: HttpTracker, t
     """share --tracker writes it into the .torrent and magnet; get finds the sharer through it alone."""
     with processes() as procs:
         sharer = start(procs, ["share", str(SAMPLE), "--host", "127.0.10.2", "--no-dht", "--json",
-                               "--tracker", tracker.url()], tmp_path / "s1")  # fmt: skip
+                               "--tracker", tracker.announce_url], tmp_path / "s1")  # fmt: skip
         ready = listening(sharer)
-        assert f"tr={tracker.url()}".replace(":", "%3A").replace("/", "%2F") in ready["magnet"]
+        assert f"tr={tracker.announce_url}".replace(":", "%3A").replace("/", "%2F") in ready["magnet"]
         meta = parse_torrent(Path(ready["torrent"]).read_bytes())
-        assert meta.announce == tracker.url()
+        assert meta.announce == tracker.announce_url
         out = tmp_path / "out"
-        magnet = f"magnet:?xt=urn:btih:{ready['info_hash']}&tr={tracker.url()}&so=3"
+        magnet = f"magnet:?xt=urn:btih:{ready['info_hash']}&tr={tracker.announce_url}&so=3"
         result = run(
             "-q", "get", magnet, "-o", str(out), "--no-dht", "--host", "127.0.10.3", "--timeout", "30"
         )
@@ -149,9 +129,9 @@ def test_share_with_tracker_and_get_by_magnet_through_it(tracker: HttpTracker, t
     assert (out / Path(*info.file_paths()[3])).read_bytes() == (
         SAMPLE / Path(*info.file_paths()[3][1:])
     ).read_bytes()
-    events = [q.get("event") for _, q in tracker.requests]
-    assert [b"stopped"] in events  # the getter left the swarm on exit ...
-    assert [b"completed"] not in events  # ... having chosen one file: not a seed, no 'completed'
+    events = [a.event for a in tracker.announced(bytes.fromhex(ready["info_hash"]))]
+    assert "stopped" in events  # the getter left the swarm on exit ...
+    assert "completed" not in events  # ... having chosen one file: not a seed, no 'completed'
 
 
 def test_get_stdout_streams_the_file(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from tests.helpers.tracker_servers import peer_id
 from tests.interop.conftest import MakeLt
 from tests.interop.ltpeer import lt_seed, save_path_of
 
-lt = pytest.importorskip("libtorrent")  # without it this module skips instead of failing to collect
+lt = pytest.importorskip("libtorrent")  # without it the module skips (test_without_libtorrent.py)
 
 pytestmark = [
     pytest.mark.interop,
@@ -311,11 +311,6 @@ async def test_tiers_fail_over_to_opentracker_and_the_answering_tracker_leads_it
 
 
 @pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c not installed (apt-get install aria2)")
-@pytest.mark.xfail(
-    reason="aria2 re-sends its bitfield mid-connection and main's wire parser stalls on it; "
-    "the interop branch makes the parser liberal (test_wire_liberal): drop this mark after that merge",
-    strict=False,
-)
 async def test_aria2_downloads_from_a_p2pshare_seed_it_found_through_opentracker(
     opentracker: OpenTracker, make_share: MakeShare, sessions: MakeSession, tmp_path: Path
 ) -> None:

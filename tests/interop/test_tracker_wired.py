@@ -141,11 +141,6 @@ def aria2_args(tmp_path: Path, host: str, out: Path, torrent: Path, *extra: str)
 
 
 @pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c not installed (apt-get install aria2)")
-@pytest.mark.xfail(
-    reason="aria2 re-sends its bitfield mid-connection and main's wire parser stalls on it (fixed on the "
-    "interop branch): drop this mark after that merge",
-    strict=False,
-)
 async def test_aria2_finds_a_wired_p2pshare_seed(
     opentracker: OpenTracker, make_share: MakeShare, tmp_path: Path
 ) -> None:
