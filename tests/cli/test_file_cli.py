@@ -117,6 +117,8 @@ def test_share_with_tracker_and_get_by_magnet_through_it(tracker: HttpTracker, t
         assert f"tr={tracker.announce_url}".replace(":", "%3A").replace("/", "%2F") in ready["magnet"]
         meta = parse_torrent(Path(ready["torrent"]).read_bytes())
         assert meta.announce == tracker.announce_url
+        shown = sharer.wait_for_event(lambda e: e.get("event") == "tracker", 10)  # the view reports it
+        assert (shown["url"], shown["state"], shown["tier"]) == (tracker.announce_url, "working", 0)
         out = tmp_path / "out"
         magnet = f"magnet:?xt=urn:btih:{ready['info_hash']}&tr={tracker.announce_url}&so=3"
         result = run(
@@ -182,3 +184,24 @@ def test_the_choice_is_described_in_one_line(sample_torrent: Path) -> None:
     line = describe_choice(info, FileSelection.parse(["*.bin"]))
     size = human_size(sum(p.stat().st_size for p in bins))
     assert line == f"chosen: {len(bins)} of {len(files)} file(s), {size}"
+
+
+def test_tracker_changes_are_reported_once_each() -> None:
+    """A tracker is reported when it starts working or fails, not again while nothing changes."""
+    from types import SimpleNamespace
+
+    from p2pshare.cli.tracker_view import TrackerWatch, tracker_dict, tracker_line
+    from p2pshare.engine.trackers import TrackerState, TrackerStatus
+
+    now: list[TrackerStatus] = [TrackerStatus("udp://t:1", 0, TrackerState.ANNOUNCING)]
+    swarm: Any = SimpleNamespace(trackers=SimpleNamespace(status=lambda: now))
+    watch = TrackerWatch()
+    assert watch.changes(swarm) == []  # still announcing: nothing to say yet
+    now[0] = TrackerStatus("udp://t:1", 0, TrackerState.WORKING, peers=3, seeders=1, leechers=2)
+    assert watch.changes(swarm) == [now[0]]
+    assert watch.changes(swarm) == []
+    assert tracker_line(now[0]) == "tracker udp://t:1: 3 peer(s) (1 seeder(s), 2 leecher(s))"
+    now[0] = TrackerStatus("udp://t:1", 0, TrackerState.FAILED, message="timed out")
+    assert watch.changes(swarm) == [now[0]]
+    assert tracker_line(now[0]) == "tracker udp://t:1: failed: timed out"
+    assert tracker_dict(now[0])["state"] == "failed"
