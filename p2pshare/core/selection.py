@@ -32,7 +32,7 @@ __all__ = ["MAX_SELECT_TERMS", "FileSelection", "parse_index_ranges", "selected_
 #: Terms accepted in one ``so=`` or ``--select`` (a link or command line is not a file list).
 MAX_SELECT_TERMS = 256
 
-_RANGE = re.compile(r"^(\d{1,9})(?:-(\d{1,9}))?$")
+_RANGE = re.compile(r"^([0-9]{1,9})(?:-([0-9]{1,9}))?$")  # ASCII digits only
 
 
 def parse_index_ranges(text: str, *, max_terms: int) -> tuple[tuple[int, int], ...]:

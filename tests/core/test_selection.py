@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from p2pshare.core.geometry import Geometry
 from p2pshare.core.magnet import parse_magnet
@@ -30,7 +32,7 @@ def test_index_ranges_parse_whole() -> None:
     assert parse_index_ranges("0, 2,4-6,,", max_terms=10) == ((0, 0), (2, 2), (4, 6))
 
 
-@pytest.mark.parametrize("bad", ["x", "1-", "-1", "3-1", "1.5", "1-2-3", "9999999999"])
+@pytest.mark.parametrize("bad", ["x", "1-", "-1", "3-1", "1.5", "1-2-3", "9999999999", "\u0663"])
 def test_bad_index_ranges_are_usage_errors(bad: str) -> None:
     """Anything but digits and ranges that run forwards is refused with the term named."""
     with pytest.raises(UsageError):
@@ -87,3 +89,21 @@ def test_magnet_bad_so_is_a_target_error() -> None:
     """A malformed so= makes the link invalid, with BEP 53 named."""
     with pytest.raises(TargetError, match="BEP 53"):
         parse_magnet(f"magnet:?xt=urn:btih:{HASH}&so=a-b")
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 50)), max_size=20))
+def test_index_ranges_round_trip(ranges: list[tuple[int, int]]) -> None:
+    """Any list of ranges written as so= text parses back to itself."""
+    want = tuple((lo, lo + span) for lo, span in ranges)
+    text = ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in want)
+    assert parse_index_ranges(text, max_terms=20) == want
+
+
+@given(st.text(max_size=40))
+def test_index_ranges_never_crash(text: str) -> None:
+    """Arbitrary text either parses to forward ranges or is a UsageError, nothing else."""
+    try:
+        got = parse_index_ranges(text, max_terms=10)
+    except UsageError:
+        return
+    assert all(0 <= lo <= hi for lo, hi in got)
