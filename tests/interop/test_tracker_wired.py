@@ -17,6 +17,7 @@ import pytest
 
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.metainfo import encode_torrent
+from p2pshare.core.selection import FileSelection
 from p2pshare.core.types import InfoHash
 from p2pshare.engine import runner
 from p2pshare.engine.create import CreatedTorrent
@@ -199,3 +200,32 @@ async def test_wired_download_finds_an_aria2_seed(
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+async def test_wired_download_of_one_file_from_libtorrent(
+    opentracker: OpenTracker, make_share: MakeShare, lt_sessions: MakeLt, tmp_path: Path
+) -> None:
+    """One file chosen from a libtorrent seed found over UDP arrives whole; its neighbour never appears."""
+    share = make_share(SPEC, piece_length=16384)  # one.bin ends inside a piece that two.bin starts
+    await opentracker.allow(share.info.info_hash)
+    ses, _ = lt_sessions("127.0.3.14")
+    ti = lt.torrent_info(lt.bdecode(share.torrent))
+    ti.add_tracker(opentracker.url("udp"), 0)
+    lt_seed(ses, ti, save_path_of(share.paths, share.info.file_paths()))
+    await seeders_seen(opentracker, share.info.info_hash, 1)
+    out = tmp_path / "out"
+    result = await asyncio.wait_for(
+        runner.download(
+            share.info.info_hash,
+            options("127.0.3.15"),
+            out_dir=out,
+            trackers=[[opentracker.url("udp")]],
+            select=FileSelection.parse(["two.bin"]),
+            timeout=30,
+        ),
+        40,
+    )
+    one, two = (out.joinpath(*parts) for parts in share.info.file_paths())
+    assert two.read_bytes() == share.paths[1].read_bytes()
+    assert not one.exists()
+    assert result.total_size == share.paths[1].stat().st_size
