@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from p2pshare.core.types import random_bytes
-from p2pshare.core.wire.hashes import HashReject, Hashes, HashRequest
+from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
 from p2pshare.core.wire.hashes import encode as encode_hash_message
 from p2pshare.errors import LocalProtocolError
 

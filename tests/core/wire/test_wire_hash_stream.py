@@ -8,7 +8,7 @@ import pytest
 
 from p2pshare.config import HashesLimits
 from p2pshare.core.wire import Have, MessageParser, Unchoke, encode
-from p2pshare.core.wire.hashes import HashReject, Hashes, HashRequest, max_frame_length, supports_v2
+from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest, max_frame_length, supports_v2
 from p2pshare.core.wire.messages import make_reserved
 from p2pshare.errors import RemoteProtocolError, Violation
 from tests.core.wire.wire_helpers import INFO_HASH, PEER_A, PEER_B, Pair, parse_all, split_every_way
@@ -20,7 +20,7 @@ HASHES = Hashes(ROOT, 3, 4, 4, 2, tuple(bytes([i]) * 32 for i in range(5)))
 
 
 def test_hash_messages_parse_among_others_at_every_split() -> None:
-    """Hash request, hashes and reject framed between BEP 3 messages come out whole however the bytes are cut."""
+    """Hash messages framed between BEP 3 messages come out whole however the bytes are cut."""
     msgs = [Have(1), REQUEST, HASHES, Unchoke(), REJECT]
     stream = b"".join(encode(m) for m in msgs)
     for chunks in split_every_way(stream):
