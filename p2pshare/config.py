@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
+    "HashExchangeConfig",
 ]
 
 KiB = 1024
@@ -265,6 +266,7 @@ class Config:
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
     v2: V2Config = field(default_factory=V2Config)
     hashes: HashesLimits = field(default_factory=HashesLimits)
+    hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +295,15 @@ class LinkConfig:
     read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
     write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
     write_low_water: int = 256 * KiB  #: ... until they drain below this
+
+
+@dataclass(frozen=True, slots=True)
+class HashExchangeConfig:
+    """The engine's BEP 52 hash exchange: fetching piece layers, serving them, and the flood guard."""
+
+    requests_per_peer: int = 4  #: hash requests we keep in flight with one peer
+    request_timeout: float = 10.0  #: seconds before an unanswered hash request goes to another peer
+    max_served_per_tick: int = 256  #: hash requests one peer may send per status tick before it floods
 
 
 DEFAULT_CONFIG = Config()

@@ -11,14 +11,14 @@ the torrent only ever receives a :class:`~p2pshare.io.link.Link`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from p2pshare.config import Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.io.link import Link
 from p2pshare.io.storage import FileStorage, Storage
 
@@ -38,6 +38,8 @@ class TorrentParams:
     file_paths: Sequence[Path] | None = None  #: where each file lives (seeding a folder in place)
     assume_complete: bool = False  #: trust the files without hashing them (we just hashed them)
     resume_path: Path | None = None  #: where the resume state is kept (None: nowhere)
+    info_hash_v2: InfoHashV2 | None = None  #: a btmh magnet: the manifest is checked by SHA-256
+    piece_layers: Mapping[bytes, bytes] | None = None  #: BEP 52 layers of a v2 .torrent (else fetched)
 
 
 def file_storage(params: TorrentParams, config: Config) -> StorageFactory:

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,8 +32,16 @@ log = logging.getLogger("p2pshare.torrent")
 class PieceIO:
     """Piece buffers and disk access for one torrent whose manifest is known."""
 
-    def __init__(self, info: Info, storage: Storage, config: Config) -> None:
+    def __init__(
+        self,
+        info: Info,
+        storage: Storage,
+        config: Config,
+        verify: Callable[[int, memoryview], bool] | None = None,
+    ) -> None:
         self.info = info
+        #: the check of a whole piece for v2 and hybrid manifests (merkle, and SHA-1 for hybrid)
+        self._verify = verify
         self.storage = storage
         self.config = config.storage
         self._spare_divisor = config.engine.spare_buffer_divisor
@@ -70,7 +79,10 @@ class PieceIO:
 
     def _verify_and_write(self, index: int, buf: bytearray) -> bool:
         data = memoryview(buf)[: self.info.geometry.piece_size(index)]
-        if hashlib.sha1(data).digest() != self.info.piece_hash(index):
+        if self._verify is not None:
+            if not self._verify(index, data):
+                return False
+        elif hashlib.sha1(data).digest() != self.info.piece_hash(index):
             return False
         self.storage.write_piece(index, data)
         return True
@@ -113,7 +125,12 @@ class PieceIO:
         # Pieces that touch a missing file cannot be complete.
         missing = {p for f, fp in enumerate(current) if fp is None for p in geometry.pieces_for_file(f)}
         todo = sorted(recheck - missing - set(trusted))
-        if todo:
+        if todo and self._verify is not None:
+            for p in todo:
+                data = self.storage.read_piece(p)
+                if data is not None and self._verify(p, memoryview(data)):
+                    trusted.add(p)
+        elif todo:
             for p in self.storage.verify_pieces(info.pieces, todo, self.config.hash_workers):
                 trusted.add(p)
         for p in list(trusted):

@@ -49,6 +49,7 @@ from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
+from p2pshare.engine.hash_exchange import HashExchange, manifest_matches
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
@@ -58,6 +59,7 @@ from p2pshare.engine.resume import save_resume
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
+from p2pshare.engine.v2_handlers import V2_HANDLERS
 from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, Violation
 from p2pshare.io.link import Link
 
@@ -79,7 +81,7 @@ class Torrent(Transfer):
         rng: random.Random | None = None,
     ) -> None:
         info = params.info
-        if info is not None and info.info_hash != params.info_hash:
+        if info is not None and not manifest_matches(info, params.info_hash):
             raise MetainfoError("the manifest does not match the info hash")
         self.params = params
         self.info_hash = params.info_hash
@@ -95,7 +97,8 @@ class Torrent(Transfer):
         self.book = PeerBook(config.swarm)
         self.picker: PiecePicker[Peer] | None = None
         self.pieces: PieceIO | None = None
-        self.metadata = MetadataExchange(params.info_hash, config)
+        self.metadata = MetadataExchange(params.info_hash, config, params.info_hash_v2)
+        self.hashes = HashExchange(config, params.piece_layers)
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor
@@ -193,9 +196,20 @@ class Torrent(Transfer):
     # ------------------------------------------------------------------ data & resume
 
     async def _prepare(self, info: Info) -> None:
+        """Fetch a v2 manifest's piece layers first when they are missing, then open the data."""
+        self.hashes.start(info)
+        if self.hashes.ready:
+            await self._prepare_data(info)
+        else:  # v2 handlers call _prepare_data once the layers are in
+            self.hashes.request(self.peers.values(), self._now())
+
+    async def _prepare_data(self, info: Info) -> None:
         """Open storage for ``info`` and find which pieces we already have."""
+        if self.pieces is not None:
+            return
         geometry = info.geometry
-        self.pieces = pio = PieceIO(info, self._open_storage(info), self.config)
+        verify = self.hashes.verify_piece if info.meta_version == 2 else None
+        self.pieces = pio = PieceIO(info, self._open_storage(info), self.config, verify)
         if self.params.assume_complete:
             have = Bitfield(geometry.num_pieces, full=True)
         else:
@@ -214,6 +228,7 @@ class Torrent(Transfer):
             await self._on_complete()
         else:
             self._set_phase(Phase.DOWNLOADING)
+        self._tell_peers_what_we_have()
 
     async def _save_resume(self, force: bool = False) -> None:
         path = self.params.resume_path
@@ -273,7 +288,14 @@ class Torrent(Transfer):
             return
         self.attach(link, outgoing=True, address=addr)
 
-    def attach(self, link: Link, *, outgoing: bool, address: PeerAddress | None = None) -> None:
+    def attach(
+        self,
+        link: Link,
+        *,
+        outgoing: bool,
+        address: PeerAddress | None = None,
+        info_hash: bytes | None = None,
+    ) -> None:
         """Take over a connected link (outgoing, or incoming routed by its info hash)."""
         if address is None:
             host, port = link.remote_address
@@ -285,7 +307,7 @@ class Torrent(Transfer):
             link.close()
             return
         conn = wc.PeerConnection(
-            self.info_hash.value,
+            info_hash or self.info_hash.value,
             self.peer_id,
             initiator=outgoing,
             num_pieces=self.info.num_pieces if self.info is not None else None,
@@ -293,6 +315,9 @@ class Torrent(Transfer):
             fast=True,
             extensions=True,
             dht=self.host.dht_port() is not None,
+            v2=self.params.info_hash_v2 is not None
+            or (self.info is not None and self.info.meta_version == 2),
+            hash_limits=self.config.hashes,
         )
         if self.info is not None:
             conn.set_geometry(self.info.geometry)
@@ -348,6 +373,7 @@ class Torrent(Transfer):
             self.picker.remove_peer(peer)
             peer.in_picker = False
         self.metadata.forget(peer.address)
+        self.hashes.forget(peer.address)
         if ban:
             assert kind is not None, "a ban names the rule that was broken"
             book.ban(peer.address[0])
@@ -410,13 +436,16 @@ class Torrent(Transfer):
             self.metadata.stop()
             return
         self.metadata.stop()
-        if info.info_hash != self.info_hash:  # the fetcher checked; this is the second wall
+        if not manifest_matches(info, self.info_hash):  # the fetcher checked; this is the second wall
             return
         self.info = info
         self._emit(ev.MetadataReceived(info.name, info.total_length, info.num_pieces))
         for peer in list(self.peers.values()):
             peer.conn.set_geometry(info.geometry)
         await self._prepare(info)
+
+    def _tell_peers_what_we_have(self) -> None:
+        """The data is open: peers connected while it was not hear what we have now."""
         now = self._now()
         for peer in list(self.peers.values()):
             if peer.closed or not peer.handshake_done:
@@ -471,6 +500,9 @@ class Torrent(Transfer):
                         self.picker.abort_request(peer, block)
                     peer.send_many([wm.Cancel(b.piece, b.begin, b.length) for b in blocks], now)
             self._request_more(peer, now)
+        self.hashes.tick()
+        if self.hashes.fetching:
+            self.hashes.request(self.peers.values(), now)
         if self.metadata.fetching:
             self.metadata.tick(now)
             self._request_metadata_all(now)
@@ -491,3 +523,6 @@ class Torrent(Transfer):
 
     def status(self) -> ev.TorrentStatus:
         return torrent_status(self)
+
+
+Torrent._handlers = {**Transfer._handlers, **V2_HANDLERS}

@@ -1,0 +1,41 @@
+"""What the BEP 52 hash messages of a peer mean to a torrent (see :mod:`.hash_exchange`).
+
+Registered in the torrent's handler table next to the BEP 3 handlers; kept apart so
+the transfer room does not grow a v2 branch in every handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
+from p2pshare.engine.peer import Peer
+
+if TYPE_CHECKING:
+    from p2pshare.engine.torrent import Torrent
+
+__all__ = ["V2_HANDLERS"]
+
+
+def _on_hash_request(torrent: Torrent, peer: Peer, event: HashRequest, now: float) -> None:
+    peer.send(torrent.hashes.answer(peer, event), now)
+
+
+def _on_hashes(torrent: Torrent, peer: Peer, event: Hashes, now: float) -> None:
+    if torrent.hashes.on_hashes(peer, event) and torrent.info is not None:
+        torrent._spawn(torrent._prepare_data(torrent.info), "v2-layers-complete")
+    else:
+        torrent.hashes.request(torrent.peers.values(), now)
+
+
+def _on_hash_reject(torrent: Torrent, peer: Peer, event: HashReject, now: float) -> None:
+    torrent.hashes.on_reject(peer, event)
+    torrent.hashes.request(torrent.peers.values(), now)
+
+
+V2_HANDLERS: dict[type, Callable[..., None]] = {
+    HashRequest: _on_hash_request,
+    Hashes: _on_hashes,
+    HashReject: _on_hash_reject,
+}
