@@ -307,7 +307,7 @@ class Torrent(Transfer):
             link.close()
             return
         conn = wc.PeerConnection(
-            info_hash or self.info_hash.value,
+            info_hash or (self.info_hash.value if outgoing else None),  # incoming: v2_handlers checks
             self.peer_id,
             initiator=outgoing,
             num_pieces=self.info.num_pieces if self.info is not None else None,

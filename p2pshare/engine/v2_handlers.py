@@ -9,13 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from p2pshare.core.wire.events import HandshakeReceived
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
+from p2pshare.engine.hash_exchange import swarm_hashes
 from p2pshare.engine.peer import Peer
+from p2pshare.engine.transfer import Transfer
+from p2pshare.errors import Violation
 
 if TYPE_CHECKING:
     from p2pshare.engine.torrent import Torrent
 
 __all__ = ["V2_HANDLERS"]
+
+
+def _on_handshake(torrent: Torrent, peer: Peer, event: HandshakeReceived, now: float) -> None:
+    """An incoming peer may name a hybrid by either hash: accept any of the swarm's, refuse others."""
+    if all(event.info_hash != h.value for h in swarm_hashes(torrent.params, torrent.info)):
+        reason = f"handshake for {event.info_hash.hex()}, not this torrent"
+        torrent._drop(peer, reason, kind=Violation.WRONG_TORRENT)
+        return
+    Transfer._on_handshake(torrent, peer, event, now)
 
 
 def _on_hash_request(torrent: Torrent, peer: Peer, event: HashRequest, now: float) -> None:
@@ -35,6 +48,7 @@ def _on_hash_reject(torrent: Torrent, peer: Peer, event: HashReject, now: float)
 
 
 V2_HANDLERS: dict[type, Callable[..., None]] = {
+    HandshakeReceived: _on_handshake,
     HashRequest: _on_hash_request,
     Hashes: _on_hashes,
     HashReject: _on_hash_reject,
