@@ -26,9 +26,9 @@ from p2pshare.cli.common import (
 )
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
-from p2pshare.core.magnet import make_magnet
+from p2pshare.core.magnet import magnet_for_info
 from p2pshare.core.types import PeerAddress
-from p2pshare.engine.create import parse_size
+from p2pshare.engine.create import parse_format, parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.errors import P2PShareError
 
@@ -164,6 +164,15 @@ def share(
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
+    format_name: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="v1 (BEP 3), v2 (BEP 52) or hybrid (one swarm under both hashes). Default v1: "
+            "v1-only clients such as aria2 1.36 and Transmission 3 write a hybrid's pad files to disk.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
@@ -189,15 +198,18 @@ def share(
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
+        fmt = parse_format(format_name)
         state = _state()
         manifest = _hash_with_progress(
-            state, path, mode, view, piece_length=piece_length, include_hidden=include_hidden
+            state, path, mode, view, piece_length=piece_length, include_hidden=include_hidden, format=fmt
         )
         info = manifest.created.info
         view.json(
             {
                 "event": "manifest",
                 "info_hash": info.info_hash.hex,
+                "info_hash_v2": info.info_hash_v2.hex if info.info_hash_v2 is not None else None,
+                "format": info.format,
                 "name": info.name,
                 "total_size": info.total_length,
                 "num_pieces": info.num_pieces,
@@ -212,7 +224,7 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
-            magnet = make_magnet(info.info_hash, info.name, hints)
+            magnet = magnet_for_info(info, hints)  # btih, btmh or both, as the format has them
             view.extra_listening["magnet"] = magnet
             if mode is Mode.JSON:
                 return
@@ -316,6 +328,8 @@ def get(
                 _options(host, port, boot, dht_port, dht_read_only),
                 out_dir=output,
                 info=info,
+                info_hash_v2=t.magnet.info_hash_v2,
+                piece_layers=t.metainfo.piece_layers if t.metainfo is not None else None,
                 peers=peers,
                 magnet_peers=t.magnet.peers,
                 timeout=timeout,

@@ -14,14 +14,14 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
@@ -321,6 +321,7 @@ def seed_params(created: CreatedTorrent) -> TorrentParams:
         download_dir=created.selection.root,
         file_paths=created.paths,
         assume_complete=True,
+        piece_layers=created.piece_layers or None,
     )
 
 
@@ -337,6 +338,8 @@ async def download(
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
     on_complete: Callable[[DownloadResult], None] | None = None,
+    info_hash_v2: InfoHashV2 | None = None,
+    piece_layers: Mapping[bytes, bytes] | None = None,
 ) -> DownloadResult:
     """Fetch ``info_hash`` (its manifest too, when ``info`` is None) into ``out_dir``.
 
@@ -351,7 +354,14 @@ async def download(
     out_dir = check_writable(out_dir)
     resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
     on_event(ev.PhaseChanged(ev.Phase.FINDING_PEERS))
-    params = TorrentParams(info_hash, info=info, download_dir=out_dir, resume_path=resume)
+    params = TorrentParams(
+        info_hash,
+        info=info,
+        download_dir=out_dir,
+        resume_path=resume,
+        info_hash_v2=info_hash_v2,  # a btmh magnet: the manifest is checked by SHA-256
+        piece_layers=piece_layers,  # a v2 .torrent's layers (else fetched from peers)
+    )
     async with open_swarm(params, options, on_event=on_event) as swarm:
         if on_swarm is not None:
             on_swarm(swarm)

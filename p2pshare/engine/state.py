@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from p2pshare.config import MetainfoLimits
-from p2pshare.core.metainfo import parse_torrent
-from p2pshare.engine.create import CreatedTorrent, create_torrent
+from p2pshare.core.metainfo import Format, parse_torrent
+from p2pshare.engine.create import DEFAULT_FORMAT, CreatedTorrent, create_torrent
 from p2pshare.errors import MetainfoError
 from p2pshare.io.dht_state import default_state_dir
 from p2pshare.io.files import Selection, atomic_write, collect_files
@@ -79,10 +79,17 @@ class StateDir:
         return self.root / "manifests" / f"{hashlib.sha1(key.encode()).hexdigest()}.json"
 
     @staticmethod
-    def cache_key(path: Path, include_hidden: bool, include_symlinks: bool, piece_length: int | None) -> str:
-        return json.dumps(
-            [str(Path(path).resolve()), include_hidden, include_symlinks, piece_length or "auto"]
-        )
+    def cache_key(
+        path: Path,
+        include_hidden: bool,
+        include_symlinks: bool,
+        piece_length: int | None,
+        format: Format = DEFAULT_FORMAT,
+    ) -> str:
+        key: list[Any] = [str(Path(path).resolve()), include_hidden, include_symlinks, piece_length or "auto"]
+        if format != "v1":  # v1 keys stay as they were: caches made before --format still hit
+            key.append(format)
+        return json.dumps(key)
 
     # ------------------------------------------------------------------ manifest cache
 
@@ -110,7 +117,7 @@ class StateDir:
             return None
         if metainfo.info_hash.hex != hex_hash or metainfo.info.name != selection.name:
             return None
-        return CreatedTorrent(selection, metainfo.info, torrent)
+        return CreatedTorrent(selection, metainfo.info, torrent, dict(metainfo.piece_layers))
 
     def save_manifest(self, created: CreatedTorrent, key: str, prints: list[list[Any]]) -> Path | None:
         """Write the .torrent and the cache entry; return the .torrent path (None if it could not be written).
@@ -143,13 +150,14 @@ class StateDir:
         include_symlinks: bool = False,
         progress: ProgressCallback | None = None,
         on_total: Any = None,
+        format: Format = DEFAULT_FORMAT,
     ) -> SharedManifest:
         """The manifest of ``path``: from the cache when nothing changed, else hashed now (blocking).
 
         ``on_total(total_bytes)`` is called before hashing starts (not for a cache hit).
         """
         selection = collect_files(path, include_hidden=include_hidden, include_symlinks=include_symlinks)
-        key = self.cache_key(path, include_hidden, include_symlinks, piece_length)
+        key = self.cache_key(path, include_hidden, include_symlinks, piece_length, format)
         cached = self.cached_manifest(selection, key)
         if cached is not None:
             return SharedManifest(cached, self.torrent_path(cached.info.info_hash.hex), reused=True)
@@ -162,6 +170,7 @@ class StateDir:
             include_hidden=include_hidden,
             include_symlinks=include_symlinks,
             progress=progress,
+            format=format,
         )
         return SharedManifest(created, self.save_manifest(created, key, prints), reused=False)
 
