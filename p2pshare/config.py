@@ -28,6 +28,7 @@ __all__ = [
     "WireLimits",
     "V2Config",
     "HashesLimits",
+    "UtpConfig",
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
@@ -266,6 +267,7 @@ class Config:
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
     v2: V2Config = field(default_factory=V2Config)
     hashes: HashesLimits = field(default_factory=HashesLimits)
+    utp: UtpConfig = field(default_factory=lambda: UtpConfig())
     hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
 
 
@@ -295,6 +297,58 @@ class LinkConfig:
     read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
     write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
     write_low_water: int = 256 * KiB  #: ... until they drain below this
+
+
+@dataclass(frozen=True, slots=True)
+class UtpConfig:
+    """uTP (BEP 29): packet sizes, LEDBAT, timers and every buffer a peer can fill."""
+
+    #: Datagram size (header included) on paths we know nothing about: fits a 1,500-byte
+    #: MTU with IPv6, tunnels and PPPoE to spare (libtorrent uses about the same).
+    packet_size: int = 1400
+    #: Datagram size tried on destinations inside ``large_packet_networks`` (loopback):
+    #: one probe packet of this size; if it is not acknowledged we stay at ``packet_size``.
+    large_packet_size: int = 65_000
+    large_packet_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_datagram: int = 65_507  #: larger datagrams are dropped unread
+    target_delay: float = 0.100  #: LEDBAT target queuing delay (BEP 29: 100 ms)
+    gain_packets: float = 2.0  #: LEDBAT: cwnd growth per RTT at zero delay, in packets
+    base_delay_interval: float = 60.0  #: base delay: one minimum per interval ...
+    base_delay_history: int = 2  #: ... over this many intervals (BEP 29: 2 minutes)
+    initial_cwnd_packets: int = 4
+    min_cwnd_packets: int = 2  #: cwnd never drops below this many packets (except after a timeout)
+    loss_multiplier: float = 0.5  #: cwnd is multiplied by this on a loss (once per window)
+    slow_start: bool = True  #: grow by the bytes acknowledged until the first loss or delay
+    initial_rto: float = 1.0
+    min_rto: float = 0.5  #: BEP 29: the timeout is never below 500 ms
+    max_rto: float = 30.0  #: back-off stops doubling here
+    max_retransmits: int = 6  #: timeouts in a row before the connection is declared dead
+    syn_retransmits: int = 3  #: SYNs sent before connect gives up
+    dup_ack_limit: int = 3  #: duplicate acks / later packets SACKed that make a packet lost
+    recv_buffer: int = 4 * MiB  #: bytes buffered per connection (in order + out of order)
+    max_total_recv_buffer: int = 64 * MiB  #: the same, all connections together
+    max_reorder_packets: int = 1024  #: packets accepted beyond ack_nr; later ones are dropped
+    #: packets that did not fit our receive window (dropped) before the peer is cut off; zero-window
+    #: probes come once per timeout, so only a peer that ignores the window gets there
+    max_window_violations: int = 256
+    max_sack_bytes: int = 32  #: SACK bitmask we send covers at most this many bytes (x8 packets)
+    max_inflight_packets: int = 2048  #: packets sent and not yet acknowledged
+    keepalive_interval: float = 29.0  #: send an ack after this long without sending anything
+    #: delayed acks: in-order data is acknowledged every this many packets ...
+    ack_every_packets: int = 2
+    delayed_ack: float = 0.005  #: ... or after this long (out-of-order data, FIN: at once)
+    idle_timeout: float = 90.0  #: close when nothing was received for this long
+    syn_recv_timeout: float = 10.0  #: an accepted SYN not followed by a packet is dropped
+    fin_linger: float = 10.0  #: keep a closed connection this long to finish the FIN exchange
+    max_connections: int = 1000
+    max_half_open: int = 64  #: incoming connections that have sent only a SYN
+    max_resets_per_second: float = 50.0  #: ST_RESET replies to unknown connections (token bucket)
+    connect_timeout: float = 10.0  #: bound on ``UtpManager.connect`` (io layer)
+    socket_buffer: int = 4 * MiB  #: SO_RCVBUF / SO_SNDBUF asked for the UDP socket (io layer)
+    write_high_water: int = 1 * MiB  #: a link stops being writable above this (io layer)
+    write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
+    read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
+    max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
 
 
 @dataclass(frozen=True, slots=True)
