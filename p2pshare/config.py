@@ -33,6 +33,7 @@ __all__ = [
     "EncryptionPolicy",
     "MseConfig",
     "HashExchangeConfig",
+    "UpdatableConfig",
 ]
 
 KiB = 1024
@@ -269,6 +270,7 @@ class Config:
     hashes: HashesLimits = field(default_factory=HashesLimits)
     utp: UtpConfig = field(default_factory=lambda: UtpConfig())
     hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
+    updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +360,19 @@ class HashExchangeConfig:
     requests_per_peer: int = 4  #: hash requests we keep in flight with one peer
     request_timeout: float = 10.0  #: seconds before an unanswered hash request goes to another peer
     max_served_per_tick: int = 256  #: hash requests one peer may send per status tick before it floods
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatableConfig:
+    """Updatable shares (BEP 46): how often the publisher looks and republishes, the follower polls."""
+
+    watch_interval: float = 1.0  #: seconds between looks at a published folder for changes
+    settle_time: float = 0.5  #: a change is hashed once the folder stayed the same this long
+    republish_interval: float = 1800.0  #: put the item again this often (BEP 44 items expire in ~2 h)
+    put_timeout: float = 15.0  #: bound on one put of the item
+    lookup_timeout: float = 5.0  #: bound on one DHT lookup of the item (publisher's seq, follower's poll)
+    follow_interval: float = 2.0  #: seconds between a follower's lookups of the item
+    metadata_timeout: float = 120.0  #: a version whose manifest never arrives is skipped after this
 
 
 DEFAULT_CONFIG = Config()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from p2pshare.config import Config
+from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info
 from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.io.link import Link
@@ -40,6 +41,8 @@ class TorrentParams:
     resume_path: Path | None = None  #: where the resume state is kept (None: nowhere)
     info_hash_v2: InfoHashV2 | None = None  #: a btmh magnet: the manifest is checked by SHA-256
     piece_layers: Mapping[bytes, bytes] | None = None  #: BEP 52 layers of a v2 .torrent (else fetched)
+    #: pieces already known good once the manifest is known (a follower's unchanged files)
+    known_pieces: Callable[[Info], Bitfield] | None = None
 
 
 def file_storage(params: TorrentParams, config: Config) -> StorageFactory:

@@ -109,8 +109,12 @@ class PieceIO:
 
     # -- checking what is there ---------------------------------------------------------
 
-    def check_existing(self, resume_path: Path | None) -> Bitfield:
-        """Trust the resume file for unchanged files; hash pieces that touch changed ones (blocks)."""
+    def check_existing(self, resume_path: Path | None, known: Bitfield | None = None) -> Bitfield:
+        """Trust the resume file for unchanged files; hash pieces that touch changed ones (blocks).
+
+        ``known`` pieces are trusted without hashing (an updatable share's unchanged files,
+        verified when the previous version was synced), unless a file they touch is missing.
+        """
         info = self.info
         geometry = info.geometry
         current = self.storage.file_sizes_and_mtimes()
@@ -122,6 +126,9 @@ class PieceIO:
             recheck = {
                 p for f, fp in enumerate(current) if fp is not None for p in geometry.pieces_for_file(f)
             }
+        if known is not None:
+            for p in known:
+                trusted.add(p)
         # Pieces that touch a missing file cannot be complete.
         missing = {p for f, fp in enumerate(current) if fp is None for p in geometry.pieces_for_file(f)}
         todo = sorted(recheck - missing - set(trusted))

@@ -159,6 +159,15 @@ class Session:
             on_event(ev.Listening(params.info_hash.hex, self.port))
         return torrent
 
+    async def remove_torrent(self, torrent: Torrent) -> None:
+        """Stop one torrent (an updatable share's old version): no more routing, announcing or peers."""
+        for key in [k for k, t in self.torrents.items() if t is torrent]:
+            del self.torrents[key]
+        if self.dht is not None:
+            for swarm_hash in swarm_hashes(torrent.params, torrent.info):
+                self.dht.stop_announcing(swarm_hash)
+        await torrent.close()
+
     def _bind_host(self) -> str | None:
         """Outgoing connections leave from the listening address when it is a specific one."""
         if self.listen_host in ("", "0.0.0.0", "::"):

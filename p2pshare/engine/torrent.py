@@ -214,8 +214,9 @@ class Torrent(Transfer):
             have = Bitfield(geometry.num_pieces, full=True)
         else:
             self._set_phase(Phase.CHECKING)
+            known = self.params.known_pieces(info) if self.params.known_pieces is not None else None
             have = await asyncio.get_running_loop().run_in_executor(
-                None, pio.check_existing, self.params.resume_path
+                None, pio.check_existing, self.params.resume_path, known
             )
         self.picker = PiecePicker(geometry, have, self.config.picker, self._rng)
         swarm = self.config.swarm
