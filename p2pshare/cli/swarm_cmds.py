@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from p2pshare.cli import updatable_cmds as upd
 from p2pshare.cli.common import (
     handle_errors,
     load_target,
@@ -28,6 +29,7 @@ from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import magnet_for_info
 from p2pshare.core.types import PeerAddress
+from p2pshare.core.updatable import parse_btpk_magnet
 from p2pshare.engine.create import parse_format, parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.errors import P2PShareError
@@ -173,6 +175,8 @@ def share(
             show_default=False,
         ),
     ] = None,
+    publish: upd.PublishOpt = False,
+    key: upd.KeyOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
@@ -198,6 +202,11 @@ def share(
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
+        if publish:  # BEP 46: a v2 share under a public key, re-published as the folder changes
+            options = _options(host, port, boot, dht_port, dht_read_only)
+            return upd.run_publish(
+                path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
+            )
         fmt = parse_format(format_name)
         state = _state()
         manifest = _hash_with_progress(
@@ -288,6 +297,8 @@ def get(
         ),
     ] = None,
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
+    follow: upd.FollowOpt = False,
+    delete: upd.DeleteOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Download a .torrent, magnet link or info hash; exit 0 only when every piece is verified.
@@ -308,9 +319,15 @@ def get(
     mode = choose_mode(json_output)
     view = View(mode, "get", show_peers=show_peers)
     with view.guard():
-        t = load_target(target)
+        followed = parse_btpk_magnet(target)
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
+        if followed is not None:  # BEP 46: follow a public key, not one hash
+            view.start(public_key=followed.public_key.hex(), name=followed.name, output=str(output))
+            options = _options(host, port, boot, dht_port, dht_read_only)
+            args = upd.FollowArgs(output, follow, delete, peers, timeout)
+            return upd.run_follow(followed, options, view, args)
+        t = load_target(target)
         info = t.metainfo.info if t.metainfo is not None else None
         name = info.name if info is not None else t.magnet.name
         view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
