@@ -407,10 +407,12 @@ def _magnet_seeds() -> list[bytes]:
 def _pointer_run(data: bytes) -> None:
     from p2pshare.core.updatable import parse_btpk_magnet, parse_pointer
 
-    try:
-        parse_btpk_magnet(data.decode("latin-1"))
-    except TargetError as exc:
-        raise RemoteProtocolError(str(exc)) from None  # both halves: a typed rejection
+    if data[:7].lower() == b"magnet:":
+        try:
+            parse_btpk_magnet(data.decode("latin-1"))
+        except TargetError as exc:
+            raise RemoteProtocolError(str(exc)) from None  # a typed rejection, as for items
+        return
     parse_pointer(data)
 
 
