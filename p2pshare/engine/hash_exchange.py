@@ -55,16 +55,25 @@ class HashExchange:
 
     # -- state ------------------------------------------------------------------------
 
-    def start(self, info: Info) -> None:
-        """The manifest is known: keep the layers we were given, fetch the rest (v2 and hybrid)."""
-        self.metainfo = Metainfo(info, piece_layers=self._given)
-        if info.meta_version != 2:
-            return
-        fetch = PieceLayerFetch(info)
-        missing = {r.pieces_root for r in fetch.requests()} - set(self._given)
-        if missing:
-            self.fetch = fetch
-            log.info("v2: %d piece layer(s) to fetch from peers", len(missing))
+    def start(self, info: Info, peers: Iterable[Peer], now: float) -> bool:
+        """The manifest is known: keep the layers we were given and fetch the rest (v2 and
+        hybrid); True when pieces can be checked now (:attr:`ready`).  Called again later, it
+        only answers."""
+        if self.metainfo is None:
+            self.metainfo = Metainfo(info, piece_layers=self._given)
+            if info.meta_version == 2:
+                fetch = PieceLayerFetch(info)
+                missing = {r.pieces_root for r in fetch.requests()} - set(self._given)
+                if missing:
+                    self.fetch = fetch
+                    log.info("v2: %d piece layer(s) to fetch from peers", len(missing))
+                    self.request(peers, now)
+        return self.ready
+
+    @staticmethod
+    def speaks_v2(params: TorrentParams, info: Info | None) -> bool:
+        """Set the BEP 52 bit in our handshakes: the torrent is v2 or hybrid (as far as we know)."""
+        return params.info_hash_v2 is not None or (info is not None and info.meta_version == 2)
 
     @property
     def ready(self) -> bool:
@@ -209,9 +218,11 @@ class HashExchange:
                 return Hashes(*fields, tuple(hashes))
         return HashReject(*fields)
 
-    def tick(self) -> None:
-        """A status tick: the flood counters start again."""
+    def tick(self, peers: Iterable[Peer], now: float) -> None:
+        """A status tick: the flood counters start again; unanswered requests go out again."""
         self._served.clear()
+        if self.fetch is not None:
+            self.request(peers, now)
 
 
 def swarm_hashes(params: TorrentParams, info: Info | None = None) -> list[InfoHash]:

@@ -130,7 +130,7 @@ class Session:
         torrent = self.torrents.get(info_hash)
         if torrent is None or torrent.closed:
             return False
-        torrent.attach(link, outgoing=False, info_hash=info_hash)
+        torrent.attach(link, outgoing=False)
         return True
 
     async def add_torrent(

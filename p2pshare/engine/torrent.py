@@ -196,16 +196,9 @@ class Torrent(Transfer):
     # ------------------------------------------------------------------ data & resume
 
     async def _prepare(self, info: Info) -> None:
-        """Fetch a v2 manifest's piece layers first when they are missing, then open the data."""
-        self.hashes.start(info)
-        if self.hashes.ready:
-            await self._prepare_data(info)
-        else:  # v2 handlers call _prepare_data once the layers are in
-            self.hashes.request(self.peers.values(), self._now())
-
-    async def _prepare_data(self, info: Info) -> None:
-        """Open storage for ``info`` and find which pieces we already have."""
-        if self.pieces is not None:
+        """Open storage for ``info`` and find which pieces we already have (a v2 manifest's
+        missing piece layers first: the v2 handlers call this again once they are in)."""
+        if self.pieces is not None or not self.hashes.start(info, self.peers.values(), self._now()):
             return
         geometry = info.geometry
         verify = self.hashes.verify_piece if info.meta_version == 2 else None
@@ -289,14 +282,7 @@ class Torrent(Transfer):
             return
         self.attach(link, outgoing=True, address=addr)
 
-    def attach(
-        self,
-        link: Link,
-        *,
-        outgoing: bool,
-        address: PeerAddress | None = None,
-        info_hash: bytes | None = None,
-    ) -> None:
+    def attach(self, link: Link, *, outgoing: bool, address: PeerAddress | None = None) -> None:
         """Take over a connected link (outgoing, or incoming routed by its info hash)."""
         if address is None:
             host, port = link.remote_address
@@ -308,7 +294,7 @@ class Torrent(Transfer):
             link.close()
             return
         conn = wc.PeerConnection(
-            info_hash or (self.info_hash.value if outgoing else None),  # incoming: v2_handlers checks
+            self.info_hash.value if outgoing else None,  # incoming: either hash of a hybrid (v2_handlers)
             self.peer_id,
             initiator=outgoing,
             num_pieces=self.info.num_pieces if self.info is not None else None,
@@ -316,8 +302,7 @@ class Torrent(Transfer):
             fast=True,
             extensions=True,
             dht=self.host.dht_port() is not None,
-            v2=self.params.info_hash_v2 is not None
-            or (self.info is not None and self.info.meta_version == 2),
+            v2=self.hashes.speaks_v2(self.params, self.info),
             hash_limits=self.config.hashes,
         )
         if self.info is not None:
@@ -501,9 +486,7 @@ class Torrent(Transfer):
                         self.picker.abort_request(peer, block)
                     peer.send_many([wm.Cancel(b.piece, b.begin, b.length) for b in blocks], now)
             self._request_more(peer, now)
-        self.hashes.tick()
-        if self.hashes.fetching:
-            self.hashes.request(self.peers.values(), now)
+        self.hashes.tick(self.peers.values(), now)
         if self.metadata.fetching:
             self.metadata.tick(now)
             self._request_metadata_all(now)

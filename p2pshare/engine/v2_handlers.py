@@ -37,7 +37,7 @@ def _on_hash_request(torrent: Torrent, peer: Peer, event: HashRequest, now: floa
 
 def _on_hashes(torrent: Torrent, peer: Peer, event: Hashes, now: float) -> None:
     if torrent.hashes.on_hashes(peer, event) and torrent.info is not None:
-        torrent._spawn(torrent._prepare_data(torrent.info), "v2-layers-complete")
+        torrent._spawn(torrent._prepare(torrent.info), "v2-layers-complete")
     else:
         torrent.hashes.request(torrent.peers.values(), now)
 

@@ -74,8 +74,8 @@ class Net:
 
 
 def _route(torrent: Torrent, link: object) -> None:
-    """Like the session: an incoming link joins under whichever of the swarm's hashes it asked for."""
-    torrent.attach(link, outgoing=False, info_hash=None)  # type: ignore[arg-type]
+    """Like the session: an incoming link is taken whatever hash it names; its handshake is checked."""
+    torrent.attach(link, outgoing=False)  # type: ignore[arg-type]
 
 
 async def test_v2_only_download_by_btmh_fetches_layers_and_verifies(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_served_hashes_answer_and_reject() -> None:
     data = random.Random(4).randbytes(9 * piece + 7)
     info, layers = build([(("a.bin",), data)], piece)
     room = HashExchange(DEFAULT_CONFIG, layers)
-    room.start(info)
+    room.start(info, [], 0.0)
     assert room.ready and not room.fetching
     entry = info.files[0]
     assert entry.pieces_root is not None and entry.length == len(data)
@@ -179,7 +179,7 @@ def test_hash_request_flood_is_a_violation() -> None:
     """More hash requests in one tick than the limit is a flood that bans the peer."""
     info, layers = build(_files(5), PIECE)
     room = HashExchange(DEFAULT_CONFIG, layers)
-    room.start(info)
+    room.start(info, [], 0.0)
     peer = cast(Peer, SimpleNamespace(address=PeerAddress("127.0.0.5", 1)))
     req = HashRequest(bytes(32), 0, 0, 2, 0)
     for _ in range(DEFAULT_CONFIG.hash_exchange.max_served_per_tick):
@@ -187,5 +187,5 @@ def test_hash_request_flood_is_a_violation() -> None:
     with pytest.raises(RemoteProtocolError) as err:
         room.answer(peer, req)
     assert err.value.kind is Violation.FLOOD and err.value.ban
-    room.tick()
+    room.tick([], 0.0)
     assert isinstance(room.answer(peer, req), HashReject)
