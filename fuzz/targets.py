@@ -439,3 +439,8 @@ TARGETS: dict[str, Target] = {
         Target("bep46", _pointer_run, (RemoteProtocolError,), _pointer_seeds, False),
     )
 }
+
+# Tracker answers live in their own module (it imports Target from here).
+from fuzz.tracker_targets import TRACKER_TARGETS  # noqa: E402
+
+TARGETS.update((t.name, t) for t in TRACKER_TARGETS)

@@ -25,6 +25,7 @@ __all__ = [
     "PickerConfig",
     "StorageConfig",
     "SwarmConfig",
+    "TrackerConfig",
     "WireLimits",
     "V2Config",
     "HashesLimits",
@@ -269,6 +270,7 @@ class Config:
     v2: V2Config = field(default_factory=V2Config)
     hashes: HashesLimits = field(default_factory=HashesLimits)
     utp: UtpConfig = field(default_factory=lambda: UtpConfig())
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig())
     hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
     updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
 
@@ -351,6 +353,39 @@ class UtpConfig:
     write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
     read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
     max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    """HTTP(S) and UDP trackers (BEP 3/7/12/15/23): limits on what a tracker can send, and timing."""
+
+    enabled: bool = True  #: ``--no-trackers`` turns this off
+    numwant: int = 50  #: peers we ask for in one announce
+    max_peers: int = 500  #: peers kept from one response (IPv4 and IPv6 together); the rest are dropped
+    max_response_bytes: int = 256 * KiB  #: body of one HTTP answer; more is a protocol error
+    max_header_bytes: int = 16 * KiB  #: status line plus headers of one HTTP answer
+    max_headers: int = 64  #: header lines in one HTTP answer
+    max_redirects: int = 5  #: HTTP redirects followed for one request
+    max_text: int = 1024  #: bytes kept of a failure reason / warning message
+    max_tracker_id: int = 256  #: bytes of a ``tracker id`` we echo back
+    max_scrape_files: int = 64  #: info hashes asked about / accepted in one scrape
+    max_trackers: int = 64  #: trackers kept from a manifest or magnet (all tiers)
+    decode_depth: int = 8  #: bencode nesting in a tracker answer (scrape needs 3)
+    connect_timeout: float = 10.0  #: TCP + TLS set-up of one HTTP request
+    http_timeout: float = 30.0  #: one whole HTTP request, redirects included
+    resolve_timeout: float = 5.0  #: resolving a tracker's host name
+    udp_retry_base: float = 15.0  #: BEP 15: wait 15 * 2**n for an answer ...
+    udp_max_retries: int = 3  #: ... retransmitting up to this n (BEP 15 allows 8: over 2 hours) ...
+    udp_retry_cap: float = 3840.0  #: ... and never waiting longer than this for one try
+    udp_connection_lifetime: float = 60.0  #: BEP 15: a connection id is good for one minute
+    udp_max_packet: int = 65536  #: a received datagram larger than this is dropped
+    default_interval: float = 1800.0  #: re-announce interval when the tracker names none
+    min_interval: float = 60.0  #: floor on any interval a tracker asks for (no hammering)
+    max_interval: float = 6 * 3600.0  #: ceiling on any interval a tracker asks for
+    retry_base: float = 60.0  #: every tracker failed: try again after base * 2**n ...
+    retry_max: float = 3600.0  #: ... capped here
+    stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
+    close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
 
 
 @dataclass(frozen=True, slots=True)
