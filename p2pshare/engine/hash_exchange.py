@@ -42,8 +42,12 @@ _Key = tuple[bytes, int]  #: (pieces root, first index) of one hash request
 class HashExchange:
     """Piece layers of one torrent: which we know, which we are fetching, and serving them."""
 
-    def __init__(self, config: Config, piece_layers: Mapping[bytes, bytes] | None = None) -> None:
+    def __init__(
+        self, config: Config, piece_layers: Mapping[bytes, bytes] | None = None, *, by_v2: bool = False
+    ) -> None:
         self.config = config.hash_exchange
+        #: joined by the v2 hash: a hybrid waits for its layers too, so every piece meets both hashes
+        self.by_v2 = by_v2
         self.limits = config.hashes
         self._given = dict(piece_layers or {})
         self.metainfo: Metainfo | None = None
@@ -77,11 +81,12 @@ class HashExchange:
 
     @property
     def ready(self) -> bool:
-        """Every piece can be checked: v1 and hybrid always (SHA-1), v2-only once the layers are in."""
+        """Every piece can be checked: v1 always; v2-only, and a hybrid joined by its v2 hash, once
+        the layers are in; a hybrid joined by its v1 hash at once (SHA-1; the tree too as layers come)."""
         m = self.metainfo
         if m is None:
             return False
-        return m.info.has_v1 or self.fetch is None
+        return self.fetch is None or (m.info.has_v1 and not self.by_v2)
 
     @property
     def fetching(self) -> bool:
@@ -106,7 +111,9 @@ class HashExchange:
         load: dict[PeerAddress, int] = {}
         for addr, _ in self._in_flight.values():
             load[addr] = load.get(addr, 0) + 1
-        able = [p for p in peers if self._can_answer(p, fetch.info.has_v1)]
+        v2 = fetch.info.info_hash_v2
+        by_v2 = v2.truncated.value if v2 is not None else b""
+        able = [p for p in peers if self._can_answer(p, fetch.info.has_v1, by_v2)]
         if not able:
             return
         out: dict[PeerAddress, list[HashRequest]] = {}
@@ -136,12 +143,12 @@ class HashExchange:
             by_addr[addr].send_many(list(reqs), now)
 
     @staticmethod
-    def _can_answer(peer: Peer, hybrid: bool) -> bool:
+    def _can_answer(peer: Peer, hybrid: bool, v2_swarm_id: bytes) -> bool:
         conn = peer.conn
         if peer.closed or not peer.handshake_done:
             return False
-        if hybrid and not conn.peer_supports_v2:  # a v1-only peer of a hybrid knows no trees
-            return False
+        if hybrid and not (conn.peer_supports_v2 or conn.info_hash == v2_swarm_id):
+            return False  # a v1-only peer of a hybrid knows no trees
         has = conn.peer_has
         return has is not None and len(has) > 0
 

@@ -98,7 +98,7 @@ class Torrent(Transfer):
         self.picker: PiecePicker[Peer] | None = None
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config, params.info_hash_v2)
-        self.hashes = HashExchange(config, params.piece_layers)
+        self.hashes = HashExchange(config, params.piece_layers, by_v2=params.info_hash_v2 is not None)
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor

@@ -148,6 +148,7 @@ async def test_hybrid_swarm_joined_under_both_hashes(tmp_path: Path) -> None:
             t.add_peers([("127.0.0.10", 6881)], "test")
         await until(lambda: by_v1.completed.is_set() and by_v2.completed.is_set(), "both downloads", 15)
         assert net.storages["127.0.0.2"].data == payload == net.storages["127.0.0.3"].data
+        assert by_v2.hashes.metainfo is not None and dict(by_v2.hashes.metainfo.piece_layers) == layers
     finally:
         await net.close()
 
