@@ -160,3 +160,54 @@ async def test_follower_sees_three_versions_fetching_only_changes(tmp_path: Path
                 task.cancel()
         await asyncio.gather(*(t for t in (publisher, follower) if t is not None), return_exceptions=True)
         await boot.close()
+
+
+async def test_publisher_republishes_the_same_seq(tmp_path: Path) -> None:
+    """With nothing changed, the item is put again after the republish interval, with the same seq."""
+    config = _config()
+    config = replace(config, updatable=replace(config.updatable, republish_interval=0.3))
+    boot = await DhtService.start(host="127.0.0.73", bootstrap=[], state_dir=None, config=config.dht)
+    root = tmp_path / "share"
+    _write(root / "a.bin", random.Random(3).randbytes(40 * KiB), 10**18)
+    events: asyncio.Queue[object] = asyncio.Queue()
+    state = StateDir(tmp_path / "ps")
+    opts = SwarmOptions(config, host="127.0.0.74", bootstrap=[boot.address], state=state)
+    key = generate_private_key()
+    task = asyncio.create_task(
+        publish(
+            IncrementalBuilder(root),
+            opts,
+            private_key=key,
+            state=state,
+            on_event=lambda e: None,
+            on_published=events.put_nowait,
+        )
+    )
+    try:
+        first = await _next(events, Published, "the first put")
+        again = await _next(events, Published, "the republish")
+        assert isinstance(first, Published) and isinstance(again, Published)
+        assert (first.seq, again.seq) == (1, 1) and again.changed_files == () and again.stored >= 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # A restarted publisher goes on from the saved seq.
+    while not events.empty():  # republishes queued before the first publisher stopped
+        events.get_nowait()
+    task = asyncio.create_task(
+        publish(
+            IncrementalBuilder(root),
+            opts,
+            private_key=key,
+            state=state,
+            on_event=lambda e: None,
+            on_published=events.put_nowait,
+        )
+    )
+    try:
+        restarted = await _next(events, Published, "the put after a restart")
+        assert isinstance(restarted, Published) and restarted.seq == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await boot.close()
