@@ -395,6 +395,7 @@ class HashExchangeConfig:
     requests_per_peer: int = 4  #: hash requests we keep in flight with one peer
     request_timeout: float = 10.0  #: seconds before an unanswered hash request goes to another peer
     max_served_per_tick: int = 256  #: hash requests one peer may send per status tick before it floods
+    max_failed_pieces_kept: int = 4  #: failed v2 pieces kept until their leaf hashes name the bad blocks
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,13 +18,15 @@ layers in as they come).  This room
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from p2pshare.config import Config
 from p2pshare.core import merkle
 from p2pshare.core.metainfo import Info
-from p2pshare.core.metainfo.layers import PieceLayerFetch
+from p2pshare.core.metainfo.layers import PieceLayerFetch, check_piece_leaves, piece_leaf_request
 from p2pshare.core.metainfo.model import Metainfo
 from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
@@ -36,7 +38,18 @@ __all__ = ["HashExchange", "manifest_matches", "swarm_hashes"]
 
 log = logging.getLogger("p2pshare.torrent")
 
-_Key = tuple[bytes, int]  #: (pieces root, first index) of one hash request
+_Key = tuple[bytes, int, int]  #: (pieces root, base layer, first index) of one hash request
+
+
+@dataclass
+class _Blame:
+    """A failed piece, who sent each of its blocks, and whom we asked for its leaf hashes."""
+
+    index: int
+    data: bytes
+    senders: list[Peer | None]
+    request: HashRequest
+    asked: PeerAddress | None = None
 
 
 class HashExchange:
@@ -56,6 +69,8 @@ class HashExchange:
         self._refused: dict[_Key, set[PeerAddress]] = {}
         self._trees: dict[bytes, merkle.MerkleTree | None] = {}
         self._served: dict[PeerAddress, int] = {}
+        #: failed v2 pieces whose leaf hashes we asked for, by the request's key
+        self._blames: dict[_Key, _Blame] = {}
 
     # -- state ------------------------------------------------------------------------
 
@@ -118,7 +133,7 @@ class HashExchange:
             return
         out: dict[PeerAddress, list[HashRequest]] = {}
         for req in fetch.requests():
-            key = (req.pieces_root, req.index)
+            key = (req.pieces_root, req.base_layer, req.index)
             if key in self._in_flight:
                 continue
             refused = self._refused.get(key, set())
@@ -155,9 +170,9 @@ class HashExchange:
     def on_hashes(self, peer: Peer, msg: Hashes) -> bool:
         """A ``hashes`` answer: True when it completed the layers (RemoteProtocolError if it lies)."""
         fetch = self.fetch
-        key = (msg.pieces_root, msg.index)
-        if fetch is None:
-            return False  # a late answer after the layers were complete
+        key = (msg.pieces_root, msg.base_layer, msg.index)
+        if fetch is None or key in self._blames:
+            return False  # a late answer after the layers were complete, or a blame answer
         holder = self._in_flight.get(key)
         if holder is None or holder[0] != peer.address:
             raise RemoteProtocolError(
@@ -179,7 +194,10 @@ class HashExchange:
         return True
 
     def on_reject(self, peer: Peer, msg: HashReject) -> None:
-        key = (msg.pieces_root, msg.index)
+        key = (msg.pieces_root, msg.base_layer, msg.index)
+        blame = self._blames.get(key)
+        if blame is not None and blame.asked == peer.address:
+            blame.asked = None  # the next tick asks another peer
         holder = self._in_flight.get(key)
         if holder is not None and holder[0] == peer.address:
             del self._in_flight[key]
@@ -228,8 +246,63 @@ class HashExchange:
     def tick(self, peers: Iterable[Peer], now: float) -> None:
         """A status tick: the flood counters start again; unanswered requests go out again."""
         self._served.clear()
+        peers = list(peers)
         if self.fetch is not None:
             self.request(peers, now)
+        for blame in list(self._blames.values()):
+            if blame.asked is None:
+                self._ask_leaves(blame, peers, now)
+
+    # -- blaming the senders of bad blocks ----------------------------------------------
+
+    def blame(
+        self, index: int, data: bytes, senders: list[Peer | None], peers: Iterable[Peer], now: float
+    ) -> None:
+        """A v2 piece from several peers failed: ask for its leaf hashes to find the bad blocks."""
+        m = self.metainfo
+        if m is None or m.info.meta_version != 2 or not m.has_v2_piece_hash(index):
+            return
+        req = piece_leaf_request(m, index)
+        if req is None:
+            return  # one block: its sender was the only contributor
+        limit = self.config.max_failed_pieces_kept
+        while len(self._blames) >= limit:
+            del self._blames[next(iter(self._blames))]
+        blame = _Blame(index, data, senders, req)
+        self._blames[(req.pieces_root, req.base_layer, req.index)] = blame
+        self._ask_leaves(blame, peers, now)
+
+    def _ask_leaves(self, blame: _Blame, peers: Iterable[Peer], now: float) -> None:
+        suspects = {p.address for p in blame.senders if p is not None}
+        able = [p for p in peers if not p.closed and p.handshake_done and p.conn.peer_has is not None]
+        able.sort(key=lambda p: p.address in suspects)  # an honest peer answers first, if we have one
+        if able:
+            blame.asked = able[0].address
+            able[0].send(blame.request, now)
+
+    def on_leaf_hashes(self, peer: Peer, msg: Hashes) -> set[Peer] | None:
+        """The answer to a blame request: the peers that sent bad blocks (None: not a blame answer).
+
+        The leaves are checked against the piece's node in the tree first, so a lying
+        answer is the answering peer's fault (RemoteProtocolError), never an innocent's.
+        """
+        key = (msg.pieces_root, msg.base_layer, msg.index)
+        blame = self._blames.get(key)
+        if blame is None or blame.asked != peer.address:
+            return None
+        del self._blames[key]
+        assert self.metainfo is not None
+        try:
+            leaves = check_piece_leaves(self.metainfo, blame.index, msg)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(str(exc), kind=Violation.BAD_PIECE, ban=True) from None
+        bad = set()
+        for b, leaf in enumerate(leaves):
+            block = blame.data[b * merkle.LEAF_SIZE : (b + 1) * merkle.LEAF_SIZE]
+            sender = blame.senders[b] if b < len(blame.senders) else None
+            if hashlib.sha256(block).digest() != leaf and sender is not None:
+                bad.add(sender)
+        return bad
 
 
 def swarm_hashes(params: TorrentParams, info: Info | None = None) -> list[InfoHash]:

@@ -42,6 +42,9 @@ class PieceIO:
         self.info = info
         #: the check of a whole piece for v2 and hybrid manifests (merkle, and SHA-1 for hybrid)
         self._verify = verify
+        #: v2 pieces that failed, kept (a few) until leaf hashes name the bad blocks' senders
+        self.failed: OrderedDict[int, bytes] = OrderedDict()
+        self._keep_failed = config.hash_exchange.max_failed_pieces_kept
         self.storage = storage
         self.config = config.storage
         self._spare_divisor = config.engine.spare_buffer_divisor
@@ -81,6 +84,9 @@ class PieceIO:
         data = memoryview(buf)[: self.info.geometry.piece_size(index)]
         if self._verify is not None:
             if not self._verify(index, data):
+                self.failed[index] = bytes(data)
+                while len(self.failed) > self._keep_failed:
+                    self.failed.popitem(last=False)
                 return False
         elif hashlib.sha1(data).digest() != self.info.piece_hash(index):
             return False

@@ -36,6 +36,13 @@ def _on_hash_request(torrent: Torrent, peer: Peer, event: HashRequest, now: floa
 
 
 def _on_hashes(torrent: Torrent, peer: Peer, event: Hashes, now: float) -> None:
+    culprits = torrent.hashes.on_leaf_hashes(peer, event)
+    if culprits is not None:  # the leaf hashes of a failed piece: ban whoever sent a bad block
+        for bad in culprits:
+            reason = "sent a block that does not match its merkle leaf hash"
+            torrent.book.ban(bad.address[0])
+            torrent._drop(bad, reason, kind=Violation.BAD_PIECE, ban=True)
+        return
     if torrent.hashes.on_hashes(peer, event) and torrent.info is not None:
         torrent._spawn(torrent._prepare(torrent.info), "v2-layers-complete")
     else:

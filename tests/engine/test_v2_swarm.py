@@ -10,7 +10,8 @@ from typing import cast
 import pytest
 
 from p2pshare.config import DEFAULT_CONFIG
-from p2pshare.core.merkle import LEAF_SIZE, piece_layer_height, split_hashes, verify_hashes
+from p2pshare.core.bitfield import Bitfield
+from p2pshare.core.merkle import LEAF_SIZE, MerkleTree, piece_layer_height, split_hashes, verify_hashes
 from p2pshare.core.metainfo import Info
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
@@ -190,3 +191,71 @@ def test_hash_request_flood_is_a_violation() -> None:
     assert err.value.kind is Violation.FLOOD and err.value.ban
     room.tick([], 0.0)
     assert isinstance(room.answer(peer, req), HashReject)
+
+
+class _FakePeer:
+    """Just enough of a Peer for the blame room: an address, a state, and a send that records."""
+
+    def __init__(self, host: str, sent: list[object]) -> None:
+        self.address = PeerAddress(host, 1)
+        self.closed = False
+        self.handshake_done = True
+        self.conn = SimpleNamespace(peer_has=Bitfield(4, full=True))
+        self._sent = sent
+
+    def send(self, msg: object, now: float) -> None:
+        self._sent.append(msg)
+
+
+def _fake_peer(host: str, sent: list[object]) -> Peer:
+    return cast(Peer, _FakePeer(host, sent))
+
+
+def test_leaf_hashes_name_the_sender_of_the_bad_block() -> None:
+    """A failed v2 piece from two peers: leaf hashes asked of a third blame only the bad block's sender."""
+    piece = 4 * LEAF_SIZE
+    data = random.Random(9).randbytes(3 * piece)
+    info, layers = build([(("a.bin",), data)], piece)
+    room = HashExchange(DEFAULT_CONFIG, layers)
+    room.start(info, [], 0.0)
+    sent: list[object] = []
+    good, bad, honest = (
+        _fake_peer("127.0.0.5", sent),
+        _fake_peer("127.0.0.6", sent),
+        _fake_peer("127.0.0.7", sent),
+    )
+    broken = bytearray(data[piece : 2 * piece])
+    broken[LEAF_SIZE + 10] ^= 1  # block 1 of piece 1, sent by ``bad``
+    room.blame(1, bytes(broken), [good, bad, good, bad], [good, bad, honest], 0.0)
+    assert len(sent) == 1 and isinstance(sent[0], HashRequest) and sent[0].base_layer == 0
+    req = sent[0]
+    tree = MerkleTree.from_data(data)
+    answer = Hashes(
+        req.pieces_root,
+        0,
+        req.index,
+        req.length,
+        0,
+        tuple(tree.hashes_for(0, req.index, req.length, 0) or ()),
+    )
+    assert room.on_leaf_hashes(good, answer) is None  # asked of the honest peer, not of this one
+    assert room.on_leaf_hashes(honest, answer) == {bad}
+    assert room.on_leaf_hashes(honest, answer) is None  # answered once
+
+
+def test_lying_leaf_hashes_are_the_answerers_fault() -> None:
+    """Leaf hashes that do not roll up to the piece's node ban the peer that sent them."""
+    piece = 4 * LEAF_SIZE
+    data = random.Random(10).randbytes(2 * piece)
+    info, layers = build([(("a.bin",), data)], piece)
+    room = HashExchange(DEFAULT_CONFIG, layers)
+    room.start(info, [], 0.0)
+    sent: list[object] = []
+    a, b = _fake_peer("127.0.0.5", sent), _fake_peer("127.0.0.6", sent)
+    room.blame(0, data[:piece], [a, b, a, b], [a, b], 0.0)
+    req = sent[0]
+    assert isinstance(req, HashRequest)
+    lie = Hashes(req.pieces_root, 0, req.index, req.length, 0, (bytes(32),) * req.length)
+    with pytest.raises(RemoteProtocolError) as err:
+        room.on_leaf_hashes(cast(Peer, SimpleNamespace(address=PeerAddress("127.0.0.5", 1))), lie)
+    assert err.value.kind is Violation.BAD_PIECE and err.value.ban
