@@ -13,7 +13,10 @@ layers in as they come).  This room
   cannot prove, and drops a peer that floods it;
 * checks pieces: :meth:`HashExchange.verify_piece` holds every 16 KiB block of a piece
   against the piece's node in the file's merkle tree (and a hybrid's SHA-1 too), so
-  no block counts before the tree vouches for it.
+  no block counts before the tree vouches for it;
+* blames: a failed piece whose blocks came from several peers is kept, its 16 KiB leaf
+  hashes are asked of a peer (checked against the piece's node first, so a lie is the
+  answerer's fault), and only the senders of blocks that miss their leaf are banned.
 """
 
 from __future__ import annotations
