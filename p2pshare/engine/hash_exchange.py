@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from p2pshare.config import Config
+from p2pshare.config import BLOCK_SIZE, Config
 from p2pshare.core import merkle
 from p2pshare.core.metainfo import Info
 from p2pshare.core.metainfo.layers import PieceLayerFetch, check_piece_leaves, piece_leaf_request
@@ -37,7 +37,7 @@ from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.peer import Peer
 from p2pshare.errors import RemoteProtocolError, Violation
 
-__all__ = ["HashExchange", "manifest_matches", "swarm_hashes"]
+__all__ = ["HashExchange", "manifest_matches", "pad_blocks", "swarm_hashes"]
 
 log = logging.getLogger("p2pshare.torrent")
 
@@ -72,6 +72,8 @@ class HashExchange:
         self._refused: dict[_Key, set[PeerAddress]] = {}
         self._trees: dict[bytes, merkle.MerkleTree | None] = {}
         self._served: dict[PeerAddress, int] = {}
+        #: (piece, begin) of the blocks that lie wholly in pad files: zeros, never requested
+        self.pad_blocks: frozenset[tuple[int, int]] = frozenset()
         #: failed v2 pieces whose leaf hashes we asked for, by the request's key
         self._blames: dict[_Key, _Blame] = {}
 
@@ -83,6 +85,7 @@ class HashExchange:
         only answers."""
         if self.metainfo is None:
             self.metainfo = Metainfo(info, piece_layers=self._given)
+            self.pad_blocks = pad_blocks(info)
             if info.meta_version == 2:
                 fetch = PieceLayerFetch(info)
                 missing = {r.pieces_root for r in fetch.requests()} - set(self._given)
@@ -329,3 +332,20 @@ def manifest_matches(info: Info, info_hash: InfoHash) -> bool:
     """The manifest is the one ``info_hash`` names: by its v1 hash, or its truncated v2 hash."""
     v2 = info.info_hash_v2
     return info.info_hash == info_hash or (v2 is not None and v2.truncated == info_hash)
+
+
+def pad_blocks(info: Info) -> frozenset[tuple[int, int]]:
+    """(piece, begin) of every 16 KiB block that lies wholly inside a BEP 47 pad file."""
+    geometry = info.geometry
+    out = set()
+    for f in info.files:
+        if not f.pad or not f.length:
+            continue
+        end = f.offset + f.length
+        first = -(-f.offset // BLOCK_SIZE) * BLOCK_SIZE  # pads end on a piece boundary; blocks tile pieces
+        for start in range(first, end, BLOCK_SIZE):
+            piece = start // info.piece_length
+            begin = start - geometry.piece_offset(piece)
+            if start + min(BLOCK_SIZE, geometry.piece_size(piece) - begin) <= end:
+                out.add((piece, begin))
+    return frozenset(out)

@@ -59,7 +59,7 @@ from p2pshare.engine.resume import save_resume
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
-from p2pshare.engine.v2_handlers import V2_HANDLERS
+from p2pshare.engine.v2_handlers import V2_HANDLERS, fill_pad_blocks
 from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, Violation
 from p2pshare.io.link import Link
 
@@ -510,3 +510,4 @@ class Torrent(Transfer):
 
 
 Torrent._handlers = {**Transfer._handlers, **V2_HANDLERS}
+Torrent._fill_pads = fill_pad_blocks  # type: ignore[assignment]

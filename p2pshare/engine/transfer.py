@@ -116,6 +116,9 @@ class Transfer:
     def _request_metadata_all(self, now: float) -> None:
         raise NotImplementedError
 
+    def _fill_pads(self, peer: Peer, blocks: list[BlockRef], now: float) -> list[BlockRef]:
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ handshakes
 
     def _on_handshake(self, peer: Peer, event: we.HandshakeReceived, now: float) -> None:
@@ -268,6 +271,8 @@ class Transfer:
             allow_new_piece=self.pieces.may_start_piece(picker.partial_pieces),
             allowed=conn.allowed_fast_in if choked else None,
         )
+        if blocks and self.hashes.pad_blocks:  # v2/hybrid: pad zeros are filled, not fetched
+            blocks = self._fill_pads(peer, blocks, now)
         if blocks:
             peer.write(conn.send_requests(blocks))
             peer.last_send = now

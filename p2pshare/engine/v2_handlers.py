@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from p2pshare.core.geometry import BlockRef
 from p2pshare.core.wire.events import HandshakeReceived
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
 from p2pshare.engine.hash_exchange import swarm_hashes
@@ -19,7 +20,7 @@ from p2pshare.errors import Violation
 if TYPE_CHECKING:
     from p2pshare.engine.torrent import Torrent
 
-__all__ = ["V2_HANDLERS"]
+__all__ = ["V2_HANDLERS", "fill_pad_blocks"]
 
 
 def _on_handshake(torrent: Torrent, peer: Peer, event: HandshakeReceived, now: float) -> None:
@@ -52,6 +53,31 @@ def _on_hashes(torrent: Torrent, peer: Peer, event: Hashes, now: float) -> None:
 def _on_hash_reject(torrent: Torrent, peer: Peer, event: HashReject, now: float) -> None:
     torrent.hashes.on_reject(peer, event)
     torrent.hashes.request(torrent.peers.values(), now)
+
+
+def fill_pad_blocks(torrent: Torrent, peer: Peer, blocks: list[BlockRef], now: float) -> list[BlockRef]:
+    """Blocks that lie wholly in BEP 47 pad files hold zeros: fill them here instead of asking
+    ``peer`` (they still count as its, and the piece is checked whole as ever); return the rest."""
+    pads = torrent.hashes.pad_blocks
+    picker, pio = torrent.picker, torrent.pieces
+    if picker is None or pio is None:
+        return blocks
+    real = []
+    for block in blocks:
+        if (block.piece, block.begin) not in pads:
+            real.append(block)
+            continue
+        result = picker.block_received(peer, block)
+        if result.duplicate:
+            continue
+        buf = pio.buffers.get(block.piece)
+        if buf is None:
+            buf = pio.new_buffer(block.piece)
+        buf[block.begin : block.begin + block.length] = bytes(block.length)  # spare buffers hold old bytes
+        if result.piece_complete:
+            pio.verifying.add(block.piece)
+            torrent._spawn(torrent._verify(block.piece), f"verify-{block.piece}")
+    return real
 
 
 V2_HANDLERS: dict[type, Callable[..., None]] = {

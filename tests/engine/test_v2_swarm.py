@@ -16,7 +16,7 @@ from p2pshare.core.metainfo import Info
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
 from p2pshare.engine import events as ev
-from p2pshare.engine.hash_exchange import HashExchange, swarm_hashes
+from p2pshare.engine.hash_exchange import HashExchange, pad_blocks, swarm_hashes
 from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.torrent import Torrent
@@ -25,7 +25,7 @@ from p2pshare.io.storage import MemoryStorage
 from tests.core.v2_helpers import build
 from tests.engine.memory_swarm import MemoryHost, MemoryNetwork, of, quick_config, until
 
-PIECE = 16384
+PIECE = 4 * 16384  #: four blocks a piece: pad files hold whole blocks
 
 
 def _files(seed: int = 1) -> list[tuple[tuple[str, ...], bytes]]:
@@ -101,6 +101,8 @@ async def test_v2_only_download_by_btmh_fetches_layers_and_verifies(tmp_path: Pa
         assert net.storages["127.0.0.2"].data == payload
         assert get.hashes.metainfo is not None and dict(get.hashes.metainfo.piece_layers) == layers
         assert not of(net.events["127.0.0.2"], ev.PieceFailed)
+        pads = pad_blocks(info)  # zeros filled here, never fetched
+        assert pads and get.downloaded == info.total_length - LEAF_SIZE * len(pads) < info.total_length
     finally:
         await net.close()
 
@@ -259,3 +261,19 @@ def test_lying_leaf_hashes_are_the_answerers_fault() -> None:
     with pytest.raises(RemoteProtocolError) as err:
         room.on_leaf_hashes(cast(Peer, SimpleNamespace(address=PeerAddress("127.0.0.5", 1))), lie)
     assert err.value.kind is Violation.BAD_PIECE and err.value.ban
+
+
+def test_pad_blocks_are_the_blocks_wholly_inside_pad_files() -> None:
+    """Every block inside a pad file is listed, and no block holding a byte of a real file is."""
+    info, _ = build(_files(), PIECE)
+    pads = pad_blocks(info)
+    real: set[tuple[int, int]] = set()
+    for index, f in enumerate(info.files):
+        if f.pad:
+            continue
+        for start in range(f.offset, f.offset + f.length, LEAF_SIZE):
+            real.add((start // PIECE, start % PIECE))
+        del index
+    assert pads and not (pads & real)
+    total_blocks = sum(-(-info.geometry.piece_size(i) // LEAF_SIZE) for i in range(info.num_pieces))
+    assert len(pads) + len(real) == total_blocks
