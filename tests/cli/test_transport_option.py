@@ -21,6 +21,6 @@ def test_an_unknown_transport_is_a_usage_error() -> None:
 def test_the_chosen_transport_is_the_session_mode() -> None:
     """Each --transport value becomes config.transport.mode; the default is both."""
     for choice in Transport:
-        options = _options("127.0.0.1", 0, None, None, False, choice)
+        options = _options("127.0.0.1", 0, None, None, transport=choice)
         assert options.config.transport.mode == choice.value
     assert _options("127.0.0.1", 0, None, None).config.transport.mode == "both"
