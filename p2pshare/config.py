@@ -36,6 +36,7 @@ __all__ = [
     "LsdConfig",
     "NatPmpConfig",
     "PortMapConfig",
+    "ReachabilityConfig",
 ]
 
 KiB = 1024
@@ -321,6 +322,7 @@ class Config:
     natpmp: NatPmpConfig = field(default_factory=NatPmpConfig)
     portmap: PortMapConfig = field(default_factory=PortMapConfig)
     lsd: LsdConfig = field(default_factory=LsdConfig)
+    reach: ReachabilityConfig = field(default_factory=lambda: ReachabilityConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +436,21 @@ class TrackerConfig:
     retry_max: float = 3600.0  #: ... capped here
     stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
     close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
+
+
+@dataclass(frozen=True, slots=True)
+class ReachabilityConfig:
+    """The engine's use of port mapping and LSD, and `p2pshare doctor`'s bounds."""
+
+    share_settle_timeout: float = 6.0  #: `share` waits this long for a mapping before printing its magnet
+    close_timeout: float = 5.0  #: bound on closing the port mapper (deleting mappings) on exit
+    lsd_close_timeout: float = 2.0  #: bound on closing the LSD sockets on exit
+    dht_vote_weight: int = 2  #: the gateway's external address counts as this many DHT voters (BEP 42)
+    doctor_map_timeout: float = 8.0  #: doctor: wait for the port mapping to settle
+    doctor_dht_wait: float = 10.0  #: doctor: seconds given to the DHT bootstrap ("nodes after N s")
+    doctor_lookups: int = 5  #: doctor: get_peers lookups timed for p50/p95
+    doctor_lookup_timeout: float = 5.0  #: doctor: bound on each timed lookup
+    doctor_lsd_wait: float = 2.0  #: doctor: wait for our own LSD announce to come back
 
 
 DEFAULT_CONFIG = Config()

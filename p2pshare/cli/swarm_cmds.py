@@ -85,6 +85,22 @@ DhtReadOnlyOpt = Annotated[
         help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
     ),
 ]
+NoPortMappingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-port-mapping",
+        envvar="P2PSHARE_NO_PORT_MAPPING",
+        help="Do not ask the router (UPnP IGD, NAT-PMP/PCP) to forward our ports.",
+    ),
+]
+NoLsdOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-lsd",
+        envvar="P2PSHARE_NO_LSD",
+        help="Do not announce or look for peers on the LAN (BEP 14 LSD).",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -100,6 +116,10 @@ def _options(
     bootstrap: list[tuple[str, int]] | None,
     dht_port: int | None,
     read_only: bool = False,
+    *,
+    no_port_mapping: bool = False,
+    no_lsd: bool = False,
+    mapping_wait: float = 0.0,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
@@ -107,7 +127,15 @@ def _options(
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
     return runner.SwarmOptions(
-        config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
+        config=config,
+        host=host,
+        port=port,
+        bootstrap=bootstrap,
+        dht_port=dht_port,
+        state=_state(),
+        port_mapping=not no_port_mapping,
+        lsd=not no_lsd,
+        mapping_wait=0.0 if no_port_mapping else mapping_wait,
     )
 
 
@@ -151,6 +179,8 @@ def share(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    no_port_mapping: NoPortMappingOpt = False,
+    no_lsd: NoLsdOpt = False,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -212,8 +242,11 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
+            if ready.public is not None:  # the router forwards this address to us: others dial it
+                hints = (PeerAddress(*ready.public), *hints)
             magnet = make_magnet(info.info_hash, info.name, hints)
             view.extra_listening["magnet"] = magnet
+            view.extra_listening["public"] = f"{ready.public[0]}:{ready.public[1]}" if ready.public else None
             if mode is Mode.JSON:
                 return
             view.line(
@@ -226,13 +259,28 @@ def share(
             view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}")
             dht = f", DHT on UDP {ready.dht_port}" if ready.dht_port else " (no DHT)"
             view.line(f"listening  {host}:{ready.port}{dht}")
+            if ready.public is not None:
+                view.line(
+                    f"reachable  {ready.public[0]}:{ready.public[1]} (mapped on the router)", essential=True
+                )
+            elif not no_port_mapping:
+                view.line("reachable  unknown: the router mapped no port (run `p2pshare doctor`)")
             view.line(f"others run: p2pshare get {info.info_hash.hex}", style="dim")
 
         view.on_ready = on_ready
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(
+                    host,
+                    port,
+                    boot,
+                    dht_port,
+                    dht_read_only,
+                    no_port_mapping=no_port_mapping,
+                    no_lsd=no_lsd,
+                    mapping_wait=DEFAULT_CONFIG.reach.share_settle_timeout,
+                ),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -261,6 +309,8 @@ def get(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    no_port_mapping: NoPortMappingOpt = False,
+    no_lsd: NoLsdOpt = False,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     seed: Annotated[
@@ -313,7 +363,9 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(
+                    host, port, boot, dht_port, dht_read_only, no_port_mapping=no_port_mapping, no_lsd=no_lsd
+                ),
                 out_dir=output,
                 info=info,
                 peers=peers,
