@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.core.dht.node import DhtNode
 from p2pshare.core.types import InfoHash
 from p2pshare.engine.reachability import usable_external
 from p2pshare.engine.session import Session
@@ -98,7 +99,7 @@ def verdict(r: DoctorReport) -> tuple[bool, str, list[str]]:
     if r.gateway is None:
         advice.append("no default gateway: connect to a network (LAN peers may still be found by LSD)")
     elif not mapped:
-        if r.upnp in ("unavailable", "off") and r.natpmp in ("unavailable", "off"):
+        if "refused" not in (r.upnp, r.natpmp):
             advice.append(
                 f"the router {r.gateway} offers neither UPnP IGD nor NAT-PMP/PCP: enable one of them, "
                 f"or forward TCP and UDP port {r.listen_port} to {r.local_ip or 'this machine'} by hand"
@@ -161,14 +162,7 @@ async def run_doctor(
             step("starting the DHT node")
             dht = await session.start_dht(bootstrap=bootstrap, host=host, port=port)
             report.dht_enabled, report.dht_port = True, dht.port
-            node = dht.endpoint.node
-            admit = node.admit_query
-
-            def watch(ip: str, now: float) -> bool:
-                heard("dht query", ip)
-                return admit(ip, now) if admit is not None else True
-
-            node.admit_query = watch
+            _watch_dht(dht.endpoint.node, {h for h, _ in bootstrap}, heard)
         step("asking the router to map our ports")
         reach = await session.start_reachability(port_mapping=port_mapping, lsd=lsd)
         probe_hash = os.urandom(20)
@@ -211,6 +205,28 @@ async def run_doctor(
     report.unsolicited = list(seen)
     report.reachable, report.verdict, report.advice = verdict(report)
     return report
+
+
+def _watch_dht(node: DhtNode, contacted: set[str], heard: Callable[[str, str], None]) -> None:
+    """Note queries from IPs we never sent a datagram to.
+
+    A node we wrote to can write back through our NAT's connection tracking (a hole we
+    punched), so only a stranger's query proves the port is open to all.
+    """
+    admit, take = node.admit_query, node.datagrams_to_send
+
+    def watch(ip: str, now: float) -> bool:
+        if ip not in contacted:
+            heard("dht query", ip)
+        return admit(ip, now) if admit is not None else True
+
+    def recording() -> list[tuple[bytes, tuple[str, int]]]:
+        out = take()
+        contacted.update(addr[0] for _, addr in out)
+        return out
+
+    node.admit_query = watch
+    setattr(node, "datagrams_to_send", recording)  # noqa: B010 - an instance hook, not a method edit
 
 
 async def _time_lookup(session: Session, timeout: float) -> float:
