@@ -24,6 +24,7 @@ from p2pshare.cli.common import (
     resolve_bootstrap,
     run_async,
 )
+from p2pshare.cli.reach_opts import NoLsdOpt, NoPortMappingOpt
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import make_magnet
@@ -83,22 +84,6 @@ DhtReadOnlyOpt = Annotated[
         "--dht-read-only",
         envvar="P2PSHARE_DHT_READ_ONLY",
         help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
-    ),
-]
-NoPortMappingOpt = Annotated[
-    bool,
-    typer.Option(
-        "--no-port-mapping",
-        envvar="P2PSHARE_NO_PORT_MAPPING",
-        help="Do not ask the router (UPnP IGD, NAT-PMP/PCP) to forward our ports.",
-    ),
-]
-NoLsdOpt = Annotated[
-    bool,
-    typer.Option(
-        "--no-lsd",
-        envvar="P2PSHARE_NO_LSD",
-        help="Do not announce or look for peers on the LAN (BEP 14 LSD).",
     ),
 ]
 JsonOpt = Annotated[
