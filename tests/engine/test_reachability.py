@@ -22,6 +22,7 @@ from p2pshare.engine.reachability import (
     usable_external,
 )
 from p2pshare.engine.session import Session
+from p2pshare.errors import NoPeersError, UsageError
 from p2pshare.io.portmap_events import (
     ExternalAddressFound,
     MethodUnavailable,
@@ -282,3 +283,14 @@ async def test_the_runner_waits_for_the_mapping_only_when_asked_and_does_nothing
         assert await start_reachability(session, on, lambda _: None) == (EXTERNAL, 50000)
     finally:
         await session.close()
+
+
+async def test_with_lsd_on_a_get_needs_no_dht_and_no_peer_to_start(tmp_path: Path) -> None:
+    """download() with LSD on and nothing else runs (and times out with no peers) instead of a usage error."""
+    info, _ = make_payload(64 * 1024, 16 * 1024)
+    options = runner.SwarmOptions(host="127.0.0.1", lsd=True)
+    with pytest.raises(NoPeersError):
+        await runner.download(info.info_hash, options, out_dir=tmp_path, timeout=0.3)
+    assert FakeLsd.instances[0].torrents == [info.info_hash.value] and FakeLsd.instances[0].closed
+    with pytest.raises(UsageError):
+        await runner.download(info.info_hash, runner.SwarmOptions(host="127.0.0.1"), out_dir=tmp_path)
