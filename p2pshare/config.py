@@ -38,6 +38,7 @@ __all__ = [
     "PortMapConfig",
     "HashExchangeConfig",
     "UpdatableConfig",
+    "ReachabilityConfig",
 ]
 
 KiB = 1024
@@ -327,6 +328,7 @@ class Config:
     stream: StreamConfig = field(default_factory=lambda: StreamConfig())
     hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
     updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
+    reach: ReachabilityConfig = field(default_factory=lambda: ReachabilityConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +488,21 @@ class UpdatableConfig:
     lookup_timeout: float = 5.0  #: bound on one DHT lookup of the item (publisher's seq, follower's poll)
     follow_interval: float = 2.0  #: seconds between a follower's lookups of the item
     metadata_timeout: float = 120.0  #: a version whose manifest never arrives is skipped after this
+
+
+@dataclass(frozen=True, slots=True)
+class ReachabilityConfig:
+    """The engine's use of port mapping and LSD, and `p2pshare doctor`'s bounds."""
+
+    share_settle_timeout: float = 6.0  #: `share` waits this long for a mapping before printing its magnet
+    close_timeout: float = 5.0  #: bound on closing the port mapper (deleting mappings) on exit
+    lsd_close_timeout: float = 2.0  #: bound on closing the LSD sockets on exit
+    dht_vote_weight: int = 2  #: the gateway's external address counts as this many DHT voters (BEP 42)
+    doctor_map_timeout: float = 8.0  #: doctor: wait for the port mapping to settle
+    doctor_dht_wait: float = 10.0  #: doctor: seconds given to the DHT bootstrap ("nodes after N s")
+    doctor_lookups: int = 5  #: doctor: get_peers lookups timed for p50/p95
+    doctor_lookup_timeout: float = 5.0  #: doctor: bound on each timed lookup
+    doctor_lsd_wait: float = 2.0  #: doctor: wait for our own LSD announce to come back
 
 
 DEFAULT_CONFIG = Config()
