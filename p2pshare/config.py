@@ -10,6 +10,7 @@ All sections are frozen dataclasses: build a variant with ``dataclasses.replace`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 __all__ = [
     "BLOCK_SIZE",
@@ -24,6 +25,8 @@ __all__ = [
     "SwarmConfig",
     "WireLimits",
     "DEFAULT_CONFIG",
+    "EncryptionPolicy",
+    "MseConfig",
 ]
 
 KiB = 1024
@@ -192,6 +195,36 @@ class DhtConfig:
     item_timeout: float = 30.0  #: bound on one get_item / put lookup in the engine
 
 
+class EncryptionPolicy(StrEnum):
+    """Whether peer links use Message Stream Encryption (MSE/PE); ``--encryption``."""
+
+    PREFER = "prefer"  #: incoming: accept both; outgoing: encrypted first, plaintext on failure
+    REQUIRE = "require"  #: RC4-encrypted links only, both ways
+    OFF = "off"  #: plain BitTorrent only, both ways
+
+
+@dataclass(frozen=True, slots=True)
+class MseConfig:
+    """Message Stream Encryption (MSE/PE): the handshake's limits and the policy."""
+
+    policy: EncryptionPolicy = EncryptionPolicy.PREFER
+    #: Bytes of PadA/PadB a peer may put before its synchronisation marker (the spec's 512);
+    #: the marker must be found within this many bytes, or the handshake fails.
+    sync_window: int = 512
+    max_pad: int = 512  #: longest PadC/PadD a peer may announce (the spec's 512)
+    max_initial_payload: int = 65535  #: longest IA (initial payload) a peer may announce
+    send_pad_max: int = 512  #: our own pads are random, 0..this many bytes (<= 512)
+    #: When the peer offers both plaintext and RC4 for the payload, choose RC4 (False: a
+    #: plaintext payload after an obfuscated handshake, as libtorrent chooses by default).
+    prefer_rc4: bool = True
+    handshake_timeout: float = 15.0  #: seconds for the whole MSE handshake
+    #: Reads and write batches of at least this many bytes are en/decrypted on a worker thread
+    #: (RC4 in ``cryptography`` releases the GIL), overlapping the event loop; 0: all inline.
+    offload_min_bytes: int = 64 * KiB
+    #: Bytes queued for a worker per direction before reading pauses / ``writable`` turns False.
+    max_offload_backlog: int = 4 * MiB
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of a session."""
@@ -204,6 +237,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
+    mse: MseConfig = field(default_factory=MseConfig)
 
 
 DEFAULT_CONFIG = Config()
