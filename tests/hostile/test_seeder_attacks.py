@@ -34,7 +34,6 @@ FLOOD_GROWTH_MIB = 30.0  #: the outgoing cap (WireLimits.max_outgoing_buffer) pl
 CHURN_GROWTH_MIB = 8.0  #: what 3,000 finished connections may leave behind
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 fix 4: pending handshakes lock honest peers out")
 def test_slowloris_handshakes_do_not_lock_out_an_honest_leecher(tmp_path: Path) -> None:
     """200 connections trickling a handshake a byte a second neither starve an honest leecher nor
     grow the seeder's memory past a few KiB each."""
@@ -89,7 +88,6 @@ def test_a_peer_that_never_reads_its_replies_is_dropped_at_the_outgoing_cap(tmp_
         assert mem.peak - base < FLOOD_GROWTH_MIB, (base, mem.peak)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 fix 6: each connection leaves memory behind")
 def test_connection_churn_leaves_nothing_behind(tmp_path: Path) -> None:
     """3,000 connections that handshake and leave raise the seeder's resident memory by less than
     a few MiB, and an honest leecher still completes afterwards."""
