@@ -31,6 +31,7 @@ __all__ = [
     "StorageError",
     "TargetError",
     "IncompleteError",
+    "UnsafeManifestError",
     "UsageError",
 ]
 
@@ -49,6 +50,7 @@ class ExitCode(IntEnum):
     DISK_FULL = 8  #: no space left on the device
     NOT_WRITABLE = 9  #: the output folder cannot be written
     INCOMPLETE = 10  #: timed out before every piece was verified
+    UNSAFE_MANIFEST = 11  #: the only manifest the info hash can name writes outside the folder
     INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -138,3 +140,12 @@ class IncompleteError(P2PShareError):
     """The timeout passed before every piece was verified."""
 
     exit_code = ExitCode.INCOMPLETE
+
+
+class UnsafeManifestError(MetainfoError):
+    """The manifest that matches the info hash is unsafe (a path escaping the folder, ...).
+
+    A hash names exactly one manifest, so no peer can ever send a better one: stop at once.
+    """
+
+    exit_code = ExitCode.UNSAFE_MANIFEST

@@ -65,7 +65,7 @@ from p2pshare.core.wire.metadata import (
 from p2pshare.engine import events as ev
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.resume import load_resume, pieces_to_recheck, save_resume
-from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError
+from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, UnsafeManifestError
 from p2pshare.io.hasher import verify_files
 from p2pshare.io.peer_link import PeerLink, open_link
 from p2pshare.io.storage import FileStorage
@@ -788,12 +788,15 @@ class Torrent:
         try:
             info = parse_info(raw, self.config.metainfo)
         except MetainfoError as exc:
-            log.warning("metadata from peers is invalid: %s", exc)
-            for addr in list(self._metadata_contributors):
-                peer = self.peers.get(addr)
-                if peer is not None:
-                    self._drop(peer, f"sent an invalid manifest: {exc}", ban=True)
+            # The fetcher checked the SHA-1: this is the one manifest the hash names, and no
+            # peer can ever send another.  Waiting would only wait for the timeout.
             self._fetcher = None
+            self._fail(
+                UnsafeManifestError(
+                    f"the manifest of {self.info_hash.hex} is unsafe or invalid ({exc}); nothing was "
+                    "written, and no other manifest can match this hash"
+                )
+            )
             return
         if info.info_hash != self.info_hash:  # the fetcher checked; this is the second wall
             self._fetcher = None

@@ -67,7 +67,6 @@ def test_a_peer_serving_a_manifest_of_another_size_that_fails_the_hash_is_the_on
     _get_by_hash_beside(tmp_path, 20_000, os.urandom(20_000))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 fix 3: an unsafe manifest is waited on until the timeout")
 def test_an_unsafe_manifest_that_matches_the_hash_stops_get_at_once(tmp_path: Path) -> None:
     """When the hash names a manifest with a traversal path, `get` stops at once with its own exit code."""
     raw = unsafe_info()
