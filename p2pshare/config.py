@@ -18,6 +18,7 @@ __all__ = [
     "ChokerConfig",
     "Config",
     "DEFAULT_BOOTSTRAP",
+    "DefenceConfig",
     "DhtConfig",
     "MetainfoLimits",
     "PickerConfig",
@@ -226,6 +227,20 @@ class MseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DefenceConfig:
+    """Limits against hostile peers (issue 12): what one peer may make us hold or believe."""
+
+    #: unsent bytes queued for one peer (our queue plus the transport's); past it the peer is
+    #: not reading what it asks for: stop answering and drop it.  Uploads wait for the link's
+    #: high-water mark (1 MiB), so an honest reader never comes near this.
+    max_outgoing_buffer: int = 4 * MiB
+    #: failed pieces whose per-block senders and digests are kept until the piece verifies
+    smart_ban_max_pieces: int = 64
+    #: distinct BEP 9 metadata_size claims fetched side by side; a further size waits
+    max_metadata_sizes: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of a session."""
 
@@ -238,6 +253,7 @@ class Config:
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
     mse: MseConfig = field(default_factory=MseConfig)
+    defence: DefenceConfig = field(default_factory=DefenceConfig)
 
 
 DEFAULT_CONFIG = Config()

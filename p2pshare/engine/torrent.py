@@ -412,6 +412,16 @@ class Torrent:
         dirty, self._dirty = self._dirty, []
         for peer in dirty:
             peer.flush()
+            self._check_unsent(peer)
+
+    def _check_unsent(self, peer: Peer) -> bool:
+        """Drop a peer whose unread replies passed the outgoing cap; True when dropped."""
+        cap = self.config.defence.max_outgoing_buffer
+        unsent = peer.unsent
+        if unsent > cap and not peer.closed:
+            self._drop(peer, f"left {unsent} bytes of replies unread, past the outgoing cap of {cap}")
+            return True
+        return False
 
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()
@@ -487,7 +497,7 @@ class Torrent:
                 handler = self._handlers.get(type(event))
                 if handler is not None:
                     handler(self, peer, event, now)
-                if peer.closed:
+                if peer.closed or self._check_unsent(peer):
                     return
             self._request_more(peer, now)
         except RemoteProtocolError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from p2pshare.core.wire.metadata import METADATA_PIECE_SIZE, MetadataData, Metad
 from tests.hostile.harness import Handler, Shared, WireSocket
 
 Corrupt = Callable[[int, int], bool]
+_REQUEST = struct.Struct(">IBIII")
 
 
 def _greet(ws: WireSocket, info_hash: bytes, metadata_size: int | None = None) -> None:
@@ -188,20 +190,19 @@ def request_flood(
             ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             ws.send_handshake(shared.info.info_hash.value)
             ws.send(Interested())
+            # Every request distinct (1 byte at each offset): duplicates are answered once.
             pl = shared.info.piece_length
-            blocks = [
-                Request(i, b, 16384) for i in range(shared.info.num_pieces - 1) for b in range(0, pl, 16384)
-            ]
-            batch = b"".join(
-                bytes.fromhex("0000000d06") + r.index.to_bytes(4, "big") + r.begin.to_bytes(4, "big")
-                + r.length.to_bytes(4, "big")
-                for r in blocks
-            )
+            pieces = shared.info.num_pieces - 1
             sent = 0
             ws.sock.settimeout(5.0)
             while sent < count and not stop.is_set():
-                ws.sock.sendall(batch)
-                sent += len(blocks)
+                n = min(50_000, count - sent)
+                ws.sock.sendall(
+                    b"".join(
+                        _REQUEST.pack(13, 6, (k // pl) % pieces, k % pl, 1) for k in range(sent, sent + n)
+                    )
+                )
+                sent += n
             result["sent"] = sent
             result["closed"] = False
             # Hold the connection open, reading nothing, until the test ends or the seeder drops us.
