@@ -39,7 +39,7 @@ def _setup() -> tuple[wc.PeerConnection, PiecePicker, list[bytes], Geometry]:
     picker.add_peer("p", Bitfield(PIECES, full=True))
     block = bytes(BLOCK_SIZE)
     blocks = picker.pick_blocks("p", PIECES * PIECE // BLOCK_SIZE)
-    conn.send_requests([(b.piece, b.begin, b.length) for b in blocks])
+    conn.send_requests(blocks)
     stream = b"".join(wm.encode_piece_header(b.piece, b.begin, b.length) + block for b in blocks)
     chunks = [stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)]
     return conn, picker, chunks, geometry

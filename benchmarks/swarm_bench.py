@@ -55,12 +55,13 @@ def _vm_hwm() -> int:
 
 async def _leech(torrent: Path, out: Path, peers: list[tuple[str, int]], host: str) -> dict[str, Any]:
     from p2pshare.core.metainfo import parse_torrent
+    from p2pshare.engine.params import TorrentParams
     from p2pshare.engine.session import Session
 
     meta = parse_torrent(torrent.read_bytes())
     session = Session(listen_host=host)
     await session.start()
-    t = await session.add_torrent(meta.info.info_hash, info=meta.info, download_dir=out)
+    t = await session.add_torrent(TorrentParams(meta.info.info_hash, info=meta.info, download_dir=out))
     t0 = time.perf_counter()
     t.add_peers(peers, "bench")
     async with asyncio.timeout(900):

@@ -198,6 +198,67 @@ def _krpc_run(data: bytes) -> None:
         krpc.response_token(msg)
 
 
+# ---------------------------------------------------------------------- MSE/PE (what a dialer sends us)
+
+
+def _det_random(seed: int) -> Callable[[int], bytes]:
+    """Deterministic randomness, so the receiver's key (and a recorded initiator transcript) repeat."""
+    import random
+
+    return random.Random(seed).randbytes
+
+
+def _mse_receiver() -> object:
+    from p2pshare.config import MseConfig
+    from p2pshare.core.mse import Receiver, skey_lookup
+
+    return Receiver(skey_lookup([INFO_HASH]), config=MseConfig(), now=0.0, random_bytes=_det_random(2))
+
+
+def _mse_seeds() -> list[bytes]:
+    """What a real initiator sends to our (deterministic) receiver, whole; and a plain handshake."""
+    from p2pshare.config import MseConfig
+    from p2pshare.core.mse import Initiator
+    from p2pshare.core.wire import encode_handshake
+
+    bt = encode_handshake(INFO_HASH, PEER_B, fast=True, extensions=True)
+    seeds = [bt]
+    for seed in (1, 3):
+        a = Initiator(
+            INFO_HASH, config=MseConfig(), now=0.0, initial_payload=bt, random_bytes=_det_random(seed)
+        )
+        b = _mse_receiver()
+        sent = bytearray()
+        for _ in range(6):  # a few round trips complete the handshake
+            out = a.data_to_send()
+            sent += out
+            if out:
+                b.receive_data(out)  # type: ignore[attr-defined]
+            back = b.data_to_send()  # type: ignore[attr-defined]
+            if back:
+                a.receive_data(back)
+        seeds.append(bytes(sent))
+    return seeds
+
+
+def _mse_run(data: bytes) -> None:
+    from p2pshare.core.mse import Failed, HandshakeDone, PlaintextStream
+
+    machine = _mse_receiver()
+    half = len(data) // 2
+    for chunk in (data[:half], data[half:], b""):
+        machine.receive_data(chunk)  # type: ignore[attr-defined]
+        machine.data_to_send()  # type: ignore[attr-defined]
+        for _ in range(1000):
+            event = machine.next_event()  # type: ignore[attr-defined]
+            if event is None:
+                break
+            if isinstance(event, Failed):  # the machine's typed verdict on bad input
+                raise RemoteProtocolError(f"mse: {event.reason}")
+            if isinstance(event, (HandshakeDone, PlaintextStream)):
+                return
+
+
 # ---------------------------------------------------------------------- magnet links (user input)
 
 
@@ -225,5 +286,6 @@ TARGETS: dict[str, Target] = {
         Target("ut_metadata", _metadata_run, (RemoteProtocolError,), _metadata_seeds, True),
         Target("krpc", _krpc_run, (RemoteProtocolError,), _krpc_seeds, True),
         Target("magnet", _magnet_run, (TargetError,), _magnet_seeds, False),
+        Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
     )
 }

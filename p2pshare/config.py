@@ -20,11 +20,15 @@ __all__ = [
     "DEFAULT_BOOTSTRAP",
     "DefenceConfig",
     "DhtConfig",
+    "EngineConfig",
+    "LinkConfig",
     "MetainfoLimits",
     "PickerConfig",
     "StorageConfig",
     "SwarmConfig",
     "WireLimits",
+    "V2Config",
+    "HashesLimits",
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
@@ -227,17 +231,22 @@ class MseConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class DefenceConfig:
-    """Limits against hostile peers (issue 12): what one peer may make us hold or believe."""
+class V2Config:
+    """BEP 52 manifests: the default format, and limits on the v2 parts a hostile .torrent could push."""
 
-    #: unsent bytes queued for one peer (our queue plus the transport's); past it the peer is
-    #: not reading what it asks for: stop answering and drop it.  Uploads wait for the link's
-    #: high-water mark (1 MiB), so an honest reader never comes near this.
-    max_outgoing_buffer: int = 4 * MiB
-    #: failed pieces whose per-block senders and digests are kept until the piece verifies
-    smart_ban_max_pieces: int = 64
-    #: distinct BEP 9 metadata_size claims fetched side by side; a further size waits
-    max_metadata_sizes: int = 8
+    max_tree_depth: int = 64  #: folders nested in a ``file tree`` (bencode depth is capped separately)
+    max_piece_layers: int = 100_000  #: entries in the top-level ``piece layers`` dict
+    max_pieces: int = 0x200000  #: pieces a v2 manifest may declare (libtorrent's cap; v1: by ``pieces``)
+    default_format: str = "v1"  #: ``create``/``share`` default: v1-only clients see hybrid pad files as files
+
+
+@dataclass(frozen=True, slots=True)
+class HashesLimits:
+    """BEP 52 hash request (21), hashes (22) and hash reject (23) messages a peer can send."""
+
+    max_count: int = 8192  #: hashes in one request's base-layer range (libtorrent's cap: 128 MiB pieces)
+    max_base_layer: int = 63  #: no merkle tree over 16 KiB leaves is taller than this
+    max_proof_layers: int = 64  #: uncle layers asked for; bounded by the tree height
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +262,53 @@ class Config:
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     dht: DhtConfig = field(default_factory=DhtConfig)
     mse: MseConfig = field(default_factory=MseConfig)
-    defence: DefenceConfig = field(default_factory=DefenceConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig())
+    link: LinkConfig = field(default_factory=lambda: LinkConfig())
+    v2: V2Config = field(default_factory=V2Config)
+    hashes: HashesLimits = field(default_factory=HashesLimits)
+    defence: DefenceConfig = field(default_factory=lambda: DefenceConfig())
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Timers and sizes of the engine's own work (not limits a peer can push)."""
+
+    resume_save_interval: float = 5.0  #: seconds between resume saves while pieces arrive
+    max_status_files: int = 200  #: status snapshots list per-file progress up to this many files
+    dht_search_first_timeout: float = 10.0  #: bound on each DHT peer search of a download
+    dht_search_pause: float = 5.0  #: pause after the first search; doubles after each one ...
+    dht_search_max_pause: float = 300.0  #: ... up to this
+    task_close_timeout: float = 5.0  #: bound on waiting for a swarm's helper tasks at close
+    demo_announce_timeout: float = 15.0  #: bound on each demo seeder's DHT announce
+    metadata_requests_per_peer: int = 4  #: BEP 9 pieces asked of one peer at once
+    rate_time_constant: float = 2.0  #: seconds: the transfer rates' moving average
+    rate_min_interval: float = 0.05  #: seconds of data before a first rate is guessed
+    request_top_up_divisor: int = 4  #: top requests up once 1/this of a peer's queue is free
+    spare_buffer_divisor: int = 4  #: keep at most (in-flight budget / this) piece buffers for reuse
+    demo_payload_size: int = 8 * MiB  #: the demo's generated payload without sample_files/
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    """Buffers of one peer link (the TCP link; other transports keep the same marks)."""
+
+    read_buffer: int = 256 * KiB  #: bytes one read may return (one buffer per thread, shared by its links)
+    write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
+    write_low_water: int = 256 * KiB  #: ... until they drain below this
+
+
+@dataclass(frozen=True, slots=True)
+class DefenceConfig:
+    """Limits against hostile peers (issue 12): what one peer may make us hold or believe."""
+
+    #: unsent bytes queued for one peer (our queue plus the transport's); past it the peer is
+    #: not reading what it asks for: stop answering and drop it.  Uploads wait for the link's
+    #: high-water mark (LinkConfig.write_high_water), so an honest reader never comes near this.
+    max_outgoing_buffer: int = 4 * MiB
+    #: failed pieces whose per-block senders and digests are kept until the piece verifies
+    smart_ban_max_pieces: int = 64
+    #: distinct BEP 9 metadata_size claims fetched side by side; a further size waits
+    max_metadata_sizes: int = 8
 
 
 DEFAULT_CONFIG = Config()

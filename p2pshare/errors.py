@@ -13,7 +13,7 @@ Two families matter for protocol code (as in h11):
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 __all__ = [
     "BencodeError",
@@ -33,6 +33,7 @@ __all__ = [
     "IncompleteError",
     "UnsafeManifestError",
     "UsageError",
+    "Violation",
 ]
 
 
@@ -86,15 +87,34 @@ class MetainfoError(P2PShareError, ValueError):
     """A manifest (.torrent or info dict) that is malformed or unsafe."""
 
 
+class Violation(StrEnum):
+    """What kind of rule a remote party broke: the reason as a type, the message for people."""
+
+    MALFORMED = "malformed"  #: bytes that do not decode as what they claim to be
+    TOO_LARGE = "too_large"  #: a length or count past one of our named limits
+    WRONG_TORRENT = "wrong_torrent"  #: a handshake for another info hash
+    SELF_CONNECTION = "self_connection"  #: the peer id is our own
+    OUT_OF_ORDER = "out_of_order"  #: a message where the protocol does not allow it
+    OUT_OF_RANGE = "out_of_range"  #: a piece, offset or length outside the torrent
+    UNREQUESTED = "unrequested"  #: a piece or reject for something we never asked for
+    NOT_NEGOTIATED = "not_negotiated"  #: a fast or extension message without the handshake bits
+    FLOOD = "flood"  #: more unanswered requests than any honest peer sends
+    BAD_PIECE = "bad_piece"  #: piece data that failed its hash check
+    BAD_METADATA = "bad_metadata"  #: a manifest that does not match the info hash, or is invalid
+    UNREAD = "unread"  #: replies the peer asked for and left unread, past the outgoing cap
+
+
 class RemoteProtocolError(P2PShareError):
     """The remote side broke the protocol or a limit; drop (or ban) it.
 
-    ``ban`` says whether the offence is bad enough to refuse the peer for the
-    rest of the session (for example, data that failed its hash on its own).
+    ``kind`` says which rule (tests and policy look at it; the message is for
+    people).  ``ban`` says whether the offence is bad enough to refuse the peer for
+    the rest of the session (for example, data that failed its hash on its own).
     """
 
-    def __init__(self, message: str, *, ban: bool = False) -> None:
+    def __init__(self, message: str, *, kind: Violation = Violation.MALFORMED, ban: bool = False) -> None:
         super().__init__(message)
+        self.kind = kind
         self.ban = ban
 
 

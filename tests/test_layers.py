@@ -97,3 +97,15 @@ def test_checker_sees_violations() -> None:
     assert "p2pshare.cli" in tree_names
     assert layer_of("p2pshare.engine.create") == "engine"
     assert layer_of("p2pshare.errors") is None
+
+
+def test_only_the_session_knows_the_tcp_link() -> None:
+    """The engine sees peers' transports as Link only: the TCP PeerLink appears in the session alone."""
+    for path in modules("engine"):
+        if path.name == "session.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        names = [name for _, name in imported_names(path)]
+        assert not any(n.startswith("p2pshare.io.peer_link") for n in names), f"{path.name} imports peer_link"
+        assert "PeerLink" not in source, f"{path.name} names PeerLink"
+        assert "isinstance(link" not in source, f"{path.name} asks which kind of link it holds"

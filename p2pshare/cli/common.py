@@ -20,7 +20,7 @@ from rich.console import Console
 from p2pshare.config import DEFAULT_BOOTSTRAP, MetainfoLimits
 from p2pshare.core.magnet import Magnet, parse_magnet
 from p2pshare.core.metainfo import Metainfo, parse_torrent
-from p2pshare.core.types import parse_host_port
+from p2pshare.core.types import PeerAddress, parse_host_port
 from p2pshare.errors import ExitCode, MetainfoError, P2PShareError, PathNotFoundError, TargetError, UsageError
 from p2pshare.io.dht_state import bootstrap_from_env
 
@@ -171,15 +171,15 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def parse_peers(values: Sequence[str] | None, option: str = "--peer") -> list[tuple[str, int]]:
-    """``HOST:PORT`` values (each may also be a comma-separated list) as (host, port) pairs."""
-    out: list[tuple[str, int]] = []
+def parse_peers(values: Sequence[str] | None, option: str = "--peer") -> list[PeerAddress]:
+    """``HOST:PORT`` values (each may also be a comma-separated list) as checked addresses."""
+    out: list[PeerAddress] = []
     for value in values or ():
         for item in value.split(","):
             if not item.strip():
                 continue
             try:
-                out.append(parse_host_port(item).as_tuple())
+                out.append(parse_host_port(item))
             except ValueError:
                 raise UsageError(
                     f"{option} {item.strip()!r}: expected HOST:PORT, for example 192.168.1.5:6881"
@@ -204,7 +204,7 @@ def resolve_bootstrap(
     """
     if no_dht:
         return None
-    nodes = parse_peers(flags, "--bootstrap")
+    nodes: list[tuple[str, int]] = list(parse_peers(flags, "--bootstrap"))
     if nodes:
         return nodes
     from_env = bootstrap_from_env()

@@ -317,7 +317,7 @@ def get(
                 out_dir=output,
                 info=info,
                 peers=peers,
-                magnet_peers=[p.as_tuple() for p in t.magnet.peers],
+                magnet_peers=t.magnet.peers,
                 timeout=timeout,
                 seed=seed,
                 on_event=view.event,
@@ -438,7 +438,7 @@ def demo(
 
       p2pshare demo --peers 5 --size 200MiB
     """
-    from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
+    from p2pshare.engine import demo as demo_run  # the swarm engine loads only for swarm commands
 
     mode = choose_mode(json_output)
     view = View(mode, "demo", show_peers=show_peers)
@@ -447,7 +447,7 @@ def demo(
         view.start(peers=peers, size=nbytes)
         view.line(f"p2pshare demo: a swarm of {peers} seeder(s) and 1 downloader on loopback", style="bold")
         result = run_async(
-            runner.demo(
+            demo_run.demo(
                 peers=peers,
                 size=nbytes,
                 on_event=view.event,

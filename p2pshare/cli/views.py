@@ -32,7 +32,7 @@ from rich.text import Text
 from p2pshare import __version__
 from p2pshare.cli.common import out_console, print_json, settings
 from p2pshare.engine import events as ev
-from p2pshare.engine.events import DemoStep, DhtReady, Ready
+from p2pshare.engine.events import DemoStep, DhtReady, Phase, Ready
 from p2pshare.errors import ExitCode, P2PShareError
 
 if TYPE_CHECKING:  # the swarm engine loads only when a swarm command runs
@@ -40,13 +40,13 @@ if TYPE_CHECKING:  # the swarm engine loads only when a swarm command runs
 
 __all__ = ["Mode", "View", "choose_mode", "human_rate", "human_size", "human_time"]
 
-PHASES = {
-    "starting": "starting",
-    "finding_peers": "finding peers",
-    "fetching_metadata": "fetching the manifest",
-    "checking": "checking existing files",
-    "downloading": "downloading",
-    "seeding": "seeding",
+PHASES: dict[Phase, str] = {
+    Phase.STARTING: "starting",
+    Phase.FINDING_PEERS: "finding peers",
+    Phase.FETCHING_METADATA: "fetching the manifest",
+    Phase.CHECKING: "checking existing files",
+    Phase.DOWNLOADING: "downloading",
+    Phase.SEEDING: "seeding",
 }
 MAX_FILE_ROWS = 10
 MAX_PEER_ROWS = 20
@@ -222,7 +222,7 @@ class View:
             text = f"  {e.message}" + (f"  [{e.address}]" if e.address else "")
             self.line(text if self.mode is Mode.PLAIN else "•" + text[1:], style="cyan")
         elif isinstance(e, ev.PhaseChanged):
-            if not self.seeding and e.phase != "seeding" and self.mode is Mode.PLAIN:
+            if not self.seeding and e.phase is not Phase.SEEDING and self.mode is Mode.PLAIN:
                 self.line(f"{PHASES.get(e.phase, e.phase)}...")
         elif isinstance(e, ev.PeersFound):
             if not self.seeding and self.mode is Mode.PLAIN:
@@ -395,7 +395,7 @@ class View:
             row += [human_rate(p.up_rate), has]
             table.add_row(*row)
         if not st.peers:
-            note = "(no peers connected)" if st.phase == "seeding" else "(no peers connected yet)"
+            note = "(no peers connected)" if st.phase is Phase.SEEDING else "(no peers connected yet)"
             table.add_row(note, "", *([""] * (3 if seeding else 4))[:-1])
         return table
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from p2pshare.config import ChokerConfig
 
@@ -51,12 +52,15 @@ __all__ = ["ChokeDecision", "Choker", "PeerStats"]
 
 _NEW_PEER_WEIGHT = 3
 
+#: The engine's name for a peer: any hashable (a connection object, an address, an id).
+K = TypeVar("K", bound=Hashable)
+
 
 @dataclass(frozen=True, slots=True)
-class PeerStats:
+class PeerStats(Generic[K]):
     """One peer as the choker sees it at a rechoke."""
 
-    key: Hashable
+    key: K
     interested: bool  #: the peer is interested in us
     download_rate: float  #: bytes/s it sends us
     upload_rate: float  #: bytes/s we send it
@@ -65,16 +69,16 @@ class PeerStats:
 
 
 @dataclass(frozen=True, slots=True)
-class ChokeDecision:
+class ChokeDecision(Generic[K]):
     """The outcome of a rechoke: messages to send and the resulting upload set."""
 
-    unchoke: tuple[Hashable, ...]  #: currently choked, to be unchoked now
-    choke: tuple[Hashable, ...]  #: currently unchoked, to be choked now
-    unchoked: frozenset[Hashable]  #: every peer unchoked after this decision
-    optimistic: tuple[Hashable, ...]  #: the optimistic unchoke(s) among them
+    unchoke: tuple[K, ...]  #: currently choked, to be unchoked now
+    choke: tuple[K, ...]  #: currently unchoked, to be choked now
+    unchoked: frozenset[K]  #: every peer unchoked after this decision
+    optimistic: tuple[K, ...]  #: the optimistic unchoke(s) among them
 
 
-class Choker:
+class Choker(Generic[K]):
     """Tit-for-tat unchoking with an optimistic slot; round-robin when seeding."""
 
     def __init__(self, config: ChokerConfig, rng: random.Random) -> None:
@@ -82,10 +86,10 @@ class Choker:
         self._rng = rng
         self._next_rechoke: float | None = None
         self._next_optimistic: float | None = None
-        self._optimistic: list[Hashable] = []
-        self._first_seen: dict[Hashable, float] = {}
-        self._turn_start: dict[Hashable, float] = {}  # seeding: when its current turn began
-        self._last_turn: dict[Hashable, float] = {}  # seeding: when it last had a slot
+        self._optimistic: list[K] = []
+        self._first_seen: dict[K, float] = {}
+        self._turn_start: dict[K, float] = {}  # seeding: when its current turn began
+        self._last_turn: dict[K, float] = {}  # seeding: when it last had a slot
 
     # ------------------------------------------------------------------ timer
 
@@ -103,7 +107,7 @@ class Choker:
         return self._next_rechoke is None or now >= self._next_rechoke
 
     @property
-    def optimistic(self) -> tuple[Hashable, ...]:
+    def optimistic(self) -> tuple[K, ...]:
         return tuple(self._optimistic)
 
     # ------------------------------------------------------------------ decision
@@ -161,14 +165,12 @@ class Choker:
             optimistic=tuple(self._optimistic),
         )
 
-    def _leech_slots(
-        self, peers: Sequence[PeerStats], keep_out: set[Hashable], tie: dict[Hashable, float]
-    ) -> list[Hashable]:
+    def _leech_slots(self, peers: Sequence[PeerStats], keep_out: set[K], tie: dict[K, float]) -> list[K]:
         ranked = sorted(
             (p for p in peers if not p.snubbed and p.key not in keep_out),
             key=lambda p: (-p.download_rate, p.am_choking, tie[p.key]),
         )
-        chosen: list[Hashable] = []
+        chosen: list[K] = []
         slots = self._config.regular_slots
         filled = 0
         for p in ranked:
@@ -180,8 +182,8 @@ class Choker:
         return chosen
 
     def _seed_slots(
-        self, peers: Sequence[PeerStats], keep_out: set[Hashable], now: float, tie: dict[Hashable, float]
-    ) -> list[Hashable]:
+        self, peers: Sequence[PeerStats], keep_out: set[K], now: float, tie: dict[K, float]
+    ) -> list[K]:
         turn = self._config.seed_turn
 
         def rank(p: PeerStats) -> tuple[int, float, float]:
@@ -201,7 +203,7 @@ class Choker:
         weights = [_NEW_PEER_WEIGHT if now - self._first_seen.get(p.key, now) < window else 1 for p in pool]
         return self._rng.choices(pool, weights=weights)[0]
 
-    def _forget_gone(self, by_key: dict[Hashable, PeerStats], now: float) -> None:
+    def _forget_gone(self, by_key: dict[K, PeerStats], now: float) -> None:
         for table in (self._first_seen, self._turn_start, self._last_turn):
             for key in [k for k in table if k not in by_key]:
                 del table[key]

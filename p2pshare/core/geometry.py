@@ -9,8 +9,9 @@ ranges once so the rest of the code can trust the numbers (rqbit ``lengths.rs``)
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from p2pshare.config import BLOCK_SIZE
 
@@ -26,9 +27,13 @@ class FileSpan:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRef:
-    """One 16 KiB request: ``length`` bytes at ``begin`` inside piece ``piece``."""
+class BlockRef(NamedTuple):
+    """One 16 KiB request: ``length`` bytes at ``begin`` inside piece ``piece``.
+
+    The one block type of the picker, the wire and the engine.  It *is* the tuple
+    ``(piece, begin, length)``: the wire keys its request sets with it and looks
+    blocks up with plain tuples on the hot path, which compare and hash the same.
+    """
 
     piece: int
     begin: int
@@ -56,10 +61,6 @@ class Geometry:
         self._starts = starts
         self.total_length = total
         self.num_pieces = (total + piece_length - 1) // piece_length
-
-    def file_offset(self, file_index: int) -> int:
-        """Offset of the file's first byte in the torrent's byte stream."""
-        return self._starts[file_index]
 
     def check_piece(self, index: int) -> None:
         if not 0 <= index < self.num_pieces:
@@ -127,3 +128,16 @@ class Geometry:
         if length == 0:
             return range(0)
         return range(start // self.piece_length, (start + length - 1) // self.piece_length + 1)
+
+    def file_progress(self, have: Container[int]) -> list[int]:
+        """Bytes of each file that lie in the pieces of ``have`` (verified bytes per file)."""
+        out: list[int] = []
+        for i, length in enumerate(self.file_lengths):
+            start, end = self._starts[i], self._starts[i] + length
+            done = 0
+            for p in self.pieces_for_file(i):
+                if p in have:
+                    piece_start = p * self.piece_length
+                    done += min(piece_start + self.piece_size(p), end) - max(piece_start, start)
+            out.append(done)
+        return out

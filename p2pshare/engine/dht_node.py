@@ -75,7 +75,7 @@ from p2pshare.core.dht.krpc import Addr
 from p2pshare.core.dht.node import DhtNode
 from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.io.dht_endpoint import DhtEndpoint, is_ip_literal
-from p2pshare.io.dht_state import BOOTSTRAP_ENV, DhtState, bootstrap_from_env, load_state, save_state
+from p2pshare.io.dht_state import BOOTSTRAP_ENV, DhtState, bootstrap_from_env, load_state, save_state_async
 
 __all__ = ["BOOTSTRAP_ENV", "DhtService", "PutResult", "bootstrap_from_env", "run_standalone"]
 
@@ -194,7 +194,7 @@ class DhtService:
             return
         node = self._endpoint.node
         nodes = node.good_nodes(self._endpoint.now())[: self.config.max_saved_nodes]
-        await asyncio.to_thread(save_state, self.state_dir, DhtState(node.node_id, tuple(nodes)))
+        await save_state_async(self.state_dir, DhtState(node.node_id, tuple(nodes)))
 
     async def _save_periodically(self) -> None:
         while True:

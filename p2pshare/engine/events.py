@@ -7,8 +7,11 @@ prints.  Snapshots are polled a few times a second for live views.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
+
+from p2pshare.errors import Violation
 
 __all__ = [
     "DemoStep",
@@ -23,12 +26,24 @@ __all__ = [
     "PeerDisconnected",
     "PeerStatus",
     "PeersFound",
+    "Phase",
     "PhaseChanged",
     "PieceFailed",
     "PieceVerified",
     "TorrentStatus",
     "event_to_dict",
 ]
+
+
+class Phase(StrEnum):
+    """Where a torrent (or the command running it) is."""
+
+    STARTING = "starting"
+    FINDING_PEERS = "finding_peers"  #: the runner looks for peers before the torrent starts
+    CHECKING = "checking"  #: hashing what is already on disk
+    FETCHING_METADATA = "fetching_metadata"  #: a magnet: the manifest comes from peers (BEP 9)
+    DOWNLOADING = "downloading"
+    SEEDING = "seeding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +56,9 @@ class Listening:
 
 @dataclass(frozen=True, slots=True)
 class PhaseChanged:
-    """The torrent moved to a new phase: checking, finding_peers, fetching_metadata, downloading, seeding."""
+    """The torrent moved to a new phase."""
 
-    phase: str
+    phase: Phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +86,20 @@ class PeerConnected:
 
 @dataclass(frozen=True, slots=True)
 class PeerDisconnected:
+    """A connection ended; ``kind`` names the rule the peer broke, None when it broke none."""
+
     address: str
     reason: str
+    kind: Violation | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PeerBanned:
+    """A peer broke a rule badly enough to be refused for the rest of the session."""
+
     address: str
     reason: str
+    kind: Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +182,7 @@ class TorrentStatus:
 
     info_hash: str
     name: str | None
-    phase: str
+    phase: Phase
     total_size: int
     num_pieces: int
     have_pieces: int
@@ -179,12 +200,6 @@ class TorrentStatus:
     @property
     def progress(self) -> float:
         return self.verified_bytes / self.total_size if self.total_size else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["peers"] = len(self.peers)
-        d.pop("file_progress")
-        return d
 
 
 # ---------------------------------------------------------------------- events the runner adds

@@ -1,7 +1,7 @@
 """Per-peer bookkeeping for the swarm engine: the link, the protocol machine, rates.
 
 A :class:`Peer` is plain state.  The policy (what to request, whom to unchoke,
-when to drop) lives in :class:`~p2pshare.engine.torrent.Torrent`.
+when to drop) lives in the rooms of :class:`~p2pshare.engine.torrent.Torrent`.
 """
 
 from __future__ import annotations
@@ -10,24 +10,30 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from p2pshare.config import EngineConfig
+from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.connection import PeerConnection
 from p2pshare.core.wire.messages import Message, Request
 from p2pshare.core.wire.metadata import MetadataMessage
-from p2pshare.io.peer_link import PeerLink
+from p2pshare.io.link import Link
 
 __all__ = ["Peer", "RateMeter"]
+
+_ENGINE = EngineConfig()
 
 
 class RateMeter:
     """Bytes per second over a short window, sampled once per engine tick."""
 
-    __slots__ = ("_last_time", "_last_total", "rate", "total")
+    __slots__ = ("_last_time", "_last_total", "_min_interval", "_time_constant", "rate", "total")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, time_constant: float = 2.0, min_interval: float = 0.05) -> None:
         self.total = 0
         self.rate = 0.0
         self._last_total = 0
         self._last_time = now
+        self._time_constant = time_constant
+        self._min_interval = min_interval
 
     def add(self, n: int) -> None:
         self.total += n
@@ -41,15 +47,15 @@ class RateMeter:
         if self.rate > 0:
             return self.rate
         dt = now - self._last_time
-        return (self.total - self._last_total) / dt if dt >= 0.05 else 0.0
+        return (self.total - self._last_total) / dt if dt >= self._min_interval else 0.0
 
     def sample(self, now: float) -> float:
         dt = now - self._last_time
         if dt <= 0:
             return self.rate
         instant = (self.total - self._last_total) / dt
-        # Exponential moving average with a ~2 s time constant.
-        weight = min(1.0, dt / 2.0)
+        # Exponential moving average with a time constant of EngineConfig.rate_time_constant.
+        weight = min(1.0, dt / self._time_constant)
         self.rate += (instant - self.rate) * weight
         self._last_total = self.total
         self._last_time = now
@@ -60,7 +66,13 @@ class Peer:
     """One connected peer of one torrent."""
 
     def __init__(
-        self, link: PeerLink, conn: PeerConnection, address: tuple[str, int], outgoing: bool, now: float
+        self,
+        link: Link,
+        conn: PeerConnection,
+        address: PeerAddress,
+        outgoing: bool,
+        now: float,
+        rates: EngineConfig = _ENGINE,
     ) -> None:
         self.link = link
         self.conn = conn
@@ -68,8 +80,8 @@ class Peer:
         self.outgoing = outgoing
         self.peer_id = b""
         self.client = "unknown"
-        self.down = RateMeter(now)
-        self.up = RateMeter(now)
+        self.down = RateMeter(now, rates.rate_time_constant, rates.rate_min_interval)
+        self.up = RateMeter(now, rates.rate_time_constant, rates.rate_min_interval)
         self.connected_at = now
         self.last_recv = now
         self.last_send = now
@@ -93,8 +105,7 @@ class Peer:
 
     @property
     def label(self) -> str:
-        host, port = self.address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return str(self.address)
 
     def send(self, msg: Message | MetadataMessage, now: float) -> None:
         """Encode through the protocol machine (which tracks state) and queue the bytes."""
@@ -136,4 +147,3 @@ class Peer:
 
     def __repr__(self) -> str:
         return f"<Peer {self.label} {self.client}>"
-

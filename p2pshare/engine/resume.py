@@ -2,8 +2,9 @@
 
 A bitfield plus each file's (size, mtime) fingerprint.  On start, pieces of files
 whose fingerprint is unchanged are trusted without reading them; only pieces that
-touch a changed file are hashed again.  Written atomically (temp file + rename), so a
-SIGKILL at any moment leaves either the old or the new file, never a torn one.
+touch a changed file are hashed again.  Written atomically (temp file, fsync, rename)
+through ``aiofiles``, so the event loop never waits on the disk, and a SIGKILL at any
+moment leaves either the old or the new file, never a torn one.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ from p2pshare.core import bencode
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.geometry import Geometry
 from p2pshare.errors import BencodeError
-from p2pshare.io.files import atomic_write
+from p2pshare.io.files import atomic_write_async
 
 __all__ = ["load_resume", "pieces_to_recheck", "save_resume"]
 
 Fingerprint = list[tuple[int, int] | None]
 
 
-def save_resume(path: Path, info_hash: bytes, have: Bitfield, fingerprint: Fingerprint) -> None:
+async def save_resume(path: Path, info_hash: bytes, have: Bitfield, fingerprint: Fingerprint) -> None:
     doc = {
         b"info hash": info_hash,
         b"pieces": have.to_bytes(),
         b"files": [[fp[0], fp[1]] if fp else [] for fp in fingerprint],
     }
-    atomic_write(path, bencode.encode(doc))
+    await atomic_write_async(path, bencode.encode(doc))
 
 
 def load_resume(path: Path, info_hash: bytes, num_pieces: int) -> tuple[Bitfield, Fingerprint] | None:

@@ -1,7 +1,7 @@
-"""High-level orchestration for the command line: download, seed, and the loopback demo.
+"""High-level orchestration for the command line: download and seed (the demo is in :mod:`.demo`).
 
 The CLI stays a thin shell: it parses options, builds a :class:`SwarmOptions`, and
-calls :func:`download`, :func:`seed` or :func:`demo`; it renders the events they
+calls :func:`download`, :func:`seed` or :func:`~p2pshare.engine.demo.demo`; it renders the events they
 emit and the :class:`Swarm` status snapshots it polls.  Everything here is policy
 about *when*: which session to build, whether to start the DHT, where peers come
 from, how long to wait, and which error a timeout means.  It never prints.
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import filecmp
 import logging
-import random
-import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -24,9 +21,10 @@ from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash
+from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.engine import events as ev
-from p2pshare.engine.create import CreatedTorrent, create_torrent
+from p2pshare.engine.create import CreatedTorrent
+from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.session import Session
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.engine.torrent import Torrent
@@ -35,13 +33,11 @@ from p2pshare.errors import (
     NoMetadataError,
     NoPeersError,
     NotWritableError,
-    P2PShareError,
     PortInUseError,
     UsageError,
 )
 
 __all__ = [
-    "DemoResult",
     "DemoStep",
     "DhtReady",
     "DownloadResult",
@@ -50,17 +46,13 @@ __all__ = [
     "Swarm",
     "SwarmOptions",
     "check_writable",
-    "demo",
     "download",
-    "find_sample_files",
     "open_swarm",
     "seed",
+    "seed_params",
 ]
 
 log = logging.getLogger("p2pshare.runner")
-
-_SAMPLE_EVERY = 0.25  #: seconds between samples of per-peer transfer totals
-
 
 # ---------------------------------------------------------------------- events the runner adds
 
@@ -121,16 +113,6 @@ class DownloadResult:
         return self.out_dir / self.name
 
 
-@dataclass(frozen=True)
-class DemoResult:
-    """The demo's download and whether its files equal the originals."""
-
-    download: DownloadResult
-    files_checked: int
-    identical: bool
-    seeders: tuple[str, ...]
-
-
 # ---------------------------------------------------------------------- the swarm of one torrent
 
 
@@ -164,7 +146,7 @@ class Swarm:
         """Payload bytes received per peer IP, over every connection so far."""
         return {host: down for host, (down, _) in self.torrent.transfer_by_host().items() if down}
 
-    def add_peers(self, addresses: Sequence[tuple[str, int]], source: str) -> int:
+    def add_peers(self, addresses: Sequence[PeerAddress], source: str) -> int:
         return self.torrent.add_peers(list(addresses), source)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -248,21 +230,13 @@ class Swarm:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5.0)
+            await asyncio.wait(list(self._tasks), timeout=self.options.config.engine.task_close_timeout)
         await self.session.close()
 
 
 @contextlib.asynccontextmanager
 async def open_swarm(
-    info_hash: InfoHash,
-    options: SwarmOptions,
-    *,
-    info: Info | None,
-    download_dir: Path,
-    file_paths: list[Path] | None = None,
-    assume_complete: bool = False,
-    resume_path: Path | None = None,
-    on_event: EventSink = _ignore,
+    params: TorrentParams, options: SwarmOptions, *, on_event: EventSink = _ignore
 ) -> AsyncIterator[Swarm]:
     """Start a session (TCP listener, maybe a DHT node), add the torrent; close it all on exit."""
     session = Session(
@@ -301,19 +275,11 @@ async def open_swarm(
                 return  # replaced by Ready, which says more
             on_event(event)
 
-        torrent = await session.add_torrent(
-            info_hash,
-            info=info,
-            download_dir=download_dir,
-            file_paths=file_paths,
-            assume_complete=assume_complete,
-            resume_path=resume_path,
-            on_event=sink,
-        )
+        torrent = await session.add_torrent(params, on_event=sink)
         swarm = Swarm(session, torrent, options)
         holder.append(swarm)
         swarm.ever_connected = len(torrent.peers)
-        on_event(Ready(info_hash.hex, options.host, session.port, swarm.dht_port))
+        on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port))
         yield swarm
     finally:
         if swarm is not None:
@@ -347,14 +313,25 @@ def check_writable(folder: Path) -> Path:
 # ---------------------------------------------------------------------- download and seed
 
 
+def seed_params(created: CreatedTorrent) -> TorrentParams:
+    """Parameters that serve ``created``'s files where they are, trusted (they were just hashed)."""
+    return TorrentParams(
+        created.info.info_hash,
+        info=created.info,
+        download_dir=created.selection.root,
+        file_paths=created.paths,
+        assume_complete=True,
+    )
+
+
 async def download(
     info_hash: InfoHash,
     options: SwarmOptions,
     *,
     out_dir: Path,
     info: Info | None = None,
-    peers: Sequence[tuple[str, int]] = (),
-    magnet_peers: Sequence[tuple[str, int]] = (),
+    peers: Sequence[PeerAddress] = (),
+    magnet_peers: Sequence[PeerAddress] = (),
     timeout: float | None = None,
     seed: bool = False,
     on_event: EventSink = _ignore,
@@ -373,10 +350,9 @@ async def download(
         raise UsageError("no way to find peers: give --peer HOST:PORT, or leave the DHT on (drop --no-dht)")
     out_dir = check_writable(out_dir)
     resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
-    on_event(ev.PhaseChanged("finding_peers"))
-    async with open_swarm(
-        info_hash, options, info=info, download_dir=out_dir, resume_path=resume, on_event=on_event
-    ) as swarm:
+    on_event(ev.PhaseChanged(ev.Phase.FINDING_PEERS))
+    params = TorrentParams(info_hash, info=info, download_dir=out_dir, resume_path=resume)
+    async with open_swarm(params, options, on_event=on_event) as swarm:
         if on_swarm is not None:
             on_swarm(swarm)
         if peers:
@@ -401,177 +377,14 @@ async def seed(
     *,
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
-    peers: Sequence[tuple[str, int]] = (),
+    peers: Sequence[PeerAddress] = (),
 ) -> None:
     """Serve the files of ``manifest`` (already verified by hashing) until cancelled."""
     created = manifest.created if isinstance(manifest, SharedManifest) else manifest
-    async with open_swarm(
-        created.info.info_hash,
-        options,
-        info=created.info,
-        download_dir=created.selection.root,
-        file_paths=created.paths,
-        assume_complete=True,
-        on_event=on_event,
-    ) as swarm:
+    async with open_swarm(seed_params(created), options, on_event=on_event) as swarm:
         if on_swarm is not None:
             on_swarm(swarm)
         if peers:
             swarm.add_peers(peers, "cli")
         swarm.announce()
         await swarm.serve_forever()
-
-
-# ---------------------------------------------------------------------- the loopback demo
-
-
-def find_sample_files() -> Path | None:
-    """``sample_files/`` next to the package (a source checkout), or in the current folder."""
-    import p2pshare
-
-    for base in (Path(p2pshare.__file__).resolve().parent.parent, Path.cwd()):
-        candidate = base / "sample_files"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def make_payload(folder: Path, size: int, rng: random.Random | None = None) -> Path:
-    """A folder of a few random files totalling ``size`` bytes (sizes deliberately uneven)."""
-    if size <= 0:
-        raise UsageError("--size must be a positive number of bytes")
-    rng = rng or random.Random()
-    root = folder / "demo_payload"
-    (root / "more").mkdir(parents=True)
-    shares = [0.5, 0.3, 0.15, 0.05] if size >= 64 else [1.0]
-    names = ["big.bin", "medium.bin", "more/small.bin", "more/tiny.bin"]
-    left = size
-    for i, share in enumerate(shares):
-        n = left if i == len(shares) - 1 else int(size * share)
-        left -= n
-        with open(root / names[i], "wb") as f:
-            remaining = n
-            while remaining:
-                chunk = min(remaining, 1 << 20)
-                f.write(rng.randbytes(chunk))
-                remaining -= chunk
-    return root
-
-
-def _same_files(created: CreatedTorrent, downloaded_root: Path) -> tuple[int, bool]:
-    count = 0
-    for f in created.selection.files:
-        other = downloaded_root.joinpath(*f.parts) if not created.selection.single_file else downloaded_root
-        count += 1
-        if not other.is_file() or not filecmp.cmp(f.path, other, shallow=False):
-            log.error("demo: %s differs from %s", other, f.path)
-            return count, False
-    return count, True
-
-
-async def demo(
-    *,
-    peers: int = 3,
-    size: int | None = None,
-    config: Config = DEFAULT_CONFIG,
-    timeout: float = 120.0,
-    on_event: EventSink = _ignore,
-    on_swarm: Callable[[Swarm], None] | None = None,
-    on_complete: Callable[[DownloadResult], None] | None = None,
-) -> DemoResult:
-    """A whole swarm on loopback: a DHT bootstrap node, ``peers`` seeders, one downloader by hash.
-
-    Every address is 127.0.0.x and no state directory is read or written, so nothing
-    outside this machine is ever contacted.
-    """
-    from p2pshare.engine.dht_node import DhtService
-
-    if not 1 <= peers <= 100:
-        raise UsageError("--peers must be between 1 and 100")
-    work = Path(tempfile.mkdtemp(prefix="p2pshare-demo-"))
-    bootstrap_node: DhtService | None = None
-    stack = contextlib.AsyncExitStack()
-    try:
-        if size is None:
-            source = find_sample_files()
-            if source is None:
-                size = 8 * 1024 * 1024
-                source = await asyncio.to_thread(make_payload, work, size)
-        else:
-            source = await asyncio.to_thread(make_payload, work, size)
-        created = await asyncio.to_thread(create_torrent, source)
-        info = created.info
-        on_event(
-            DemoStep(
-                "payload",
-                f"sharing {info.name}: {info.total_length} bytes in {len(info.files)} file(s), "
-                f"{info.num_pieces} pieces, info hash {info.info_hash.hex}",
-            )
-        )
-        bootstrap_node = await DhtService.start(
-            host="127.0.0.1", port=0, bootstrap=(), state_dir=None, config=config.dht
-        )
-        boot = ("127.0.0.1", bootstrap_node.port)
-        on_event(DemoStep("bootstrap", "DHT bootstrap node listening", f"127.0.0.1:{boot[1]}"))
-
-        seeders: list[Swarm] = []
-        for i in range(peers):
-            host = f"127.0.0.{10 + i}"
-            opts = SwarmOptions(config=config, host=host, port=0, bootstrap=[boot], dht_port=0)
-            swarm = await stack.enter_async_context(
-                open_swarm(
-                    created.info.info_hash,
-                    opts,
-                    info=created.info,
-                    download_dir=created.selection.root,
-                    file_paths=created.paths,
-                    assume_complete=True,
-                )
-            )
-            seeders.append(swarm)
-            on_event(DemoStep("seeder", f"seeder {i + 1} serving", f"{host}:{swarm.port}"))
-
-        async def announce(s: Swarm) -> int:
-            assert s.session.dht is not None
-            return await s.session.dht.announce(s.info_hash, s.port, timeout=15.0)
-
-        acks = await asyncio.gather(*(announce(s) for s in seeders))
-        on_event(
-            DemoStep(
-                "announce",
-                f"{peers} seeder(s) announced the info hash to the DHT ({sum(acks)} acknowledgements)",
-            )
-        )
-        out = work / "download"
-        opts = SwarmOptions(config=config, host="127.0.0.2", port=0, bootstrap=[boot], dht_port=0)
-        on_event(DemoStep("downloader", "downloader starts with nothing but the info hash", "127.0.0.2"))
-        result = await download(
-            created.info.info_hash,
-            opts,
-            out_dir=out,
-            timeout=timeout,
-            on_event=on_event,
-            on_swarm=on_swarm,
-            on_complete=on_complete,
-        )
-        checked, identical = await asyncio.to_thread(_same_files, created, result.path)
-        on_event(
-            DemoStep(
-                "verify",
-                f"{checked} file(s) compared byte for byte with the originals: "
-                + ("identical" if identical else "DIFFERENT"),
-            )
-        )
-        return DemoResult(result, checked, identical, tuple(f"{s.options.host}:{s.port}" for s in seeders))
-    finally:
-        await asyncio.shield(stack.aclose())
-        if bootstrap_node is not None:
-            await asyncio.shield(bootstrap_node.close())
-        await asyncio.to_thread(shutil.rmtree, work, True)
-
-
-def demo_failure(result: DemoResult) -> P2PShareError | None:
-    """The error to exit with when the demo's check failed."""
-    if result.identical:
-        return None
-    return P2PShareError("the downloaded files differ from the originals (a bug: please report it)")

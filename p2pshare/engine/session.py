@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from p2pshare.config import DEFAULT_CONFIG, Config
-from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash
+from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
+from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
 from p2pshare.engine.torrent import Torrent
+from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
-from p2pshare.io.peer_link import PeerLink
+from p2pshare.io.peer_link import open_link
 
 if TYPE_CHECKING:
     from p2pshare.engine.dht_node import DhtService
@@ -34,7 +35,12 @@ log = logging.getLogger("p2pshare.session")
 
 
 class Session:
-    """Owns the listening socket, the torrents, and (optionally) the DHT node."""
+    """Owns the listening socket, the torrents, and (optionally) the DHT node.
+
+    It is the :class:`~p2pshare.engine.params.TorrentHost` of its torrents: it says
+    who we are and which ports we have, takes DHT nodes peers name, and opens the
+    links torrents dial (TCP today; the torrent never asks which kind).
+    """
 
     def __init__(
         self,
@@ -46,23 +52,55 @@ class Session:
         peer_id: bytes | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self.listen_host = listen_host
         self.listen_port = listen_port
         self.state_dir = state_dir
-        self.peer_id = peer_id or make_peer_id()
+        self._peer_id = peer_id or make_peer_id()
         self.torrents: dict[bytes, Torrent] = {}
         self.dht: DhtService | None = None
         self._listener = Listener(
             self._route,
             timeout=config.wire.handshake_timeout,
             max_pending=config.wire.max_pending_incoming,
+            link_config=config.link,
         )
         self._rng = rng or random.Random()
 
     @property
     def port(self) -> int:
         return self._listener.port
+
+    # -- TorrentHost ----------------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> bytes:
+        return self._peer_id
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def tcp_port(self) -> int:
+        return self._listener.port
+
+    def dht_port(self) -> int | None:
+        return self.dht.port if self.dht is not None else None
+
+    def add_dht_node(self, address: PeerAddress) -> None:
+        if self.dht is not None:
+            self.dht.add_node(address[0], address[1])
+
+    async def connect(self, address: PeerAddress) -> Link:
+        return await open_link(
+            address[0],
+            address[1],
+            self._config.swarm.connect_timeout,
+            local_host=self._bind_host(),
+            config=self._config.link,
+        )
+
+    # -- torrents -------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._listener.start(self.listen_host, self.listen_port)
@@ -83,11 +121,11 @@ class Session:
             port=port,
             bootstrap=bootstrap,
             state_dir=self.state_dir,
-            config=self.config.dht,
+            config=self._config.dht,
         )
         return self.dht
 
-    def _route(self, info_hash: bytes, link: PeerLink) -> bool:
+    def _route(self, info_hash: bytes, link: Link) -> bool:
         torrent = self.torrents.get(info_hash)
         if torrent is None or torrent.closed:
             return False
@@ -96,37 +134,26 @@ class Session:
 
     async def add_torrent(
         self,
-        info_hash: InfoHash,
+        params: TorrentParams,
         *,
-        info: Info | None,
-        download_dir: Path,
-        file_paths: list[Path] | None = None,
-        assume_complete: bool = False,
-        resume_path: Path | None = None,
+        storage: StorageFactory | None = None,
         on_event: Callable[[ev.EngineEvent], None] | None = None,
     ) -> Torrent:
-        if info_hash.value in self.torrents:
-            return self.torrents[info_hash.value]
+        """Start a torrent (files under ``params.download_dir`` unless ``storage`` is given)."""
+        key = params.info_hash.value
+        if key in self.torrents:
+            return self.torrents[key]
         torrent = Torrent(
-            info_hash,
-            info=info,
-            download_dir=download_dir,
-            peer_id=self.peer_id,
-            config=self.config,
-            listen_port=lambda: self.port,
-            bind_host=self._bind_host(),
-            dht_port=lambda: self.dht.port if self.dht is not None else None,
-            on_dht_node=self._on_dht_node,
-            file_paths=file_paths,
-            assume_complete=assume_complete,
-            resume_path=resume_path,
+            params,
+            self,
+            storage=storage or file_storage(params, self._config),
             on_event=on_event,
             rng=self._rng,
         )
-        self.torrents[info_hash.value] = torrent
+        self.torrents[key] = torrent
         await torrent.start()
         if on_event is not None:
-            on_event(ev.Listening(info_hash.hex, self.port))
+            on_event(ev.Listening(params.info_hash.hex, self.port))
         return torrent
 
     def _bind_host(self) -> str | None:
@@ -135,21 +162,18 @@ class Session:
             return None
         return self.listen_host
 
-    def _on_dht_node(self, host: str, port: int) -> None:
-        if self.dht is not None:
-            self.dht.add_node(host, port)
-
-    async def find_peers_forever(self, torrent: Torrent, *, first_timeout: float = 10.0) -> None:
+    async def find_peers_forever(self, torrent: Torrent) -> None:
         """Ask the DHT for peers now, then again with growing pauses while the torrent runs."""
         assert self.dht is not None
-        pause = 5.0
+        cfg = self._config.engine
+        pause = cfg.dht_search_pause
         while not torrent.closed and not torrent.completed.is_set():
             found = 0
-            async for addr in self.dht.get_peers(torrent.info_hash, timeout=first_timeout):
-                found += torrent.add_peers([(addr.host, addr.port)], "dht")
+            async for addr in self.dht.get_peers(torrent.info_hash, timeout=cfg.dht_search_first_timeout):
+                found += torrent.add_peers([addr], "dht")
             log.info("DHT lookup for %s: %d new peers", torrent.info_hash.hex[:8], found)
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 300.0)
+            pause = min(pause * 2, cfg.dht_search_max_pause)
 
     def announce(self, torrent: Torrent) -> None:
         """Announce ``torrent`` on the DHT now and every re-announce interval."""

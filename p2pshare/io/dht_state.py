@@ -22,7 +22,7 @@ from pathlib import Path
 from p2pshare.core.dht.krpc import NodeInfo
 from p2pshare.core.types import parse_host_port
 from p2pshare.errors import UsageError
-from p2pshare.io.files import atomic_write
+from p2pshare.io.files import atomic_write, atomic_write_async
 
 __all__ = [
     "BOOTSTRAP_ENV",
@@ -31,7 +31,9 @@ __all__ = [
     "bootstrap_from_env",
     "default_state_dir",
     "load_state",
+    "encode_state",
     "save_state",
+    "save_state_async",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,11 +125,21 @@ def load_state(state_dir: Path, *, max_nodes: int = 1000) -> DhtState | None:
     return DhtState(node_id, tuple(nodes))
 
 
-def save_state(state_dir: Path, state: DhtState) -> None:
-    """Write the state atomically, creating the directory if needed."""
+def encode_state(state: DhtState) -> bytes:
+    """The state file's bytes (JSON)."""
     doc = {
         "version": 1,
         "node_id": state.node_id.hex(),
         "nodes": [[nid.hex(), host, port] for nid, (host, port) in state.nodes],
     }
-    atomic_write(state_dir / STATE_FILE, json.dumps(doc, indent=1).encode())
+    return json.dumps(doc, indent=1).encode()
+
+
+def save_state(state_dir: Path, state: DhtState) -> None:
+    """Write the state atomically, creating the directory if needed (blocking)."""
+    atomic_write(state_dir / STATE_FILE, encode_state(state))
+
+
+async def save_state_async(state_dir: Path, state: DhtState) -> None:
+    """:func:`save_state` through ``aiofiles``, for the event loop."""
+    await atomic_write_async(state_dir / STATE_FILE, encode_state(state))

@@ -1,4 +1,12 @@
-"""Walk a file or folder to share: which files, in which order, under which names."""
+"""Walk a file or folder to share: which files, in which order, under which names.
+
+Also the one way small state files are written: :func:`atomic_write` (blocking,
+for code that runs before or outside the event loop) and
+:func:`atomic_write_async` (through ``aiofiles``, so the event loop never waits
+on a slow disk).  Both write a temp file in the same folder, fsync it and rename
+it over the target.  The data path (pieces) has its own threads instead:
+``aiofiles`` adds a thread hop per call, which is too slow per block.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiofiles
+import aiofiles.os
+
 from p2pshare.errors import MetainfoError, PathNotFoundError
 
-__all__ = ["SharedFile", "Selection", "atomic_write", "collect_files"]
+__all__ = ["SharedFile", "Selection", "atomic_write", "atomic_write_async", "collect_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +47,31 @@ class Selection:
         return sum(f.length for f in self.files)
 
 
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once: a reader, or a restart after SIGKILL, sees
-    the old file or the new one, never a torn one (temp file in the same folder, then rename)."""
+    """Replace ``path`` with ``data`` all at once: a reader, or a restart after a crash, sees
+    the old file or the new one, never a torn one (temp file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    tmp = _temp_path(path)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+async def atomic_write_async(path: Path, data: bytes) -> None:
+    """:func:`atomic_write` through ``aiofiles``: every blocking step runs off the event loop."""
+    await aiofiles.os.makedirs(path.parent, exist_ok=True)
+    tmp = _temp_path(path)
+    async with aiofiles.open(tmp, "wb") as f:
+        await f.write(data)
+        await f.flush()
+        await aiofiles.os.wrap(os.fsync)(f.fileno())
+    await aiofiles.os.replace(tmp, path)
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -37,7 +37,7 @@ class Link(Protocol):
 
     @property
     def remote_address(self) -> tuple[str, int]:
-        """The peer's (host, port) as the transport sees it."""
+        """The peer's (host, port) as the transport sees it (a PeerAddress is such a tuple)."""
         ...
 
     @property

@@ -9,7 +9,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
+from p2pshare.config import LinkConfig
 from p2pshare.errors import PortInUseError
+from p2pshare.io.link import Link
 from p2pshare.io.peer_link import PeerLink
 
 __all__ = ["Listener"]
@@ -20,7 +22,8 @@ log = logging.getLogger("p2pshare.listener")
 _ROUTING_PREFIX = 48
 _PROTOCOL = b"\x13BitTorrent protocol"
 
-Router = Callable[[bytes, PeerLink], bool]
+Router = Callable[[bytes, Link], bool]
+_LINK = LinkConfig()
 
 
 class Listener:
@@ -37,8 +40,11 @@ class Listener:
     reads into a shared buffer), at most 48 bytes of prefix and its timer.
     """
 
-    def __init__(self, route: Router, timeout: float = 10.0, max_pending: int = 64) -> None:
+    def __init__(
+        self, route: Router, timeout: float = 10.0, max_pending: int = 64, link_config: LinkConfig = _LINK
+    ) -> None:
         self._route = route
+        self._link_config = link_config
         self._timeout = timeout
         self._max_pending = max_pending
         #: accepted links that have not been routed or closed yet, oldest first
@@ -67,7 +73,7 @@ class Listener:
 
     def _make_link(self) -> PeerLink:
         buffer = bytearray()
-        link = PeerLink()
+        link = PeerLink(config=self._link_config)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout, link.abort)
         while len(self._pending) >= self._max_pending:
@@ -95,8 +101,7 @@ class Listener:
                 return
             info_hash = bytes(buffer[28:48])
             # Put the bytes back so the torrent's connection parses the whole handshake.
-            link._on_data = None
-            link._pending[:0] = buffer
+            link.detach(unread=buffer)
             if not self._route(info_hash, link):
                 log.debug("incoming connection for unknown info hash %s", info_hash.hex())
                 link.close()
@@ -105,8 +110,7 @@ class Listener:
             timer.cancel()
             settle()
 
-        link._on_data = on_data
-        link._on_close = on_close
+        link.set_handlers(on_data, on_close)
         return link
 
     async def close(self) -> None:

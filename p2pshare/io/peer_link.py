@@ -3,7 +3,8 @@
 It parses nothing: received bytes go to ``on_data`` (the engine feeds them to a
 sans-I/O :class:`~p2pshare.core.wire.connection.PeerConnection`), and the engine
 writes encoded bytes back.  It exposes the transport's flow control so uploads
-wait instead of piling up in memory.
+wait instead of piling up in memory.  :class:`PeerLink` provides
+:class:`~p2pshare.io.link.Link`, the one transport seam the engine knows.
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Iterable
+
+from p2pshare.config import LinkConfig
+from p2pshare.core.types import PeerAddress
+from p2pshare.io.link import Buffer, CloseHandler, DataHandler
 
 __all__ = ["PeerLink", "open_link"]
 
-DataHandler = Callable[[memoryview], None]  #: valid only during the call
-CloseHandler = Callable[[Exception | None], None]
-
-
-#: Bytes one read may return; the buffer is reused for every read of every link.
-READ_BUFFER = 256 * 1024
-
+_DEFAULT = LinkConfig()
 _shared = threading.local()
 
 
@@ -49,16 +48,22 @@ class PeerLink(asyncio.BufferedProtocol):
     wire parser appends it to its own buffer).
     """
 
-    def __init__(self, on_data: DataHandler | None = None, on_close: CloseHandler | None = None) -> None:
-        self._read_view = _read_view(READ_BUFFER)
+    def __init__(
+        self,
+        on_data: DataHandler | None = None,
+        on_close: CloseHandler | None = None,
+        config: LinkConfig = _DEFAULT,
+    ) -> None:
+        self._config = config
+        self._read_view = _read_view(config.read_buffer)
         self._on_data = on_data
         self._on_close = on_close
         self._pending = bytearray()
         self.transport: asyncio.Transport | None = None
-        self.peername: tuple[str, int] = ("", 0)
+        self._remote = PeerAddress.unchecked("", 0)
         self._can_write = asyncio.Event()
         self._can_write.set()
-        self.closed = False
+        self._closed = False
         self.bytes_written = 0
         #: set before the connection is made to drop it at once (e.g. too many pending)
         self.refuse = False
@@ -73,7 +78,7 @@ class PeerLink(asyncio.BufferedProtocol):
             return
         peer = transport.get_extra_info("peername")
         if peer:
-            self.peername = (peer[0], peer[1])
+            self._remote = PeerAddress.unchecked(peer[0], peer[1])
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -81,7 +86,9 @@ class PeerLink(asyncio.BufferedProtocol):
             except OSError:
                 pass
         # Let the kernel batch reads; the transport reads up to 256 KiB per call.
-        transport.set_write_buffer_limits(high=1024 * 1024, low=256 * 1024)
+        transport.set_write_buffer_limits(
+            high=self._config.write_high_water, low=self._config.write_low_water
+        )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_view
@@ -99,7 +106,7 @@ class PeerLink(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._closed = True
         self._can_write.set()
         if self._on_close is not None:
             self._on_close(exc)
@@ -110,7 +117,27 @@ class PeerLink(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    # -- for the engine -----------------------------------------------------------
+    # -- for the listener ---------------------------------------------------------
+
+    def detach(self, unread: Buffer = b"") -> None:
+        """Forget the handlers and keep ``unread`` (bytes already consumed) to deliver first.
+
+        The listener reads the start of a handshake to route the link, then hands it
+        on with those bytes put back, so the torrent's connection parses all of it.
+        """
+        self._on_data = None
+        self._on_close = None
+        self._pending[:0] = unread
+
+    # -- Link -----------------------------------------------------------------------
+
+    @property
+    def remote_address(self) -> PeerAddress:
+        return self._remote
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def set_handlers(self, on_data: DataHandler, on_close: CloseHandler) -> None:
         """Attach the engine; bytes that arrived before are delivered at once."""
@@ -121,13 +148,14 @@ class PeerLink(asyncio.BufferedProtocol):
             self._pending.clear()
             on_data(memoryview(data))
 
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+    def write(self, data: Buffer) -> None:
+        if self.transport is not None and not self._closed:
             self.transport.write(data)
             self.bytes_written += len(data)
 
-    def writelines(self, parts: list[bytes | memoryview]) -> None:
-        if self.transport is not None and not self.closed:
+    def writelines(self, parts: Iterable[Buffer]) -> None:
+        if self.transport is not None and not self._closed:
+            parts = parts if isinstance(parts, list) else list(parts)
             self.transport.writelines(parts)
             self.bytes_written += sum(len(p) for p in parts)
 
@@ -142,21 +170,33 @@ class PeerLink(asyncio.BufferedProtocol):
     async def wait_writable(self) -> None:
         await self._can_write.wait()
 
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+
     def close(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self._closed:
             self.transport.close()
-        self.closed = True
+        self._closed = True
 
     def abort(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self._closed:
             self.transport.abort()
-        self.closed = True
+        self._closed = True
 
 
-async def open_link(host: str, port: int, timeout: float, local_host: str | None = None) -> PeerLink:
+async def open_link(
+    host: str, port: int, timeout: float, local_host: str | None = None, config: LinkConfig = _DEFAULT
+) -> PeerLink:
     """Connect to a peer (from ``local_host`` when given); raises OSError or TimeoutError."""
     loop = asyncio.get_running_loop()
     local_addr = (local_host, 0) if local_host else None
     async with asyncio.timeout(timeout):
-        _, link = await loop.create_connection(PeerLink, host, port, local_addr=local_addr)
+        _, link = await loop.create_connection(
+            lambda: PeerLink(config=config), host, port, local_addr=local_addr
+        )
     return link

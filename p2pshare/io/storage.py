@@ -13,6 +13,7 @@ All methods are blocking; the engine calls them through :func:`asyncio.to_thread
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -23,12 +24,17 @@ from typing import Protocol
 from p2pshare.core.geometry import Geometry
 from p2pshare.core.metainfo import Info
 from p2pshare.errors import DiskFullError, NotWritableError, StorageError
+from p2pshare.io.hasher import verify_files
 
 __all__ = ["FileStorage", "MemoryStorage", "Storage", "safe_join"]
 
 
+#: Each file's (size, mtime_ns), None when missing: what the resume file compares.
+Fingerprint = list[tuple[int, int] | None]
+
+
 class Storage(Protocol):
-    """What the engine needs from a place to keep pieces."""
+    """What the engine needs from a place to keep pieces (all calls block: run them off the loop)."""
 
     geometry: Geometry
 
@@ -38,6 +44,18 @@ class Storage(Protocol):
 
     def read_piece(self, index: int) -> bytes | None:
         """The whole piece, or None if any file it spans is missing or short."""
+        ...
+
+    def verify_pieces(self, piece_hashes: bytes, pieces: Sequence[int], workers: int) -> list[int]:
+        """The pieces among ``pieces`` whose stored data matches its SHA-1 in ``piece_hashes``."""
+        ...
+
+    def file_sizes_and_mtimes(self) -> Fingerprint:
+        """Each file's (size, mtime_ns), None when missing: the resume file's fingerprint."""
+        ...
+
+    def ensure_files(self) -> None:
+        """Create every file at its final size, empty ones included (the download is complete)."""
         ...
 
     def close(self) -> None: ...
@@ -199,7 +217,10 @@ class FileStorage:
         except StorageError:
             return None
 
-    def file_sizes_and_mtimes(self) -> list[tuple[int, int] | None]:
+    def verify_pieces(self, piece_hashes: bytes, pieces: Sequence[int], workers: int) -> list[int]:
+        return verify_files(self.paths, self.geometry, piece_hashes, pieces, workers=workers)
+
+    def file_sizes_and_mtimes(self) -> Fingerprint:
         """(size, mtime_ns) of each file, None when missing: the resume file's fingerprint."""
         out: list[tuple[int, int] | None] = []
         for path in self.paths:
@@ -254,6 +275,21 @@ class MemoryStorage:
 
     def read_piece(self, index: int) -> bytes | None:
         return self.read(index, 0, self.geometry.piece_size(index))
+
+    def verify_pieces(self, piece_hashes: bytes, pieces: Sequence[int], workers: int) -> list[int]:
+        good = []
+        for index in pieces:
+            data = self.read(index, 0, self.geometry.piece_size(index))
+            if hashlib.sha1(data).digest() == piece_hashes[index * 20 : index * 20 + 20]:
+                good.append(index)
+        return good
+
+    def file_sizes_and_mtimes(self) -> Fingerprint:
+        """Every file present at its full size; the time never changes (nothing else writes here)."""
+        return [(length, 0) for length in self.geometry.file_lengths]
+
+    def ensure_files(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -43,7 +43,18 @@ def test_empty_files_at_edges() -> None:
     """Empty files at the start, in the middle and at the end occupy no bytes."""
     g = Geometry(10, [0, 5, 0, 0, 5, 0])
     assert g.piece_spans(0) == [FileSpan(1, 0, 5), FileSpan(4, 0, 5)]
-    assert [g.file_offset(i) for i in range(6)] == [0, 0, 5, 5, 5, 10]
+    assert [sum(g.file_lengths[:i]) for i in range(6)] == [0, 0, 5, 5, 5, 10]
+    assert g.file_progress(range(g.num_pieces)) == [0, 5, 0, 0, 5, 0]
+
+
+def test_file_progress_counts_the_bytes_of_verified_pieces_in_each_file() -> None:
+    """file_progress gives each file's bytes inside the verified pieces, split at file edges."""
+    g = Geometry(10, [15, 3, 0, 12])  # pieces: [0,10) [10,20) [20,30); the last is full
+    assert g.file_progress(set()) == [0, 0, 0, 0]
+    assert g.file_progress({0}) == [10, 0, 0, 0]
+    assert g.file_progress({1}) == [5, 3, 0, 2]
+    assert g.file_progress({2}) == [0, 0, 0, 10]
+    assert g.file_progress({0, 1, 2}) == [15, 3, 0, 12]
 
 
 def test_pieces_for_file() -> None:

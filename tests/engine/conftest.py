@@ -15,6 +15,7 @@ import pytest
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.engine import events as ev
 from p2pshare.engine.create import CreatedTorrent, create_torrent
+from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.session import Session
 from p2pshare.engine.torrent import Torrent
 from tests.helpers import make_tree
@@ -48,15 +49,20 @@ async def wait_complete(torrent: Torrent, timeout: float) -> None:
         ) from None
 
 
-async def seed(session: Session, share: CreatedTorrent) -> Torrent:
-    """Add ``share`` to ``session`` as a seed, serving the files where they were created."""
-    return await session.add_torrent(
+def seed_params(share: CreatedTorrent) -> TorrentParams:
+    """Parameters that seed ``share`` from the files where they were created."""
+    return TorrentParams(
         share.info.info_hash,
         info=share.info,
         download_dir=share.paths[0].parent,
         file_paths=share.paths,
         assume_complete=True,
     )
+
+
+async def seed(session: Session, share: CreatedTorrent) -> Torrent:
+    """Add ``share`` to ``session`` as a seed, serving the files where they were created."""
+    return await session.add_torrent(seed_params(share))
 
 
 def assert_same_files(share: CreatedTorrent, out_root: Path) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from p2pshare.core.metainfo import parse_torrent
+from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.session import Session
 
 
@@ -21,7 +22,9 @@ async def main(torrent: Path, out: Path, resume: Path, host: str, peer: str) -> 
     meta = parse_torrent(torrent.read_bytes())
     session = Session(listen_host=host)
     await session.start()
-    t = await session.add_torrent(meta.info.info_hash, info=meta.info, download_dir=out, resume_path=resume)
+    t = await session.add_torrent(
+        TorrentParams(meta.info.info_hash, info=meta.info, download_dir=out, resume_path=resume)
+    )
     print(json.dumps({"started": t.status().have_pieces, "of": meta.info.num_pieces}), flush=True)
     peer_host, peer_port = peer.rsplit(":", 1)
     t.add_peers([(peer_host, int(peer_port))], "test")

@@ -10,16 +10,22 @@ from pathlib import Path
 import pytest
 
 from p2pshare.core.wire.messages import Handshake, make_peer_id, make_reserved
-from tests.engine.conftest import MakeSession, MakeShare, seed
+from p2pshare.engine import events as ev
+from p2pshare.errors import Violation
+from tests.engine.conftest import EventLog, MakeSession, MakeShare, seed_params
 
 
 async def _raw_peer(
-    sessions: MakeSession, make_share: MakeShare, tmp_path: Path, client_host: str
+    sessions: MakeSession,
+    make_share: MakeShare,
+    tmp_path: Path,
+    client_host: str,
+    log: EventLog | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """A p2pshare seed, and a raw socket from ``client_host`` that has exchanged handshakes with it."""
     share = make_share({"x/a.bin": 5 * 16384 + 3, "x/b.bin": 9}, piece_length=16384)
     s = await sessions(client_host.rsplit(".", 1)[0] + ".1")
-    await seed(s, share)
+    await s.add_torrent(seed_params(share), on_event=log)
     reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=(client_host, 0))
     writer.write(Handshake(share.info.info_hash.value, make_peer_id(), make_reserved()).encode())
     async with asyncio.timeout(5):
@@ -43,14 +49,14 @@ def _msg(msg_id: int, payload: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("case", "client", "expect"),
+    ("case", "client", "expect", "kind"),
     [
-        ("oversized", "127.0.6.2", "exceeds"),
-        ("bitfield-size", "127.0.7.2", "bitfield"),
-        ("bitfield-spare-bits", "127.0.8.2", "spare bits"),
-        ("unrequested-piece", "127.0.9.2", "never requested"),
-        ("request-too-long", "127.0.10.2", "request for"),
-        ("have-out-of-range", "127.0.11.2", "past the last"),
+        ("oversized", "127.0.6.2", "exceeds", Violation.TOO_LARGE),
+        ("bitfield-size", "127.0.7.2", "bitfield", Violation.MALFORMED),
+        ("bitfield-spare-bits", "127.0.8.2", "spare bits", Violation.MALFORMED),
+        ("unrequested-piece", "127.0.9.2", "never requested", Violation.UNREQUESTED),
+        ("request-too-long", "127.0.10.2", "request for", Violation.TOO_LARGE),
+        ("have-out-of-range", "127.0.11.2", "past the last", Violation.OUT_OF_RANGE),
     ],
 )
 async def test_rule_breaking_peer_is_dropped_with_reason(
@@ -61,11 +67,13 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
     case: str,
     client: str,
     expect: str,
+    kind: Violation,
 ) -> None:
     """A peer that sends an oversized message, a bad bitfield, an unrequested piece, an overlong request or
-    a have past the last piece is disconnected and the log names it and the rule it broke."""
+    a have past the last piece is disconnected with the Violation kind, and the log names it and the rule."""
     caplog.set_level(logging.INFO, logger="p2pshare.torrent")
-    reader, writer, n = await _raw_peer(sessions, make_share, tmp_path, client)
+    log = EventLog()
+    reader, writer, n = await _raw_peer(sessions, make_share, tmp_path, client, log)
     nbytes = (n + 7) // 8
     if case == "oversized":
         data = struct.pack(">IB", 10 * 1024 * 1024, 7)
@@ -85,6 +93,8 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
         r.getMessage() for r in caplog.records if "dropped" in r.getMessage() or "banned" in r.getMessage()
     ]
     assert any(client in m and expect in m for m in dropped), dropped
+    kinds = [e.kind for e in log.of(ev.PeerDisconnected) if e.address.startswith(client + ":")]
+    assert kinds == [kind], log.events
 
 
 async def test_garbage_instead_of_handshake_is_closed(sessions: MakeSession, tmp_path: Path) -> None:
@@ -104,7 +114,7 @@ async def test_unknown_info_hash_is_closed(sessions: MakeSession, tmp_path: Path
 
 
 async def test_connections_that_never_handshake_are_capped() -> None:
-    """Past the cap of pending incoming handshakes, new connections are closed at once."""
+    """Past the cap of pending incoming handshakes, each new connection closes the oldest pending one."""
     import asyncio as _asyncio
     from dataclasses import replace as _replace
 
@@ -115,14 +125,16 @@ async def test_connections_that_never_handshake_are_capped() -> None:
     session = Session(config, listen_host="127.0.0.1")
     await session.start()
     writers = []
+    readers = []
     try:
         async with _asyncio.timeout(10):
-            for _ in range(3):  # these three wait, silent, within the cap
-                _, w = await _asyncio.open_connection("127.0.0.1", session.port)
+            for _ in range(4):  # three wait, silent, within the cap; the fourth evicts the first
+                r, w = await _asyncio.open_connection("127.0.0.1", session.port)
+                readers.append(r)
                 writers.append(w)
-            reader, w = await _asyncio.open_connection("127.0.0.1", session.port)
-            writers.append(w)
-            assert await _asyncio.wait_for(reader.read(1), 3) == b""  # the fourth is closed by us
+            assert await _asyncio.wait_for(readers[0].read(1), 3) == b""  # the oldest is closed by us
+            with pytest.raises(TimeoutError):
+                await _asyncio.wait_for(readers[3].read(1), 0.5)  # the newest still waits
     finally:
         for w in writers:
             w.close()

@@ -13,6 +13,8 @@ from p2pshare.core.wire.extension import ExtensionHandshake
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.core.wire.metadata import MetadataRequest, metadata_response
 from p2pshare.engine import events as ev
+from p2pshare.engine.params import TorrentParams
+from p2pshare.errors import Violation
 from tests.engine.conftest import MakeSession, wait_until
 
 
@@ -47,7 +49,7 @@ async def test_peer_serving_a_manifest_with_the_wrong_hash_is_banned(
     try:
         session = await sessions("127.0.13.1")
         torrent = await session.add_torrent(
-            wanted, info=None, download_dir=tmp_path / "out", on_event=events.append
+            TorrentParams(wanted, info=None, download_dir=tmp_path / "out"), on_event=events.append
         )
         torrent.add_peers([("127.0.13.2", port)], "test")
         await wait_until(
@@ -58,6 +60,7 @@ async def test_peer_serving_a_manifest_with_the_wrong_hash_is_banned(
         await server.wait_closed()
     banned = [e for e in events if isinstance(e, ev.PeerBanned)]
     assert banned[0].address.startswith("127.0.13.2:")
+    assert banned[0].kind is Violation.BAD_METADATA
     assert "metadata" in banned[0].reason
     assert torrent.info is None
     assert not any(isinstance(e, ev.MetadataReceived) for e in events)

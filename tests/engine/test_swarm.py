@@ -12,12 +12,16 @@ import pytest
 
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.engine import events as ev
+from p2pshare.engine.params import TorrentParams
+from p2pshare.errors import Violation
+from p2pshare.io.storage import FileStorage
 from tests.engine.conftest import (
     EventLog,
     MakeSession,
     MakeShare,
     assert_same_files,
     seed,
+    seed_params,
     wait_complete,
     wait_until,
 )
@@ -41,7 +45,9 @@ async def test_seeder_and_five_leechers_share_the_load(
     leechers = []
     for host in leech_hosts:
         s = await sessions(host)
-        t = await s.add_torrent(share.info.info_hash, info=share.info, download_dir=tmp_path / host)
+        t = await s.add_torrent(
+            TorrentParams(share.info.info_hash, info=share.info, download_dir=tmp_path / host)
+        )
         leechers.append((s, t))
     addresses = [("127.0.1.1", seed_s.port)] + [
         (h, s.port) for h, (s, _) in zip(leech_hosts, leechers, strict=True)
@@ -85,7 +91,7 @@ async def test_multi_file_odd_sizes_and_empty_files(
     await seed(s1, share)
     s2 = await sessions("127.0.2.2")
     out = tmp_path / "out"
-    t = await s2.add_torrent(share.info.info_hash, info=share.info, download_dir=out)
+    t = await s2.add_torrent(TorrentParams(share.info.info_hash, info=share.info, download_dir=out))
     t.add_peers([("127.0.2.1", s1.port)], "test")
     await wait_complete(t, 15)
     assert_same_files(share, out)
@@ -102,7 +108,7 @@ async def test_magnet_between_p2pshare_peers(
     s2 = await sessions("127.0.2.4")
     out = tmp_path / "out"
     log = EventLog()
-    t = await s2.add_torrent(share.info.info_hash, info=None, download_dir=out, on_event=log)
+    t = await s2.add_torrent(TorrentParams(share.info.info_hash, info=None, download_dir=out), on_event=log)
     t.add_peers([("127.0.2.3", s1.port)], "test")
     await wait_complete(t, 15)
     assert_same_files(share, out)
@@ -115,27 +121,31 @@ async def test_corrupting_peer_is_banned_and_files_complete(
     """A peer whose pieces fail their hash check is banned, and the download completes from an honest peer."""
     share = make_share({"data.bin": 1024 * 1024}, piece_length=16384)
     bad_s = await sessions("127.0.3.66")
-    bad = await seed(bad_s, share)
-    assert bad.storage is not None
-    honest_read = bad.storage.read_piece
 
-    def corrupt_read(index: int) -> bytes | None:
-        data = honest_read(index)
-        return None if data is None else bytes([data[0] ^ 0xFF]) + data[1:]
+    class CorruptingStorage(FileStorage):
+        def read_piece(self, index: int) -> bytes | None:
+            data = super().read_piece(index)
+            return None if data is None else bytes([data[0] ^ 0xFF]) + data[1:]
 
-    bad.storage.read_piece = corrupt_read  # type: ignore[method-assign]
+    await bad_s.add_torrent(
+        seed_params(share),
+        storage=lambda info: CorruptingStorage(info, share.paths[0].parent, paths=share.paths),
+    )
 
     good_s = await sessions("127.0.3.1")
     await seed(good_s, share)
     me = await sessions("127.0.3.2")
     out = tmp_path / "out"
     log = EventLog()
-    t = await me.add_torrent(share.info.info_hash, info=share.info, download_dir=out, on_event=log)
+    t = await me.add_torrent(
+        TorrentParams(share.info.info_hash, info=share.info, download_dir=out), on_event=log
+    )
     t.add_peers([("127.0.3.66", bad_s.port)], "test")
     await wait_until(lambda: bool(log.of(ev.PeerBanned)), 10, "the corrupting peer to be banned")
     banned = log.of(ev.PeerBanned)
     assert banned[0].address.startswith("127.0.3.66:")
     assert "hash" in banned[0].reason
+    assert banned[0].kind is Violation.BAD_PIECE
     t.add_peers([("127.0.3.66", bad_s.port + 1), ("127.0.3.1", good_s.port)], "test")
     await wait_complete(t, 15)
     assert_same_files(share, out)
@@ -157,7 +167,9 @@ async def test_close_leaves_no_tasks_or_open_sockets(
     await s1.start()
     await s2.start()
     await seed(s1, share)
-    t = await s2.add_torrent(share.info.info_hash, info=share.info, download_dir=tmp_path / "out")
+    t = await s2.add_torrent(
+        TorrentParams(share.info.info_hash, info=share.info, download_dir=tmp_path / "out")
+    )
     t.add_peers([("127.0.4.1", s1.port)], "test")
     # Close in the middle of the transfer, while blocks and verifications are in flight.
     await wait_until(lambda: t.status().have_pieces > 2, 10, "a few pieces")
@@ -179,7 +191,9 @@ async def test_dropped_peer_reason_is_logged(
     s1 = await sessions("127.0.4.3")
     await seed(s1, share)
     s2 = await sessions("127.0.4.4")
-    t = await s2.add_torrent(share.info.info_hash, info=share.info, download_dir=tmp_path / "o")
+    t = await s2.add_torrent(
+        TorrentParams(share.info.info_hash, info=share.info, download_dir=tmp_path / "o")
+    )
     caplog.set_level(logging.INFO, logger="p2pshare.torrent")
     t.add_peers([("127.0.4.3", s1.port)], "test")
     await wait_complete(t, 10)
@@ -199,7 +213,7 @@ async def test_pieces_larger_than_the_in_flight_budget_still_download(
     await seed(s1, share)
     s2 = await sessions("127.0.2.8", config)
     out = tmp_path / "out"
-    t = await s2.add_torrent(share.info.info_hash, info=share.info, download_dir=out)
+    t = await s2.add_torrent(TorrentParams(share.info.info_hash, info=share.info, download_dir=out))
     t.add_peers([("127.0.2.7", s1.port)], "test")
     await wait_complete(t, 15)
     assert_same_files(share, out)

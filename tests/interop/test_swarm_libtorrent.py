@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pshare.engine.params import TorrentParams
 from tests.engine.conftest import MakeSession, MakeShare, assert_same_files, seed, wait_complete, wait_until
 from tests.interop.conftest import MakeLt
 from tests.interop.ltpeer import add_magnet, add_torrent, lt_seed, save_path_of
@@ -25,7 +26,9 @@ async def test_libtorrent_seeds_p2pshare_downloads(
     lt_seed(lt, share.torrent, save_path_of(share.paths, share.info.file_paths()))
     us = await sessions("127.0.0.3")
     out = tmp_path / "out"
-    t = await us.add_torrent(share.info.info_hash, info=None if magnet else share.info, download_dir=out)
+    t = await us.add_torrent(
+        TorrentParams(share.info.info_hash, info=None if magnet else share.info, download_dir=out)
+    )
     t.add_peers([("127.0.0.2", lt_port)], "test")
     await wait_complete(t, 20)
     assert_same_files(share, out)
@@ -63,7 +66,7 @@ async def test_every_libtorrent_seeder_contributes(
         addrs.append((host, port))
     us = await sessions("127.0.0.10")
     out = tmp_path / "out"
-    t = await us.add_torrent(share.info.info_hash, info=share.info, download_dir=out)
+    t = await us.add_torrent(TorrentParams(share.info.info_hash, info=share.info, download_dir=out))
     t.add_peers(addrs, "test")
     await wait_complete(t, 30)
     assert_same_files(share, out)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from p2pshare.errors import MetainfoError, PathNotFoundError
-from p2pshare.io.files import collect_files
+from p2pshare.io.files import atomic_write, atomic_write_async, collect_files
 from tests.helpers import make_tree
 
 
@@ -147,3 +147,16 @@ def test_dot_path_takes_folder_name(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     make_tree(tmp_path / "named", {"a.txt": 1})
     monkeypatch.chdir(tmp_path / "named")
     assert collect_files(Path(".")).name == "named"
+
+
+@pytest.mark.parametrize("how", ["blocking", "aiofiles"])
+async def test_atomic_writes_replace_the_file_whole_and_leave_no_temp_file(tmp_path: Path, how: str) -> None:
+    """Both atomic writers create missing folders, replace the old content and leave no temp file behind."""
+    target = tmp_path / "state" / "deeper" / "resume.bin"
+    for payload in (b"old" * 1000, b"new"):
+        if how == "blocking":
+            atomic_write(target, payload)
+        else:
+            await atomic_write_async(target, payload)
+        assert target.read_bytes() == payload
+    assert sorted(p.name for p in target.parent.iterdir()) == ["resume.bin"]

@@ -153,3 +153,22 @@ def test_memory_storage_round_trip() -> None:
         st.read(2, 0, PIECE)
     with pytest.raises(StorageError):
         MemoryStorage(g, b"wrong length")
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_both_storages_verify_exactly_the_pieces_that_match(tmp_path: Path, kind: str) -> None:
+    """verify_pieces names the stored pieces whose SHA-1 matches, on files and in memory alike."""
+    data = _payload(3 * PIECE + 100)
+    info = _info([(("a.bin",), 2 * PIECE), (("b.bin",), PIECE + 100)], data)
+    storage = FileStorage(info, tmp_path) if kind == "file" else MemoryStorage(info.geometry)
+    g = info.geometry
+    for index in (0, 1, 3):
+        piece = bytearray(data[index * PIECE : index * PIECE + g.piece_size(index)])
+        if index == 1:
+            piece[5] ^= 0xFF  # stored, but wrong
+        storage.write_piece(index, piece)
+    assert storage.verify_pieces(info.pieces, range(4), 2) == [0, 3]
+    storage.ensure_files()
+    assert [fp is not None for fp in storage.file_sizes_and_mtimes()] == [True, True]
+    assert [fp[0] for fp in storage.file_sizes_and_mtimes() if fp] == [2 * PIECE, PIECE + 100]
+    storage.close()

@@ -27,7 +27,7 @@ def test_piece_spans_tile_every_file(lengths: list[int], piece_length: int) -> N
         for s in spans:
             assert s.length > 0
             assert s.offset == covered[s.file_index]
-            assert g.file_offset(s.file_index) + s.offset == stream
+            assert sum(lengths[: s.file_index]) + s.offset == stream
             covered[s.file_index] += s.length
             stream += s.length
             assert index in g.pieces_for_file(s.file_index)
@@ -75,3 +75,21 @@ def test_bitfield_round_trip(case: tuple[int, set[int]]) -> None:
     assert set(again) == indices
     assert len(again) == len(indices)
     assert set(again.missing()) == set(range(length)) - indices
+
+
+@settings(deadline=None)
+@given(
+    st.lists(st.integers(0, 3000), min_size=1, max_size=6).filter(lambda ls: sum(ls) > 0),
+    st.integers(1, 1000),
+    st.data(),
+)
+def test_file_progress_adds_up_to_the_verified_bytes(
+    lengths: list[int], piece_length: int, data: st.DataObject
+) -> None:
+    """Per-file progress sums to the verified pieces' bytes and never exceeds a file's length."""
+    g = Geometry(piece_length, lengths)
+    have = set(data.draw(st.lists(st.integers(0, g.num_pieces - 1), max_size=g.num_pieces)))
+    progress = g.file_progress(have)
+    assert sum(progress) == sum(g.piece_size(p) for p in have)
+    assert all(0 <= done <= length for done, length in zip(progress, lengths, strict=True))
+    assert g.file_progress(range(g.num_pieces)) == lengths

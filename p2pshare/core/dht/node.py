@@ -225,10 +225,6 @@ class DhtNode(QueryAnswers):
             self._maintenance(now)
             self._next_maintenance = now + self.config.maintenance_interval
 
-    def expects_reply_from(self, addr: Addr) -> bool:
-        """Whether a query of ours to ``addr`` is in flight."""
-        return addr in self._pending_by_addr
-
     # -- user actions -----------------------------------------------------------------
 
     def bootstrap(self, addrs: Iterable[Addr], now: float) -> int:
@@ -289,10 +285,6 @@ class DhtNode(QueryAnswers):
         self._extra.pop(lookup_id, None)
         if lk is not None:
             lk.finished = True
-
-    @property
-    def active_lookups(self) -> int:
-        return len(self._lookups)
 
     def good_nodes(self, now: float) -> list[NodeInfo]:
         """Good nodes of the table (to persist across restarts)."""

@@ -4,17 +4,16 @@
 * :mod:`.parser` -- :class:`MessageParser`, the streaming limit-checked decoder;
 * :mod:`.extension` -- :class:`ExtensionHandshake` (BEP 10);
 * :mod:`.metadata` -- ut_metadata messages and :class:`MetadataFetcher` (BEP 9);
-* :mod:`.connection` -- :class:`PeerConnection`, the state machine of one link.
+* :mod:`.connection` -- :class:`PeerConnection`, the state machine of one link;
+* :mod:`.events` -- what the connection reports besides the messages themselves.
 """
 
-from p2pshare.core.wire.connection import (
-    Block,
-    ConnectionState,
+from p2pshare.core.wire.connection import Block, ConnectionState, PeerConnection
+from p2pshare.core.wire.events import (
     Event,
     ExtensionHandshakeReceived,
     HandshakeReceived,
     PeerClosed,
-    PeerConnection,
     RequestDenied,
     RequestsDropped,
     UnwantedPiece,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from p2pshare.config import WireLimits
 from p2pshare.core import bencode
-from p2pshare.errors import BencodeError, RemoteProtocolError
+from p2pshare.errors import BencodeError, RemoteProtocolError, Violation
 
 __all__ = ["UT_METADATA", "UT_METADATA_ID", "ExtensionHandshake"]
 
@@ -29,7 +29,9 @@ def _opt_int(d: dict[bytes, object], key: bytes) -> int | None:
     if value is None:
         return None
     if type(value) is not int:
-        raise RemoteProtocolError(f"extension handshake field {key.decode()!r} must be an integer")
+        raise RemoteProtocolError(
+            f"extension handshake field {key.decode()!r} must be an integer", kind=Violation.MALFORMED
+        )
     return value
 
 
@@ -69,25 +71,31 @@ class ExtensionHandshake:
         """Parse a peer's handshake payload; :class:`RemoteProtocolError` when malformed."""
         if len(payload) > limits.max_extended_message:
             raise RemoteProtocolError(
-                f"extension handshake of {len(payload)} bytes exceeds {limits.max_extended_message}"
+                f"extension handshake of {len(payload)} bytes exceeds {limits.max_extended_message}",
+                kind=Violation.TOO_LARGE,
             )
         try:
             d = bencode.decode(payload)
         except BencodeError as exc:
-            raise RemoteProtocolError(f"extension handshake is not valid bencode: {exc}") from None
+            raise RemoteProtocolError(
+                f"extension handshake is not valid bencode: {exc}", kind=Violation.MALFORMED
+            ) from None
         if not isinstance(d, dict):
-            raise RemoteProtocolError("extension handshake must be a bencoded dict")
+            raise RemoteProtocolError("extension handshake must be a bencoded dict", kind=Violation.MALFORMED)
         raw_m = d.get(b"m", {})
         if not isinstance(raw_m, dict):
-            raise RemoteProtocolError("extension handshake 'm' must be a dict")
+            raise RemoteProtocolError("extension handshake 'm' must be a dict", kind=Violation.MALFORMED)
         if len(raw_m) > limits.max_extensions:
             raise RemoteProtocolError(
-                f"extension handshake lists {len(raw_m)} extensions (limit {limits.max_extensions})"
+                f"extension handshake lists {len(raw_m)} extensions (limit {limits.max_extensions})",
+                kind=Violation.TOO_LARGE,
             )
         m: dict[str, int] = {}
         for key, value in raw_m.items():
             if type(value) is not int or not 0 <= value <= 255:
-                raise RemoteProtocolError(f"extension id for {key[:32]!r} must be an integer 0..255")
+                raise RemoteProtocolError(
+                    f"extension id for {key[:32]!r} must be an integer 0..255", kind=Violation.MALFORMED
+                )
             try:
                 name = key.decode("utf-8")
             except UnicodeDecodeError:
@@ -97,7 +105,9 @@ class ExtensionHandshake:
         client: str | None = None
         if v is not None:
             if not isinstance(v, bytes):
-                raise RemoteProtocolError("extension handshake 'v' must be a string")
+                raise RemoteProtocolError(
+                    "extension handshake 'v' must be a string", kind=Violation.MALFORMED
+                )
             client = v[: limits.max_client_name].decode("utf-8", "replace")
         p = _opt_int(d, b"p")
         if p is not None and not 0 < p < 65536:
@@ -107,11 +117,13 @@ class ExtensionHandshake:
             reqq = None
         metadata_size = _opt_int(d, b"metadata_size")
         if metadata_size is not None and metadata_size < 0:
-            raise RemoteProtocolError(f"negative metadata_size {metadata_size}")
+            raise RemoteProtocolError(f"negative metadata_size {metadata_size}", kind=Violation.MALFORMED)
         yourip = d.get(b"yourip")
         if yourip is not None:
             if not isinstance(yourip, bytes):
-                raise RemoteProtocolError("extension handshake 'yourip' must be a string")
+                raise RemoteProtocolError(
+                    "extension handshake 'yourip' must be a string", kind=Violation.MALFORMED
+                )
             if len(yourip) not in (4, 16):
                 yourip = None
         return cls(m=m, v=client, p=p, reqq=reqq, metadata_size=metadata_size, yourip=yourip)

@@ -18,10 +18,11 @@ import hashlib
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from p2pshare.config import MetainfoLimits, SwarmConfig
 from p2pshare.core import bencode
-from p2pshare.errors import BencodeError, LocalProtocolError, RemoteProtocolError
+from p2pshare.errors import BencodeError, LocalProtocolError, RemoteProtocolError, Violation
 
 __all__ = [
     "METADATA_PIECE_SIZE",
@@ -40,6 +41,9 @@ __all__ = [
 
 #: BEP 9: metadata is exchanged in 16 KiB pieces; only the last may be shorter.
 METADATA_PIECE_SIZE = 16 * 1024
+
+#: The engine's name for a peer: any hashable (a connection object, an address, an id).
+K = TypeVar("K", bound=Hashable)
 
 _REQUEST, _DATA, _REJECT = 0, 1, 2
 
@@ -94,27 +98,40 @@ def decode_metadata_message(payload: bytes) -> MetadataMessage | None:
     try:
         d, end = bencode.decode_prefix(payload)
     except BencodeError as exc:
-        raise RemoteProtocolError(f"ut_metadata message is not valid bencode: {exc}") from None
+        raise RemoteProtocolError(
+            f"ut_metadata message is not valid bencode: {exc}", kind=Violation.MALFORMED
+        ) from None
     if not isinstance(d, dict):
-        raise RemoteProtocolError("ut_metadata message must start with a bencoded dict")
+        raise RemoteProtocolError(
+            "ut_metadata message must start with a bencoded dict", kind=Violation.MALFORMED
+        )
     msg_type = d.get(b"msg_type")
     piece = d.get(b"piece")
     if type(msg_type) is not int:
-        raise RemoteProtocolError("ut_metadata message without an integer msg_type")
+        raise RemoteProtocolError("ut_metadata message without an integer msg_type", kind=Violation.MALFORMED)
     if msg_type not in (_REQUEST, _DATA, _REJECT):
         return None
     if type(piece) is not int or piece < 0:
-        raise RemoteProtocolError("ut_metadata message without a valid piece number")
+        raise RemoteProtocolError(
+            "ut_metadata message without a valid piece number", kind=Violation.MALFORMED
+        )
     if msg_type == _DATA:
         total_size = d.get(b"total_size")
         if type(total_size) is not int or total_size <= 0:
-            raise RemoteProtocolError("ut_metadata data message without a valid total_size")
+            raise RemoteProtocolError(
+                "ut_metadata data message without a valid total_size", kind=Violation.MALFORMED
+            )
         data = bytes(payload[end:])
         if len(data) > METADATA_PIECE_SIZE:
-            raise RemoteProtocolError(f"ut_metadata piece of {len(data)} bytes (max {METADATA_PIECE_SIZE})")
+            raise RemoteProtocolError(
+                f"ut_metadata piece of {len(data)} bytes (max {METADATA_PIECE_SIZE})",
+                kind=Violation.TOO_LARGE,
+            )
         return MetadataData(piece, total_size, data)
     if end != len(payload):
-        raise RemoteProtocolError("trailing bytes after a ut_metadata request/reject")
+        raise RemoteProtocolError(
+            "trailing bytes after a ut_metadata request/reject", kind=Violation.MALFORMED
+        )
     return MetadataRequest(piece) if msg_type == _REQUEST else MetadataReject(piece)
 
 
@@ -145,28 +162,28 @@ class MetadataComplete:
 
 
 @dataclass(frozen=True, slots=True)
-class MetadataHashMismatch:
+class MetadataHashMismatch(Generic[K]):
     """Every piece arrived but the SHA-1 is wrong; all pieces were discarded.
 
     ``peers`` sent at least one piece of the bad copy: the engine should drop them.
     """
 
-    peers: frozenset[Hashable]
+    peers: frozenset[K]
 
 
 @dataclass(slots=True)
-class _Slot:
+class _Slot(Generic[K]):
     data: bytes | None = None
-    source: Hashable | None = None
-    requester: Hashable | None = None
+    source: K | None = None
+    requester: K | None = None
     requested_at: float = 0.0
     #: peers that rejected this piece: not asked for it again (until a hash failure resets all)
-    refused: set[Hashable] = field(default_factory=set)
+    refused: set[K] = field(default_factory=set)
     #: peers that timed out on this piece: asked again only when they have nothing better to do
-    slow: set[Hashable] = field(default_factory=set)
+    slow: set[K] = field(default_factory=set)
 
 
-class MetadataFetcher:
+class MetadataFetcher(Generic[K]):
     """Schedules and assembles the 16 KiB pieces of one torrent's metadata.
 
     ``peer_key`` is any hashable the engine uses to name a connection.
@@ -182,13 +199,15 @@ class MetadataFetcher:
         max_in_flight_per_peer: int = 4,
     ) -> None:
         if type(metadata_size) is not int or not 0 < metadata_size <= max_size:
-            raise RemoteProtocolError(f"metadata_size {metadata_size!r} is outside 1..{max_size} bytes")
+            raise RemoteProtocolError(
+                f"metadata_size {metadata_size!r} is outside 1..{max_size} bytes", kind=Violation.TOO_LARGE
+            )
         self.info_hash = bytes(info_hash)
         self.metadata_size = metadata_size
         self.num_pieces = math.ceil(metadata_size / METADATA_PIECE_SIZE)
         self.request_timeout = request_timeout
         self.max_in_flight_per_peer = max_in_flight_per_peer
-        self._slots = [_Slot() for _ in range(self.num_pieces)]
+        self._slots: list[_Slot[K]] = [_Slot() for _ in range(self.num_pieces)]
         self._received = 0
         self._result: bytes | None = None
         #: how many times a complete copy failed its hash check
@@ -214,7 +233,7 @@ class MetadataFetcher:
         """The verified info dict, once complete."""
         return self._result
 
-    def in_flight(self, peer_key: Hashable) -> list[int]:
+    def in_flight(self, peer_key: K) -> list[int]:
         """Pieces currently requested from ``peer_key``."""
         return [i for i, s in enumerate(self._slots) if s.requester == peer_key and s.data is None]
 
@@ -229,7 +248,7 @@ class MetadataFetcher:
 
     # -- scheduling --------------------------------------------------------
 
-    def next_request(self, peer_key: Hashable, now: float) -> int | None:
+    def next_request(self, peer_key: K, now: float) -> int | None:
         """A piece to request from ``peer_key`` now (recorded as requested), or ``None``."""
         if self._result is not None:
             return None
@@ -245,13 +264,13 @@ class MetadataFetcher:
                 return self._assign(index, peer_key, now)
         return None if fallback is None else self._assign(fallback, peer_key, now)
 
-    def _assign(self, index: int, peer_key: Hashable, now: float) -> int:
+    def _assign(self, index: int, peer_key: K, now: float) -> int:
         slot = self._slots[index]
         slot.requester = peer_key
         slot.requested_at = now
         return index
 
-    def on_reject(self, peer_key: Hashable, piece: int) -> None:
+    def on_reject(self, peer_key: K, piece: int) -> None:
         """``peer_key`` rejected ``piece``: free it for others and do not ask that peer again."""
         if not 0 <= piece < self.num_pieces:
             return
@@ -260,7 +279,7 @@ class MetadataFetcher:
         if slot.requester == peer_key:
             slot.requester = None
 
-    def forget_peer(self, peer_key: Hashable) -> None:
+    def forget_peer(self, peer_key: K) -> None:
         """The connection to ``peer_key`` closed: free its requests."""
         for slot in self._slots:
             if slot.requester == peer_key and slot.data is None:
@@ -287,8 +306,8 @@ class MetadataFetcher:
         return expired
 
     def on_data(
-        self, peer_key: Hashable, piece: int, data: bytes, total_size: int | None = None
-    ) -> MetadataComplete | MetadataHashMismatch | None:
+        self, peer_key: K, piece: int, data: bytes, total_size: int | None = None
+    ) -> MetadataComplete | MetadataHashMismatch[K] | None:
         """Store a piece from ``peer_key``.
 
         Raises :class:`RemoteProtocolError` if the piece number, ``total_size`` or the
@@ -297,14 +316,20 @@ class MetadataFetcher:
         """
         if total_size is not None and total_size != self.metadata_size:
             raise RemoteProtocolError(
-                f"ut_metadata total_size {total_size} differs from metadata_size {self.metadata_size}"
+                f"ut_metadata total_size {total_size} differs from metadata_size {self.metadata_size}",
+                kind=Violation.BAD_METADATA,
             )
         if not 0 <= piece < self.num_pieces:
-            raise RemoteProtocolError(f"ut_metadata piece {piece} out of range 0..{self.num_pieces - 1}")
+            raise RemoteProtocolError(
+                f"ut_metadata piece {piece} out of range 0..{self.num_pieces - 1}",
+                kind=Violation.OUT_OF_RANGE,
+            )
         expected = self.piece_length(piece)
         if len(data) != expected:
             raise RemoteProtocolError(
-                f"ut_metadata piece {piece} has {len(data)} bytes; expected {expected}", ban=True
+                f"ut_metadata piece {piece} has {len(data)} bytes; expected {expected}",
+                ban=True,
+                kind=Violation.BAD_METADATA,
             )
         slot = self._slots[piece]
         if self._result is not None or slot.data is not None:

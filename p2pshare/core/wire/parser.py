@@ -43,7 +43,7 @@ from p2pshare.core.wire.messages import (
     Suggest,
     Unchoke,
 )
-from p2pshare.errors import RemoteProtocolError
+from p2pshare.errors import RemoteProtocolError, Violation
 
 __all__ = ["MessageParser"]
 
@@ -144,7 +144,8 @@ class MessageParser:
         head = bytes(buf[pos : pos + min(avail, len(PROTOCOL_HEADER))])
         if head != PROTOCOL_HEADER[: len(head)]:
             raise RemoteProtocolError(
-                f"not a BitTorrent handshake (starts with {head[:20]!r}); the peer speaks another protocol"
+                f"not a BitTorrent handshake (starts with {head[:20]!r}); the peer speaks another protocol",
+                kind=Violation.MALFORMED,
             )
         if avail < HANDSHAKE_LENGTH:
             return None
@@ -160,28 +161,38 @@ class MessageParser:
         if fixed is not None:
             if length != fixed:
                 name = MessageId(msg_id).name.lower()
-                raise RemoteProtocolError(f"{name} message of length {length}; it must be {fixed}")
+                raise RemoteProtocolError(
+                    f"{name} message of length {length}; it must be {fixed}", kind=Violation.MALFORMED
+                )
             return
         if msg_id == MessageId.PIECE:
             if not 9 <= length <= self.limits.max_message_length:
                 raise RemoteProtocolError(
-                    f"piece message of length {length}; allowed 9..{self.limits.max_message_length}"
+                    f"piece message of length {length}; allowed 9..{self.limits.max_message_length}",
+                    kind=Violation.TOO_LARGE,
                 )
         elif msg_id == MessageId.BITFIELD:
             if self._num_pieces is not None and length != self._max_bitfield:
                 raise RemoteProtocolError(
                     f"bitfield message of length {length} for {self._num_pieces} pieces "
-                    f"(expected {self._max_bitfield})"
+                    f"(expected {self._max_bitfield})",
+                    kind=Violation.MALFORMED,
                 )
             if length > self._max_bitfield:
-                raise RemoteProtocolError(f"bitfield message of length {length} exceeds {self._max_bitfield}")
+                raise RemoteProtocolError(
+                    f"bitfield message of length {length} exceeds {self._max_bitfield}",
+                    kind=Violation.TOO_LARGE,
+                )
         elif msg_id == MessageId.EXTENDED:
             cap = 2 + self.limits.max_extended_message
             if not 2 <= length <= cap:
-                raise RemoteProtocolError(f"extended message of length {length}; allowed 2..{cap}")
+                raise RemoteProtocolError(
+                    f"extended message of length {length}; allowed 2..{cap}", kind=Violation.TOO_LARGE
+                )
         elif length > self.limits.max_message_length:
             raise RemoteProtocolError(
-                f"message id {msg_id} of length {length} exceeds {self.limits.max_message_length}"
+                f"message id {msg_id} of length {length} exceeds {self.limits.max_message_length}",
+                kind=Violation.TOO_LARGE,
             )
 
     def next_message(self) -> Message | None:
@@ -200,7 +211,9 @@ class MessageParser:
                 self._pos = pos + 4
                 return _KEEPALIVE
             if length > self._max_any:
-                raise RemoteProtocolError(f"message length {length} exceeds the limit of {self._max_any}")
+                raise RemoteProtocolError(
+                    f"message length {length} exceeds the limit of {self._max_any}", kind=Violation.TOO_LARGE
+                )
             if avail < 5:
                 return None
             msg_id = buf[pos + 4]
