@@ -428,9 +428,15 @@ class Torrent(Transfer):
                 )
             )
             return
+        liars = self.metadata.liars(len(raw))
         self.metadata.stop()
         if info.info_hash != self.info_hash:  # the fetcher checked; this is the second wall
             return
+        for addr in liars:  # they claimed a size the manifest does not have
+            liar = self.peers.get(addr)
+            if liar is not None:
+                reason = "claimed a metadata_size other than the manifest's"
+                self._drop(liar, reason, kind=Violation.BAD_METADATA, ban=True)
         self.info = info
         self._emit(ev.MetadataReceived(info.name, info.total_length, info.num_pieces))
         for peer in list(self.peers.values()):

@@ -36,12 +36,12 @@ from p2pshare.core.wire.extension import UT_METADATA, UT_METADATA_ID, ExtensionH
 from p2pshare.core.wire.metadata import (
     MetadataComplete,
     MetadataData,
-    MetadataHashMismatch,
     MetadataReject,
     MetadataRequest,
 )
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
+from p2pshare.engine.metadata_claims import MetadataLiars
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
@@ -183,7 +183,7 @@ class Transfer:
         peer.metadata_ext_id = hs.ext_id(UT_METADATA) or 0
         if self.info is None and peer.metadata_ext_id and hs.metadata_size:
             try:
-                self.metadata.peer_offers(hs)
+                self.metadata.peer_offers(peer, hs)
             except RemoteProtocolError as exc:
                 self._drop(peer, f"metadata: {exc}", kind=exc.kind)
                 return
@@ -457,11 +457,13 @@ class Transfer:
         if isinstance(outcome, MetadataComplete):
             self._spawn(self._metadata_complete(outcome.metadata), "metadata")
             return
-        if isinstance(outcome, MetadataHashMismatch):
+        if isinstance(outcome, MetadataLiars):
+            # Only a copy that one peer sent alone names its sender; a mixed copy is fetched
+            # again from one claimant at a time, and nobody is blamed for it yet.
             for addr in outcome.peers:
                 bad_peer = self.peers.get(addr)
                 if bad_peer is not None:
-                    reason = "sent metadata that does not match the info hash"
+                    reason = f"sent {outcome.size} bytes of metadata that do not match the info hash"
                     self._drop(bad_peer, reason, kind=Violation.BAD_METADATA, ban=True)
         self._request_metadata_all(now)
 

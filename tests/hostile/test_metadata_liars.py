@@ -11,8 +11,6 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
 from p2pshare.errors import ExitCode
 from tests.e2e.procs import processes
 from tests.hostile.checks import assert_only_blamed
@@ -53,13 +51,11 @@ def _get_by_hash_beside(tmp_path: Path, claimed: int, served: bytes | None) -> N
         assert mem.peak < GETTER_RSS_BOUND_MIB, mem.peak
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 fix 2: the first metadata_size claim is taken as the truth")
 def test_a_peer_claiming_an_8_mib_manifest_it_never_sends_cannot_stop_a_magnet(tmp_path: Path) -> None:
     """A metadata_size claim of 8 MiB from a peer that never sends does not cut off the honest peers."""
     _get_by_hash_beside(tmp_path, 8 * MiB, None)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 fix 2: a size whose data failed the hash is kept")
 def test_a_peer_serving_a_manifest_of_another_size_that_fails_the_hash_is_the_only_one_dropped(
     tmp_path: Path,
 ) -> None:
