@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+from p2pshare.config import BLOCK_SIZE
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info, parse_info
 from p2pshare.core.picker import PiecePicker
@@ -55,6 +56,7 @@ from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import KnownPeer, PeerBook
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.resume import save_resume
+from p2pshare.engine.smart_ban import SmartBan
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
@@ -93,6 +95,7 @@ class Torrent(Transfer):
         self.phase = Phase.STARTING
         self.peers: dict[PeerAddress, Peer] = {}
         self.book = PeerBook(config.swarm)
+        self.smart_ban: SmartBan[PeerAddress] = SmartBan(BLOCK_SIZE, config.defence.smart_ban_max_pieces)
         self.picker: PiecePicker[Peer] | None = None
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
@@ -317,23 +320,6 @@ class Torrent(Transfer):
             peer.flush()
             self._check_unsent(peer)
 
-    def _check_unsent(self, peer: Peer) -> bool:
-        """Drop a peer whose unread replies passed the outgoing cap; True when dropped.
-
-        Uploads wait for the link's high-water mark, so only small replies (rejects, haves)
-        can pile up: a peer that asks and never reads stops being answered here.
-        """
-        cap = self.config.defence.max_outgoing_buffer
-        unsent = peer.unsent
-        if unsent > cap and not peer.closed:
-            self._drop(
-                peer,
-                f"left {unsent} bytes of replies unread, past the outgoing cap of {cap}",
-                kind=Violation.UNREAD,
-            )
-            return True
-        return False
-
     # ------------------------------------------------------------------ peers: dropping
 
     def _on_link_closed(self, peer: Peer, exc: Exception | None) -> None:
@@ -421,12 +407,8 @@ class Torrent(Transfer):
             # The fetcher checked the SHA-1: this is the one manifest the hash names, and no
             # peer can ever send another.  Waiting would only wait for the timeout.
             self.metadata.stop()
-            self._fail(
-                UnsafeManifestError(
-                    f"the manifest of {self.info_hash.hex} is unsafe or invalid ({exc}); nothing was "
-                    "written, and no other manifest can match this hash"
-                )
-            )
+            why = f"the manifest of {self.info_hash.hex} is unsafe or invalid ({exc}); nothing was written"
+            self._fail(UnsafeManifestError(why + ", and no other manifest can match this hash"))
             return
         liars = self.metadata.liars(len(raw))
         self.metadata.stop()
