@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import random
 import re
 import shutil
@@ -32,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -63,8 +64,21 @@ class Leecher:
     started: float
     stop_at: float
     done_at: float | None = None
+    port: int | None = None
+    scanned: int = 0  #: output lines already looked at
+    stopping_since: float | None = None
     peak: float = 0.0
-    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def scan(self, now: float) -> None:
+        """Look at the new output lines only: the listening port, and done."""
+        lines = self.proc.out
+        while self.scanned < len(lines):
+            line = lines[self.scanned]
+            self.scanned += 1
+            if self.port is None and '"event":"listening"' in line:
+                self.port = json.loads(line).get("port")
+            elif self.done_at is None and '"event":"done"' in line:
+                self.done_at = now
 
 
 def _parse_size(text: str) -> int:
@@ -79,16 +93,51 @@ def _reason_key(event: dict[str, object]) -> str:
     return re.sub(r"\d+", "N", str(event.get("reason", "?")))[:70]
 
 
-def _stop(leecher: Leecher, rng: random.Random) -> None:
+class Sampler:
+    """Samples the RSS of the origin and of every live leecher every SAMPLE_EVERY seconds, in a thread."""
+
+    def __init__(self, started: float, origin_pid: int, live: list[Leecher]) -> None:
+        self.started = started
+        self.origin_pid = origin_pid
+        self.live = live
+        self.origin: list[tuple[float, float]] = []
+        self.minute_peaks: dict[int, float] = collections.defaultdict(float)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            t = time.monotonic() - self.started
+            minute = int(t // 60)
+            origin = rss_mib(self.origin_pid)
+            self.origin.append((t, origin))
+            self.minute_peaks[minute] = max(self.minute_peaks[minute], origin)
+            for leecher in list(self.live):
+                value = rss_mib(leecher.proc.pid)
+                leecher.peak = max(leecher.peak, value)
+                self.minute_peaks[minute] = max(self.minute_peaks[minute], value)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _begin_stop(leecher: Leecher, rng: random.Random, now: float) -> None:
+    """SIGKILL one in four, SIGINT the others; reaped later without blocking the loop."""
+    leecher.stopping_since = now
     if rng.random() < 0.25:
-        leecher.proc.kill()
+        leecher.proc.signal(signal.SIGKILL)
     else:
         leecher.proc.signal(signal.SIGINT)
-        try:
-            leecher.proc.wait(10)
-        except AssertionError:
-            leecher.proc.kill()
-    leecher.proc.kill()  # closes its pipes; a no-op on an ended process
+
+
+def _reap(stopping: list[Leecher], now: float, force: bool = False) -> None:
+    for leecher in list(stopping):
+        ended = leecher.proc.p.poll() is not None
+        if ended or force or now - (leecher.stopping_since or now) > 10:
+            leecher.proc.kill()  # SIGKILL if still running, then close its pipes
+            stopping.remove(leecher)
 
 
 def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
@@ -98,9 +147,8 @@ def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
     started = time.monotonic()
     end = started + minutes * 60
     live: list[Leecher] = []
+    stopping: list[Leecher] = []
     gone: list[Leecher] = []
-    origin_series: list[tuple[float, float]] = []
-    minute_peaks: dict[int, float] = collections.defaultdict(float)
     stop = threading.Event()
     flood_rounds = 0
     serial = 0
@@ -116,11 +164,9 @@ def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
             serial += 1
             host = f"127.0.1.{1 + serial % 250}"
             peers = [shared.address, liar.address]
-            seeding = [p for p in live if p.done_at is not None]
+            seeding = [p for p in live if p.done_at is not None and p.port]
             for other in rng.sample(seeding, min(3, len(seeding))):
-                port = next((e["port"] for e in other.proc.events() if e.get("event") == "listening"), None)
-                if port:
-                    peers.append(f"{other.host}:{port}")
+                peers.append(f"{other.host}:{other.port}")
             args = ["get", str(shared.torrent), "-o", str(WORK / f"out{serial}"), "--no-dht"]
             args += ["--host", host, "--seed", "--json", "--timeout", "120"]
             for p in peers:
@@ -129,88 +175,90 @@ def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
             now = time.monotonic()
             return Leecher(proc, host, now, now + rng.uniform(20, 60))
 
+        sampler = Sampler(started, shared.proc.pid, live)
         for _ in range(n_peers):
             live.append(new_leecher())
-            time.sleep(0.2)
-        next_sample = time.monotonic()
         while time.monotonic() < end:
             time.sleep(0.5)
             now = time.monotonic()
-            for leecher in live:
-                if leecher.done_at is None and any(e.get("event") == "done" for e in leecher.proc.events()):
-                    leecher.done_at = now
             for leecher in list(live):
+                leecher.scan(now)
                 if now >= leecher.stop_at or leecher.proc.p.poll() is not None:
-                    _stop(leecher, rng)
+                    _begin_stop(leecher, rng, now)
                     live.remove(leecher)
+                    stopping.append(leecher)
                     gone.append(leecher)
                     live.append(new_leecher())
+            _reap(stopping, now)
             if not flood.is_alive() and now < end - 5:
                 flood_rounds += 1
                 flood = request_flood(shared, FLOOD_HOST, 1_000_000, stop, flood_result)
-            if now >= next_sample:
-                next_sample = now + SAMPLE_EVERY
-                minute = int((now - started) // 60)
-                origin = rss_mib(shared.proc.pid)
-                origin_series.append((now - started, origin))
-                minute_peaks[minute] = max(minute_peaks[minute], origin)
-                for leecher in live:
-                    value = rss_mib(leecher.proc.pid)
-                    leecher.samples.append((now - started, value))
-                    leecher.peak = max(leecher.peak, value)
-                    minute_peaks[minute] = max(minute_peaks[minute], value)
+        sampler.stop()
         stop.set()
+        now = time.monotonic()
         for leecher in live:
-            _stop(leecher, rng)
+            leecher.scan(now)
+            _begin_stop(leecher, rng, now)
+            stopping.append(leecher)
             gone.append(leecher)
+        deadline = time.monotonic() + 15
+        while stopping and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _reap(stopping, time.monotonic())
+        _reap(stopping, time.monotonic(), force=True)
         lori.join(timeout=10)
         flood.join(timeout=10)
         liar.close()
         bans: collections.Counter[str] = collections.Counter()
-        drops: collections.Counter[str] = collections.Counter()
+        honest_drops: collections.Counter[str] = collections.Counter()
+        attacker_drops: collections.Counter[str] = collections.Counter()
         banned_hosts: collections.Counter[str] = collections.Counter()
+        attackers = (LIAR_HOST, FLOOD_HOST, SLOWLORIS_HOST)
         for proc in procs:
             for e in proc.events():
+                host = str(e.get("address", "")).rsplit(":", 1)[0]
                 if e.get("event") == "peer_banned":
                     bans[_reason_key(e)] += 1
-                    banned_hosts[str(e["address"]).rsplit(":", 1)[0]] += 1
+                    banned_hosts[host] += 1
                 elif e.get("event") == "peer_disconnected":
-                    drops[_reason_key(e)] += 1
+                    (attacker_drops if host in attackers else honest_drops)[_reason_key(e)] += 1
         origin_end = rss_mib(shared.proc.pid)
     elapsed = time.monotonic() - started
     finished = [g for g in gone if g.done_at is not None]
     times = sorted(g.done_at - g.started for g in finished if g.done_at is not None)
-    honest_banned = {h: n for h, n in banned_hosts.items() if h not in (LIAR_HOST, FLOOD_HOST)}
+    honest_banned = {h: n for h, n in banned_hosts.items() if h not in attackers}
+    peaks = sampler.minute_peaks
     lines = [
-        f"soak: {elapsed / 60:.1f} min, {n_peers} leechers at a time ({len(gone)} in all), "
-        f"payload {size // MiB} MiB in 256 KiB pieces, loopback",
+        f"soak: {minutes:.1f} min of churn ({elapsed / 60:.1f} min with start and stop), {n_peers} leechers "
+        f"at a time ({len(gone)} in all), payload {size // MiB} MiB in 256 KiB pieces, loopback",
         "attackers: liar 127.0.0.9 (smart-ban adversary), slowloris 127.0.0.10 (100 connections), "
         f"flooder 127.0.0.11 ({flood_rounds + 1} rounds of up to 1,000,000 unread requests)",
         "",
         f"downloads: {len(finished)}/{len(gone)} completed; time to complete "
         + (f"median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s" if times else "n/a"),
         f"leechers stopped before done: {len(gone) - len(finished)} "
-        "(each lives 20-60 s; one in four is SIGKILLed)",
+        "(each lives 20-60 s, then SIGINT, or SIGKILL for one in four)",
         "",
         "peak RSS per minute over every p2pshare process (MiB): "
-        + ", ".join(f"m{m}={v:.0f}" for m, v in sorted(minute_peaks.items())),
+        + ", ".join(f"m{m}={v:.0f}" for m, v in sorted(peaks.items())),
         "origin seeder RSS (MiB), every 30 s: "
-        + ", ".join(f"{t:.0f}s={v:.0f}" for t, v in origin_series[:: max(1, int(30 / SAMPLE_EVERY))]),
+        + ", ".join(f"{t:.0f}s={v:.0f}" for t, v in sampler.origin[:: max(1, int(30 / SAMPLE_EVERY))]),
         f"origin seeder RSS at the end: {origin_end:.0f} MiB",
         f"leecher peak RSS: max {max((g.peak for g in gone), default=0):.0f} MiB",
         "",
         "bans by reason: " + (", ".join(f"{k}: {v}" for k, v in bans.most_common()) or "none"),
         "banned hosts: " + (", ".join(f"{k}: {v}" for k, v in banned_hosts.most_common()) or "none"),
         "honest hosts banned: " + (", ".join(honest_banned) or "none"),
-        "drops by reason: " + ", ".join(f"{k}: {v}" for k, v in drops.most_common(12)),
+        "attackers dropped, by reason: " + ", ".join(f"{k}: {v}" for k, v in attacker_drops.most_common(8)),
+        "honest peers dropped, by reason: " + ", ".join(f"{k}: {v}" for k, v in honest_drops.most_common(8)),
     ]
     report = "\n".join(lines) + "\n"
     print(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
     shutil.rmtree(WORK, ignore_errors=True)
-    peaks = list(minute_peaks.values())
-    flat = not peaks or max(peaks) <= min(peaks) + 40
+    values = list(peaks.values())
+    flat = not values or max(values) <= min(values) + 40
     return 0 if flat and finished and not honest_banned else 1
 
 

@@ -138,7 +138,6 @@ class SwarmConfig:
     retry_base: float = 2.0  #: reconnect back-off: base * 2**attempt ...
     retry_max: float = 120.0  #: ... capped here
     max_retries: int = 8
-    max_strikes: int = 3  #: hash failures a peer may take part in before it is banned
     max_known_peers: int = 2000  #: addresses we remember (from PEX/DHT/--peer)
     max_banned_ips: int = 4096  #: banned addresses remembered; the oldest ban is forgotten first
     metadata_request_timeout: float = 15.0

@@ -65,17 +65,12 @@ class PeerLink(asyncio.BufferedProtocol):
         self._can_write.set()
         self._closed = False
         self.bytes_written = 0
-        #: set before the connection is made to drop it at once (e.g. too many pending)
-        self.refuse = False
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if self.refuse:
-            transport.abort()
-            return
         peer = transport.get_extra_info("peername")
         if peer:
             self._remote = PeerAddress.unchecked(peer[0], peer[1])
