@@ -213,6 +213,7 @@ def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
         honest_drops: collections.Counter[str] = collections.Counter()
         attacker_drops: collections.Counter[str] = collections.Counter()
         banned_hosts: collections.Counter[str] = collections.Counter()
+        examples: dict[str, str] = {}  #: one reason text per kind of honest drop that broke a rule
         attackers = (LIAR_HOST, FLOOD_HOST, SLOWLORIS_HOST)
         for proc in procs:
             for e in proc.events():
@@ -222,6 +223,8 @@ def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
                     banned_hosts[host] += 1
                 elif e.get("event") == "peer_disconnected":
                     (attacker_drops if host in attackers else honest_drops)[_reason_key(e)] += 1
+                    if host not in attackers and e.get("kind"):
+                        examples.setdefault(str(e["kind"]), str(e.get("reason", ""))[:100])
         origin_end = rss_mib(shared.proc.pid)
     elapsed = time.monotonic() - started
     finished = [g for g in gone if g.done_at is not None]
@@ -251,6 +254,7 @@ def run(minutes: float, n_peers: int, size: int, out: Path) -> int:
         "honest hosts banned: " + (", ".join(honest_banned) or "none"),
         "attackers dropped, by reason: " + ", ".join(f"{k}: {v}" for k, v in attacker_drops.most_common(8)),
         "honest peers dropped, by reason: " + ", ".join(f"{k}: {v}" for k, v in honest_drops.most_common(8)),
+        *(f"  e.g. {kind}: {text}" for kind, text in sorted(examples.items())),
     ]
     report = "\n".join(lines) + "\n"
     print(report)
