@@ -50,6 +50,7 @@ from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
+from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
@@ -97,6 +98,7 @@ class Torrent(Transfer):
         self.book = PeerBook(config.swarm)
         self.smart_ban: SmartBan[PeerAddress] = SmartBan(BLOCK_SIZE, config.defence.smart_ban_max_pieces)
         self.picker: PiecePicker[Peer] | None = None
+        self.choice = FileChoice(None, None)  #: the files chosen (known with the manifest)
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
         self._super: SuperSeeder | None = None
@@ -206,14 +208,17 @@ class Torrent(Transfer):
             have = await asyncio.get_running_loop().run_in_executor(
                 None, pio.check_existing, self.params.resume_path
             )
-        self.picker = PiecePicker(geometry, have, self.config.picker, self._rng)
+        self.choice = choose(info, self.params.select)
+        self.picker = PiecePicker(geometry, have, self.config.picker, self._rng, wanted=self.choice.wanted)
+        if self.params.sequential:
+            self.picker.set_sequential(read_ahead_window(self.config.stream, info.piece_length))
         swarm = self.config.swarm
         if have.complete and swarm.super_seed and geometry.num_pieces > 1:
             self._super = SuperSeeder(
                 geometry.num_pieces, info.piece_length, swarm.super_seed_window, self._rng
             )
         self.metadata_ready.set()
-        if have.complete:
+        if self.picker.complete:
             await self._on_complete()
         else:
             self._set_phase(Phase.DOWNLOADING)
@@ -241,7 +246,7 @@ class Torrent(Transfer):
         if not self.completed.is_set():
             self.completed.set()
             self._set_phase(Phase.SEEDING)
-            self._emit(ev.Completed(self.info.total_length if self.info else 0))
+            self._emit(ev.Completed(self.status().total_size))
         for peer in list(self.peers.values()):
             has = peer.conn.peer_has
             if has is not None and has.complete:
@@ -404,8 +409,7 @@ class Torrent(Transfer):
         try:
             info = parse_info(raw, self.config.metainfo)
         except MetainfoError as exc:
-            # The fetcher checked the SHA-1: this is the one manifest the hash names, and no
-            # peer can ever send another.  Waiting would only wait for the timeout.
+            # The hash names this manifest alone: no peer can send another, so stop now.
             self.metadata.stop()
             why = f"the manifest of {self.info_hash.hex} is unsafe or invalid ({exc}); nothing was written"
             self._fail(UnsafeManifestError(why + ", and no other manifest can match this hash"))
@@ -414,11 +418,7 @@ class Torrent(Transfer):
         self.metadata.stop()
         if info.info_hash != self.info_hash:  # the fetcher checked; this is the second wall
             return
-        for addr in liars:  # they claimed a size the manifest does not have
-            liar = self.peers.get(addr)
-            if liar is not None:
-                reason = "claimed a metadata_size other than the manifest's"
-                self._drop(liar, reason, kind=Violation.BAD_METADATA, ban=True)
+        self._drop_metadata_liars(liars)
         self.info = info
         self._emit(ev.MetadataReceived(info.name, info.total_length, info.num_pieces))
         for peer in list(self.peers.values()):

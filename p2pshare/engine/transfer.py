@@ -437,6 +437,14 @@ class Transfer(Verification):
                     self._drop(bad_peer, reason, kind=Violation.BAD_METADATA, ban=True)
         self._request_metadata_all(now)
 
+    def _drop_metadata_liars(self, liars: list[PeerAddress]) -> None:
+        """Once the manifest is known: ban the peers that claimed another metadata_size."""
+        for addr in liars:
+            liar = self.peers.get(addr)
+            if liar is not None:
+                reason = "claimed a metadata_size other than the manifest's"
+                self._drop(liar, reason, kind=Violation.BAD_METADATA, ban=True)
+
     _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
 
 
