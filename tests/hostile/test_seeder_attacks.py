@@ -69,8 +69,10 @@ def test_a_peer_that_never_reads_its_replies_is_dropped_at_the_outgoing_cap(tmp_
                 getter = start_getter(procs, tmp_path, str(shared.torrent), [shared.address], timeout=30)
                 rc = getter.wait(60)
                 shared.proc.wait_for_event(
-                    lambda e: e.get("event") in ("peer_disconnected", "peer_banned")
-                    and e["address"].startswith(LIAR_HOST + ":"),
+                    lambda e: (
+                        e.get("event") in ("peer_disconnected", "peer_banned")
+                        and e["address"].startswith(LIAR_HOST + ":")
+                    ),
                     30,
                 )
         finally:
