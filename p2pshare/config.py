@@ -18,6 +18,7 @@ __all__ = [
     "ChokerConfig",
     "Config",
     "DEFAULT_BOOTSTRAP",
+    "DefenceConfig",
     "DhtConfig",
     "EngineConfig",
     "LinkConfig",
@@ -145,7 +146,6 @@ class SwarmConfig:
     retry_base: float = 2.0  #: reconnect back-off: base * 2**attempt ...
     retry_max: float = 120.0  #: ... capped here
     max_retries: int = 8
-    max_strikes: int = 3  #: hash failures a peer may take part in before it is banned
     max_known_peers: int = 2000  #: addresses we remember (from PEX/DHT/--peer)
     max_banned_ips: int = 4096  #: banned addresses remembered; the oldest ban is forgotten first
     metadata_request_timeout: float = 15.0
@@ -329,6 +329,7 @@ class Config:
     hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
     updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
     reach: ReachabilityConfig = field(default_factory=lambda: ReachabilityConfig())
+    defence: DefenceConfig = field(default_factory=lambda: DefenceConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +355,7 @@ class EngineConfig:
 class LinkConfig:
     """Buffers of one peer link (the TCP link; other transports keep the same marks)."""
 
-    read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
+    read_buffer: int = 256 * KiB  #: bytes one read may return (one buffer per thread, shared by its links)
     write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
     write_low_water: int = 256 * KiB  #: ... until they drain below this
 
@@ -503,6 +504,20 @@ class ReachabilityConfig:
     doctor_lookups: int = 5  #: doctor: get_peers lookups timed for p50/p95
     doctor_lookup_timeout: float = 5.0  #: doctor: bound on each timed lookup
     doctor_lsd_wait: float = 2.0  #: doctor: wait for our own LSD announce to come back
+
+
+@dataclass(frozen=True, slots=True)
+class DefenceConfig:
+    """Limits against hostile peers (issue 12): what one peer may make us hold or believe."""
+
+    #: unsent bytes queued for one peer (our queue plus the transport's); past it the peer is
+    #: not reading what it asks for: stop answering and drop it.  Uploads wait for the link's
+    #: high-water mark (LinkConfig.write_high_water), so an honest reader never comes near this.
+    max_outgoing_buffer: int = 4 * MiB
+    #: failed pieces whose per-block senders and digests are kept until the piece verifies
+    smart_ban_max_pieces: int = 64
+    #: distinct BEP 9 metadata_size claims fetched side by side; a further size waits
+    max_metadata_sizes: int = 8
 
 
 DEFAULT_CONFIG = Config()
