@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import config_cmd, dht_cmd, manifest_cmds, swarm_cmds
+from p2pshare.cli import config_cmd, dht_cmd, doctor_cmd, manifest_cmds, swarm_cmds
 from p2pshare.cli.common import settings
 from p2pshare.cli.usage import OneLineGroup
 
@@ -16,7 +16,8 @@ __all__ = ["app", "main"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 usage, 3 bad target, 4 no such path, 5 port in use, "
-    "6 no peers, 7 no metadata, 8 disk full, 9 output not writable, 10 incomplete, 130 interrupted."
+    "6 no peers, 7 no metadata, 8 disk full, 9 output not writable, 10 incomplete, 11 unsafe manifest, "
+    "130 interrupted."
 )
 
 app = typer.Typer(
@@ -62,6 +63,7 @@ app.command("get")(swarm_cmds.get)
 app.command("dht")(dht_cmd.dht)
 app.command("demo")(swarm_cmds.demo)
 app.command("config")(config_cmd.config)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from p2pshare.cli.file_options import (
     stdout_stream,
     tiers_for,
 )
+from p2pshare.cli.reach_opts import NoLsdOpt, NoPortMappingOpt
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import magnet_for_info
@@ -126,6 +127,10 @@ def _options(
     dht_port: int | None,
     read_only: bool = False,
     no_trackers: bool = False,
+    *,
+    no_port_mapping: bool = False,
+    no_lsd: bool = False,
+    mapping_wait: float = 0.0,
     transport: Transport = Transport.BOTH,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
@@ -138,7 +143,15 @@ def _options(
     if transport.value != config.transport.mode:
         config = replace(config, transport=replace(config.transport, mode=transport.value))
     return runner.SwarmOptions(
-        config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
+        config=config,
+        host=host,
+        port=port,
+        bootstrap=bootstrap,
+        dht_port=dht_port,
+        state=_state(),
+        port_mapping=not no_port_mapping,
+        lsd=not no_lsd,
+        mapping_wait=0.0 if no_port_mapping else mapping_wait,
     )
 
 
@@ -182,6 +195,8 @@ def share(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    no_port_mapping: NoPortMappingOpt = False,
+    no_lsd: NoLsdOpt = False,
     transport: TransportOpt = Transport.BOTH,
     peer: Annotated[
         list[str] | None,
@@ -237,7 +252,16 @@ def share(
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
         if publish:  # BEP 46: a v2 share under a public key, re-published as the folder changes
-            options = _options(host, port, boot, dht_port, dht_read_only, transport=transport)
+            options = _options(
+                host,
+                port,
+                boot,
+                dht_port,
+                dht_read_only,
+                no_port_mapping=no_port_mapping,
+                no_lsd=no_lsd,
+                transport=transport,
+            )
             return upd.run_publish(
                 path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
             )
@@ -274,8 +298,11 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
+            if ready.public is not None:  # the router forwards this address to us: others dial it
+                hints = (PeerAddress(*ready.public), *hints)
             magnet = magnet_for_info(info, hints, trackers=manifest.created.trackers)  # btih, btmh or both
             view.extra_listening["magnet"] = magnet
+            view.extra_listening["public"] = f"{ready.public[0]}:{ready.public[1]}" if ready.public else None
             if mode is Mode.JSON:
                 return
             view.line(
@@ -288,13 +315,30 @@ def share(
             view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}")
             dht = f", DHT on UDP {ready.dht_port}" if ready.dht_port else " (no DHT)"
             view.line(f"listening  {host}:{ready.port}{dht}")
+            if ready.public is not None:
+                view.line(
+                    f"reachable  {ready.public[0]}:{ready.public[1]} (mapped on the router)", essential=True
+                )
+            elif not no_port_mapping:
+                view.line("reachable  unknown: the router mapped no port (run `p2pshare doctor`)")
             view.line(f"others run: p2pshare get {info.info_hash.hex}", style="dim")
 
         view.on_ready = on_ready
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only, no_trackers, transport=transport),
+                _options(
+                    host,
+                    port,
+                    boot,
+                    dht_port,
+                    dht_read_only,
+                    no_trackers,
+                    no_port_mapping=no_port_mapping,
+                    no_lsd=no_lsd,
+                    mapping_wait=DEFAULT_CONFIG.reach.share_settle_timeout,
+                    transport=transport,
+                ),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -323,6 +367,8 @@ def get(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    no_port_mapping: NoPortMappingOpt = False,
+    no_lsd: NoLsdOpt = False,
     transport: TransportOpt = Transport.BOTH,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
@@ -378,14 +424,33 @@ def get(
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         if followed is not None:  # BEP 46: follow a public key, not one hash
             view.start(public_key=followed.public_key.hex(), name=followed.name, output=str(output))
-            options = _options(host, port, boot, dht_port, dht_read_only, transport=transport)
+            options = _options(
+                host,
+                port,
+                boot,
+                dht_port,
+                dht_read_only,
+                no_port_mapping=no_port_mapping,
+                no_lsd=no_lsd,
+                transport=transport,
+            )
             args = upd.FollowArgs(output, follow, delete, peers, timeout)
             return upd.run_follow(followed, options, view, args)
         t = load_target(target)
         info = t.metainfo.info if t.metainfo is not None else None
         tiers = tiers_for(t.metainfo, t.magnet)
         chosen = selection_for(select, t.magnet)
-        options = _options(host, port, boot, dht_port, dht_read_only, no_trackers, transport=transport)
+        options = _options(
+            host,
+            port,
+            boot,
+            dht_port,
+            dht_read_only,
+            no_trackers,
+            no_port_mapping=no_port_mapping,
+            no_lsd=no_lsd,
+            transport=transport,
+        )
         if list_files:
             if info is None:
                 view.line(f"fetching the manifest of {t.info_hash.hex}...")

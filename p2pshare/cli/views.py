@@ -34,6 +34,7 @@ from p2pshare.cli.common import out_console, print_json, settings
 from p2pshare.cli.tracker_view import TrackerWatch, tracker_dict, tracker_line
 from p2pshare.engine import events as ev
 from p2pshare.engine.events import DemoStep, DhtReady, Phase, Ready
+from p2pshare.engine.reach_events import ReachabilityNote
 from p2pshare.errors import ExitCode, P2PShareError
 
 if TYPE_CHECKING:  # the swarm engine loads only when a swarm command runs
@@ -213,6 +214,8 @@ class View:
             self.json({"event": "demo", "step": e.kind, "message": e.message, "address": e.address})
         elif isinstance(e, DhtReady | ev.PieceVerified | ev.Completed | ev.Listening):
             return
+        elif isinstance(e, ReachabilityNote):
+            self.json(e.to_dict())
         else:
             self.json(ev.event_to_dict(e))
 
@@ -244,6 +247,8 @@ class View:
             self.line(f"peer {e.address} banned: {e.reason}", style="yellow")
         elif isinstance(e, ev.PieceFailed):
             self.line(f"piece {e.index} failed its hash check; fetching it again", style="yellow")
+        elif isinstance(e, ReachabilityNote) and (not e.ok or self.mode is Mode.PLAIN or settings.verbose):
+            self.line(e.message, style=None if e.ok else "yellow")
 
     # ------------------------------------------------------------------ live status
 
@@ -328,8 +333,11 @@ class View:
             return Text("")
         st = self.swarm.status()
         parts: list[RenderableType] = []
+        reach = self.swarm.reach_summary()
         if self.seeding:
             parts.append(Text(self._status_text(st), style="bold"))
+            if reach:
+                parts.append(Text(reach, style="dim"))
             parts.append(self._peer_table(st, seeding=True))
             return Group(*parts)
         if st.name is None or (not st.peers and st.verified_bytes < st.total_size and st.downloaded == 0):
@@ -356,6 +364,8 @@ class View:
                 style="dim",
             )
         )
+        if reach:
+            parts.append(Text(reach, style="dim"))
         if self.show_peers:
             parts.append(self._peer_table(st, seeding=False))
         return Group(*parts)

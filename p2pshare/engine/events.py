@@ -221,6 +221,7 @@ class Ready:
     host: str
     port: int
     dht_port: int | None
+    public: tuple[str, int] | None = None  #: our address as the Internet sees it (a router mapped it)
 
 
 @dataclass(frozen=True, slots=True)

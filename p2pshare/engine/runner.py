@@ -26,6 +26,8 @@ from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
+from p2pshare.engine.reach_events import ReachabilityNote
+from p2pshare.engine.reachability import start_reachability
 from p2pshare.engine.session import Session
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.engine.streamer import StreamRequest, stream_file
@@ -68,7 +70,7 @@ DhtReady = ev.DhtReady
 Ready = ev.Ready
 DemoStep = ev.DemoStep
 
-RunnerEvent = ev.EngineEvent | DhtReady | Ready | DemoStep
+RunnerEvent = ev.EngineEvent | DhtReady | Ready | DemoStep | ReachabilityNote
 EventSink = Callable[[RunnerEvent], None]
 
 
@@ -90,6 +92,9 @@ class SwarmOptions:
     dht_port: int | None = None  #: None: the TCP port number when one was given, else any
     state: StateDir | None = None
     dht_state: bool = True  #: keep the DHT node id and good nodes in the state dir
+    port_mapping: bool = False  #: map our ports on the router (UPnP IGD, NAT-PMP/PCP); the CLI turns it on
+    lsd: bool = False  #: BEP 14 Local Service Discovery; the CLI turns it on
+    mapping_wait: float = 0.0  #: wait this long for the mapping before Ready (share: its magnet has x.pe)
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,10 @@ class Swarm:
 
     def status(self) -> ev.TorrentStatus:
         return self.torrent.status()
+
+    def reach_summary(self) -> str | None:
+        """One line on port mapping and LSD for the live view (None when both are off)."""
+        return self.session.reach.summary() if self.session.reach is not None else None
 
     def contributions(self) -> dict[str, int]:
         """Payload bytes received per peer IP, over every connection so far."""
@@ -302,7 +311,8 @@ async def open_swarm(
         holder.append(swarm)
         swarm.ever_connected = len(torrent.peers)
         swarm.trackers.start()  # beside the DHT, never instead of it
-        on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port))
+        public = await start_reachability(session, options, on_event)
+        on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port, public))
         yield swarm
     finally:
         if swarm is not None:
@@ -381,10 +391,10 @@ async def download(
     not writable) when writing fails.
     """
     use_trackers = bool(trackers) and options.config.tracker.enabled
-    if options.bootstrap is None and not peers and not magnet_peers and not use_trackers:
+    if options.bootstrap is None and not peers and not magnet_peers and not use_trackers and not options.lsd:
         raise UsageError(
-            "no way to find peers: give --peer HOST:PORT, or leave the DHT or the trackers on "
-            "(drop --no-dht / --no-trackers)"
+            "no way to find peers: give --peer HOST:PORT, or leave the DHT, the trackers or LSD on "
+            "(drop --no-dht / --no-trackers / --no-lsd)"
         )
     out_dir = check_writable(out_dir)
     resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
