@@ -242,6 +242,7 @@ class Config:
     mse: MseConfig = field(default_factory=MseConfig)
     engine: EngineConfig = field(default_factory=lambda: EngineConfig())
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
+    terminal: TerminalConfig = field(default_factory=lambda: TerminalConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,18 @@ class LinkConfig:
     read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
     write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
     write_low_water: int = 256 * KiB  #: ... until they drain below this
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    """How the command line watches a run: stall checks, live rates, redraws."""
+
+    stall_poll: float = 0.5  #: seconds between checks of --timeout (stalled) and --max-time
+    rate_window: float = 3.0  #: seconds of snapshots the live rate is averaged over
+    live_refresh: float = 4.0  #: redraws of the live view per second
+    json_interval: float = 1.0  #: seconds between --json progress events
+    plain_interval: float = 2.0  #: seconds between status lines when stdout is not a terminal
+    finding_interval: float = 5.0  #: seconds between "finding peers" lines in plain mode
 
 
 DEFAULT_CONFIG = Config()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import config_cmd, manifest_cmds, swarm_cmds
+from p2pshare.cli import config_cmd, manifest_cmds, seed_cmd, swarm_cmds
 from p2pshare.cli.common import settings
 from p2pshare.cli.usage import OneLineGroup
 
@@ -58,6 +58,7 @@ def _root(
 app.command("create")(manifest_cmds.create)
 app.command("info")(manifest_cmds.info)
 app.command("share")(swarm_cmds.share)
+app.command("seed")(seed_cmd.seed)
 app.command("get")(swarm_cmds.get)
 app.command("dht")(swarm_cmds.dht)
 app.command("demo")(swarm_cmds.demo)

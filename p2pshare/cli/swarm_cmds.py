@@ -11,26 +11,27 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from p2pshare.cli.common import (
     handle_errors,
     load_target,
-    out_console,
     parse_peers,
     resolve_bootstrap,
     run_async,
 )
-from p2pshare.cli.views import Mode, View, choose_mode, human_size
+from p2pshare.cli.dht_view import dht_status_loop
+from p2pshare.cli.handover import others_run
+from p2pshare.cli.share_view import QrOpt, bootstrap_flags, hash_with_progress, show_handover
+from p2pshare.cli.views import Mode, View, choose_mode, human_size, human_time
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import make_magnet
 from p2pshare.core.types import PeerAddress
 from p2pshare.engine.create import parse_size
-from p2pshare.engine.state import SharedManifest, StateDir
-from p2pshare.errors import P2PShareError
+from p2pshare.engine.state import StateDir
+from p2pshare.errors import P2PShareError, PortInUseError
 
 if TYPE_CHECKING:
     from p2pshare.engine import runner
@@ -46,13 +47,19 @@ PortOpt = Annotated[
         "-p",
         min=0,
         max=65535,
+        metavar="PORT",
         envvar="P2PSHARE_PORT",
         help="TCP port to accept peers on (the DHT uses the same UDP port); 0 picks a free one.",
     ),
 ]
 HostOpt = Annotated[
     str,
-    typer.Option("--host", envvar="P2PSHARE_HOST", help="Address to listen on (and to run the DHT node on)."),
+    typer.Option(
+        "--host",
+        metavar="ADDRESS",
+        envvar="P2PSHARE_HOST",
+        help="Address to listen on (and to run the DHT node on).",
+    ),
 ]
 BootstrapOpt = Annotated[
     list[str] | None,
@@ -71,6 +78,7 @@ DhtPortOpt = Annotated[
         "--dht-port",
         min=0,
         max=65535,
+        metavar="PORT",
         envvar="P2PSHARE_DHT_PORT",
         help="UDP port of the DHT node (default: the --port number if free, else any).",
         show_default=False,
@@ -114,37 +122,11 @@ def _options(
 # ---------------------------------------------------------------------- share
 
 
-def _hash_with_progress(state: StateDir, path: Path, mode: Mode, view: View, **kwargs: Any) -> SharedManifest:
-    if mode is not Mode.RICH:
-
-        def on_total(total: int) -> None:
-            view.json({"event": "phase", "phase": "hashing", "total": total})
-            view.line(f"hashing {path} ({human_size(total)})...")
-
-        return state.manifest_for(path, on_total=on_total, **kwargs)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=out_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("hashing", total=None)
-
-        def on_total_rich(total: int) -> None:
-            progress.update(task, total=total)
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-
-        return state.manifest_for(path, on_total=on_total_rich, progress=advance, **kwargs)
-
-
 @handle_errors
 def share(
-    path: Annotated[Path, typer.Argument(help="The file or folder to share.", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="The file or folder to share.", show_default=False)
+    ],
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     bootstrap: BootstrapOpt = None,
@@ -159,11 +141,16 @@ def share(
     ] = None,
     piece_size: Annotated[
         str | None,
-        typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic."),
+        typer.Option(
+            "--piece-size",
+            metavar="SIZE",
+            help="Piece size, a power of two (e.g. 256KiB); default: automatic.",
+        ),
     ] = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
+    qr: QrOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
@@ -174,23 +161,23 @@ def share(
 
     Examples:
 
+    \b
       p2pshare share ./photos
-
       p2pshare share big.iso --port 6881 --bootstrap 192.168.1.2:6881
-
-      p2pshare share ./docs --host 192.168.1.5 --json
+      p2pshare share ./docs --host 192.168.1.5 --qr
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     mode = choose_mode(json_output)
     view = View(mode, "share")
     with view.guard():
-        view.start(path=str(path))
+        view.start(path=str(path), name=path.resolve().name or str(path))
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
+        runner.check_port(host, port)  # before hashing, which may take long
         state = _state()
-        manifest = _hash_with_progress(
+        manifest = hash_with_progress(
             state, path, mode, view, piece_length=piece_length, include_hidden=include_hidden
         )
         info = manifest.created.info
@@ -214,6 +201,7 @@ def share(
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
             magnet = make_magnet(info.info_hash, info.name, hints)
             view.extra_listening["magnet"] = magnet
+            view.extra_listening["others_run"] = others_run(magnet, bootstrap_flags(boot))
             if mode is Mode.JSON:
                 return
             view.line(
@@ -221,12 +209,9 @@ def share(
                 f"{info.num_pieces} pieces",
                 style="bold",
             )
-            view.line(f"info hash  {info.info_hash.hex}", essential=True, style="bold cyan")
-            view.line(f"magnet     {magnet}", essential=True)
-            view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}")
-            dht = f", DHT on UDP {ready.dht_port}" if ready.dht_port else " (no DHT)"
-            view.line(f"listening  {host}:{ready.port}{dht}")
-            view.line(f"others run: p2pshare get {info.info_hash.hex}", style="dim")
+            show_handover(
+                view, info.info_hash.hex, magnet, torrent_note, host, ready, bootstrap_flags(boot), qr
+            )
 
         view.on_ready = on_ready
         run_async(
@@ -246,10 +231,16 @@ def share(
 @handle_errors
 def get(
     target: Annotated[
-        str, typer.Argument(help="A .torrent file, a magnet link, or an info hash.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="TARGET", help="A .torrent file, a magnet link, or an info hash.", show_default=False
+        ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder to download into (created if missing).")
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FOLDER", help="Folder to download into (created if missing)."
+        ),
     ] = Path("."),
     peer: Annotated[
         list[str] | None,
@@ -272,7 +263,18 @@ def get(
             "--timeout",
             "-t",
             min=0.0,
-            help="Give up after this many seconds (exit 6 no peers, 7 no manifest, 10 incomplete).",
+            metavar="SECONDS",
+            help="Give up when nothing new has arrived for this many seconds, like aria2's "
+            "--bt-stop-timeout (exit 6 no peers, 7 no manifest, 10 incomplete).",
+        ),
+    ] = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option(
+            "--max-time",
+            min=0.0,
+            metavar="SECONDS",
+            help="Give up after this many seconds in all, however it goes (same exit codes).",
         ),
     ] = None,
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
@@ -285,16 +287,16 @@ def get(
 
     Examples:
 
+    \b
       p2pshare get 0123456789abcdef0123456789abcdef01234567 -o ~/Downloads
-
-      p2pshare get 'magnet:?xt=urn:btih:...' --timeout 300 --peers
-
+      p2pshare get 'magnet:?xt=urn:btih:...' --timeout 60 --peers
       p2pshare get photos.torrent --peer 192.168.1.5:6881 --no-dht --seed
+      p2pshare get photos.torrent -o ~/Pictures --seed   (files already there: seeds at once)
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     mode = choose_mode(json_output)
-    view = View(mode, "get", show_peers=show_peers)
+    view = View(mode, "get", show_peers=show_peers, seed_after=seed, no_dht=no_dht)
     with view.guard():
         t = load_target(target)
         peers = parse_peers(peer)
@@ -302,6 +304,7 @@ def get(
         info = t.metainfo.info if t.metainfo is not None else None
         name = info.name if info is not None else t.magnet.name
         view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
+        view.label = name or ""
         what = f"{name} ({t.info_hash.hex})" if name else t.info_hash.hex
         view.line(f"getting {what} into {output}", style="bold")
 
@@ -319,10 +322,12 @@ def get(
                 peers=peers,
                 magnet_peers=t.magnet.peers,
                 timeout=timeout,
+                max_time=max_time,
                 seed=seed,
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_complete=on_complete,
+                on_check=view,
             )
         )
 
@@ -332,7 +337,18 @@ def get(
 
 @handle_errors
 def dht(
-    port: PortOpt = 0,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            "-p",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            envvar="P2PSHARE_PORT",
+            help="UDP port of this DHT node (what others give as --bootstrap HOST:PORT); 0 picks a free one.",
+        ),
+    ] = 0,
     host: HostOpt = "0.0.0.0",
     bootstrap: BootstrapOpt = None,
     no_bootstrap: Annotated[
@@ -346,8 +362,8 @@ def dht(
 
     Examples:
 
+    \b
       p2pshare dht --port 6881 --no-bootstrap
-
       p2pshare dht --host 127.0.0.1 --port 0 --json
     """
     from p2pshare.engine.dht_node import DhtService, run_standalone
@@ -375,10 +391,14 @@ def dht(
                 f"DHT node {service.node_id.hex()} listening on {host}:{service.port} (UDP)", essential=True
             )
             view.line(f"others join with: --bootstrap {shown}:{service.port}")
-            asyncio.get_running_loop().create_task(_dht_status_loop(service, view))
+            asyncio.get_running_loop().create_task(dht_status_loop(service, view))
 
         try:
             await run_standalone(port, boot, state_dir, DEFAULT_CONFIG.dht, on_ready, host=host)
+        except PortInUseError:
+            raise PortInUseError(
+                f"UDP port {port} on {host} is in use; choose another with --port, or --port 0"
+            ) from None
         finally:
             state.release()
 
@@ -386,26 +406,6 @@ def dht(
         view.start(host=host, port=port)
         view.seeding = True  # Ctrl-C is the normal way to stop: report "stopped", not an error
         run_async(main())
-
-
-async def _dht_status_loop(service: Any, view: View) -> None:
-    last = None
-    while True:
-        await asyncio.sleep(5.0 if view.mode is Mode.JSON else 10.0)
-        try:
-            status = service.status()
-        except Exception:
-            continue
-        summary = {k: v for k, v in status.items() if isinstance(v, int | float | str)}
-        view.json({"event": "dht_status", **summary})
-        text = (
-            f"DHT: {status.get('nodes', '?')} nodes in the table, "
-            f"{status.get('stored_peers', '?')} peers stored "
-            f"for {status.get('stored_info_hashes', '?')} hashes"
-        )
-        if text != last:
-            view.line(text)
-            last = text
 
 
 # ---------------------------------------------------------------------- demo
@@ -418,10 +418,17 @@ def demo(
         str | None,
         typer.Option(
             "--size",
+            metavar="SIZE",
             help="Share a generated payload of this many bytes (e.g. 50MiB) instead of sample_files/.",
         ),
     ] = None,
-    show_peers: Annotated[bool, typer.Option("--peers-table", help="Show a live table of peers.")] = False,
+    show_peers: Annotated[
+        bool,
+        typer.Option(
+            "--peers-table",
+            help="Show a live table of peers (a small payload is over in a blink: --size 500MiB to watch).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """A whole swarm on loopback: a DHT node, seeders, and a download by hash alone.
@@ -434,9 +441,9 @@ def demo(
 
     Examples:
 
+    \b
       p2pshare demo
-
-      p2pshare demo --peers 5 --size 200MiB
+      p2pshare demo --peers 5 --size 500MiB --peers-table
     """
     from p2pshare.engine import demo as demo_run  # the swarm engine loads only for swarm commands
 
@@ -452,6 +459,7 @@ def demo(
                 size=nbytes,
                 on_event=view.event,
                 on_swarm=view.attach,
+                on_complete=view.finish_live,  # the final bar is drawn before the "identical" check
             )
         )
         if not result.identical:
@@ -462,6 +470,11 @@ def demo(
             identical=True,
             seeders=list(result.seeders),
         )
+        if show_peers and result.download.transfer_time < 2:
+            view.line(
+                f"  (the transfer took {human_time(result.download.transfer_time)}: too short to watch "
+                "the peers; try --size 500MiB)"
+            )
         view.line(
             f"demo ok: {result.files_checked} file(s) identical to the originals; everything cleaned up",
             essential=True,
