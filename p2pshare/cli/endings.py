@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from p2pshare.cli.common import err_console, stdout_gone
+from p2pshare.cli.common import err_console, out_console, stdout_gone
 from p2pshare.cli.json_events import error_kind, result_dict
+from p2pshare.cli.live import fit_parts
 from p2pshare.errors import ExitCode, P2PShareError
-from p2pshare.units import human_rate, human_size, human_time
+from p2pshare.units import human_rate, human_size, human_time, middle_ellipsis
 
 if TYPE_CHECKING:
     from p2pshare.engine.runner import DownloadResult, Swarm
@@ -25,29 +26,27 @@ if TYPE_CHECKING:
 __all__ = ["Endings", "summary_lines"]
 
 
-def summary_lines(result: DownloadResult) -> list[str]:
-    """The summary of a download: what was already here, what came, how fast, from whom."""
+def summary_lines(result: DownloadResult, width: int = 80) -> list[str]:
+    """The summary: what was already here, what came, how fast, from whom; each line fits ``width``."""
     size = human_size(result.total_size)
-    had = f"{result.had_pieces} pieces ({human_size(result.had_bytes)})"
+    name = middle_ellipsis(result.name, max(width - len(size) - 10, 8))
+    lines = [f"done: {name}, {size}"]
     if result.fetched == 0:
-        head = f"done: {result.name}, {size}: already complete, nothing to download"
+        lines.append("  already complete: nothing to download")
     else:
-        head = (
-            f"done: {result.name}, {size}: downloaded {human_size(result.fetched)} in "
-            f"{human_time(result.transfer_time)} ({human_rate(result.rate)} average) "
-            f"from {result.peers_used} peer(s)"
+        lines.append(
+            f"  downloaded {human_size(result.fetched)} in {human_time(result.transfer_time)} "
+            f"({human_rate(result.rate)} average) from {result.peers_used} peer(s)"
         )
-    lines = [head]
-    first = f"  already had {had}; " if result.had_pieces else "  "
+    if result.had_pieces:
+        lines.append(f"  already had {result.had_pieces} pieces ({human_size(result.had_bytes)})")
     lines.append(
-        f"{first}all {result.num_pieces} pieces verified; {result.pieces_failed} failed and fetched again"
+        f"  all {result.num_pieces} pieces verified; {result.pieces_failed} failed and fetched again"
     )
     if result.contributions and len(result.contributions) > 1:
         total = sum(result.contributions.values())
-        share = ", ".join(
-            f"{host} {100 * n / total:.0f}%" for host, n in sorted(result.contributions.items())
-        )
-        lines.append(f"  pieces came from: {share}")
+        parts = [f"{host} {100 * n / total:.0f}%" for host, n in sorted(result.contributions.items())]
+        lines.append(fit_parts(["  pieces came from:", *parts], width, " "))
     return lines
 
 
@@ -94,7 +93,7 @@ class Endings:
         if self.mode is Mode.JSON:
             self.json({**result_dict(result), **extra})
         else:
-            lines = summary_lines(result)
+            lines = summary_lines(result, out_console.width if self.mode is Mode.RICH else 10_000)
             self.line(lines[0], essential=True, style="bold green")
             for text in lines[1:]:
                 self.line(text)

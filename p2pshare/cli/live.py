@@ -76,7 +76,7 @@ def progress_rows(
 ) -> list[Text]:
     """The name with a fixed-width bar, then sizes, rate, ETA and peers: each line fits ``width``."""
     bw = bar_width(width)
-    name_w = max(width - bw - PCT_WIDTH - 2, 8)
+    name_w = max(min(len(name), width - bw - PCT_WIDTH - 2), 8)
     head = Text(no_wrap=True, overflow="crop")
     head.append(middle_ellipsis(name, name_w).ljust(name_w), style="bold")
     head.append(" ")
