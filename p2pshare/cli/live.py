@@ -132,20 +132,18 @@ def file_rows(files: Sequence[tuple[str, int, int]], width: int, max_rows: int) 
 
 
 def finding_text(elapsed: float, known: int, search: ev.DhtSearch | None, no_dht: bool) -> list[str]:
-    """What "finding peers" shows: time, addresses, DHT nodes and lookups, or why nothing comes."""
-    parts = [f"finding peers {human_time(elapsed)}", f"{known} address(es) found"]
+    """What "finding peers" shows: time, addresses, DHT nodes and lookups (short parts, fit to 80)."""
+    parts = [f"finding peers {human_time(elapsed)}", f"{known} addresses"]
     if search is not None:
-        parts.append(f"DHT {search.nodes} node(s), {search.lookups_done} lookup(s) done")
+        parts += [f"DHT {search.nodes} nodes", f"{search.lookups_done} lookups done"]
     elif no_dht:
         parts.append("DHT off")
     return parts
 
 
 def unreachable_hint() -> str:
-    return (
-        "no DHT node could be reached: check the network, or give --bootstrap HOST:PORT "
-        "(a known DHT node) or --peer HOST:PORT"
-    )
+    """What to do when no DHT node answered (fits 80 columns)."""
+    return "no DHT node could be reached: give --bootstrap HOST:PORT or --peer HOST:PORT"
 
 
 def group(parts: list[RenderableType]) -> Group:
