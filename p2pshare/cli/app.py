@@ -10,6 +10,7 @@ import typer
 from p2pshare import __version__
 from p2pshare.cli import config_cmd, manifest_cmds, seed_cmd, swarm_cmds
 from p2pshare.cli.common import settings
+from p2pshare.cli.help_words import WordsCommand
 from p2pshare.cli.usage import OneLineGroup
 
 __all__ = ["app", "main"]
@@ -55,14 +56,14 @@ def _root(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
-app.command("create")(manifest_cmds.create)
-app.command("info")(manifest_cmds.info)
-app.command("share")(swarm_cmds.share)
-app.command("seed")(seed_cmd.seed)
-app.command("get")(swarm_cmds.get)
-app.command("dht")(swarm_cmds.dht)
-app.command("demo")(swarm_cmds.demo)
-app.command("config")(config_cmd.config)
+app.command("create", cls=WordsCommand)(manifest_cmds.create)
+app.command("info", cls=WordsCommand)(manifest_cmds.info)
+app.command("share", cls=WordsCommand)(swarm_cmds.share)
+app.command("seed", cls=WordsCommand)(seed_cmd.seed)
+app.command("get", cls=WordsCommand)(swarm_cmds.get)
+app.command("dht", cls=WordsCommand)(swarm_cmds.dht)
+app.command("demo", cls=WordsCommand)(swarm_cmds.demo)
+app.command("config", cls=WordsCommand)(config_cmd.config)
 
 
 def main() -> None:

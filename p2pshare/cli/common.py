@@ -78,14 +78,14 @@ def handle_errors(func: F) -> F:
         except BrokenPipeError:
             stdout_gone()  # the reader of our output went away: not an error to report
             raise typer.Exit(0) from None
-        except P2PShareError as exc:
-            log.info("command failed: %s", exc, exc_info=True)
+        except P2PShareError as exc:  # an ordinary condition: a traceback only with -vv
+            log.info("command failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("p2pshare: interrupted; stopped cleanly (run it again to go on)", markup=False)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except OSError as exc:
-            log.info("command failed: %s", exc, exc_info=True)
+            log.info("command failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             raise fail(f"{exc.strerror or exc} ({exc.filename or 'I/O'})") from None
         except Exception as exc:  # a bug: still one line, details with -v
             log.error("unexpected error", exc_info=True)

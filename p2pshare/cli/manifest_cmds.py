@@ -60,14 +60,20 @@ def create(
     path: Annotated[Path, typer.Argument(help="File or folder to make a manifest of.", show_default=False)],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Where to write the .torrent (default: NAME.torrent)."),
+        typer.Option(
+            "--output", "-o", metavar="PATH", help="Where to write the .torrent (default: NAME.torrent)."
+        ),
     ] = None,
     piece_size: Annotated[
         str | None,
-        typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic."),
+        typer.Option(
+            "--piece-size",
+            metavar="SIZE",
+            help="Piece size, a power of two (e.g. 256KiB); default: automatic.",
+        ),
     ] = None,
     comment: Annotated[
-        str | None, typer.Option("--comment", help="A comment stored in the .torrent.")
+        str | None, typer.Option("--comment", metavar="TEXT", help="A comment stored in the .torrent.")
     ] = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")

@@ -413,7 +413,9 @@ def dht(
 
 @handle_errors
 def demo(
-    peers: Annotated[int, typer.Option("--peers", "-n", min=1, max=50, help="How many seeders.")] = 3,
+    peers: Annotated[
+        int, typer.Option("--peers", "-n", min=1, max=50, metavar="N", help="How many seeders.")
+    ] = 3,
     size: Annotated[
         str | None,
         typer.Option(
