@@ -40,7 +40,9 @@ class CheckView:
         self._check_live: Live | None = None
         self.checked: CheckResult | None = None
 
-    def line(self, text: str, *, essential: bool = False, style: str | None = None) -> None:
+    def line(
+        self, text: str, *, essential: bool = False, style: str | None = None, whole: bool = False
+    ) -> None:
         raise NotImplementedError
 
     def json(self, obj: dict[str, Any]) -> None:

@@ -63,7 +63,9 @@ class Endings:
     _closed: bool
     _last_line: str
 
-    def line(self, text: str, *, essential: bool = False, style: str | None = None) -> None:
+    def line(
+        self, text: str, *, essential: bool = False, style: str | None = None, whole: bool = False
+    ) -> None:
         raise NotImplementedError
 
     def json(self, obj: dict[str, Any]) -> None:
@@ -98,9 +100,11 @@ class Endings:
             for text in lines[1:]:
                 self.line(text)
             if self.command == "demo":
-                self.line(f"  downloaded into {result.path} (a temporary folder, removed at the end)")
+                self.line(
+                    f"  downloaded into {result.path} (a temporary folder, removed at the end)", whole=True
+                )
             else:
-                self.line(f"  saved in {result.path}", essential=True)
+                self.line(f"  saved in {result.path}", essential=True, whole=True)
         self._last_line = ""
 
     def start_seeding(self) -> None:

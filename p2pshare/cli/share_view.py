@@ -82,12 +82,12 @@ def show_handover(
 ) -> None:
     """The lines a sharer reads out to others: hash, quoted magnet, the whole command, maybe a QR code."""
     view.line(f"info hash  {info_hash}", essential=True, style="bold cyan")
-    view.line(f"magnet     {shell_quote(magnet)}", essential=True)
-    view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}")
+    view.line(f"magnet     {shell_quote(magnet)}", essential=True, whole=True)
+    view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}", whole=True)
     dht = f", DHT on UDP {ready.dht_port}" if ready.dht_port else " (no DHT)"
     view.line(f"listening  {host}:{ready.port}{dht}")
-    view.line(f"others run: {others_run(magnet, boot)}", style="dim")
+    view.line(f"others run: {others_run(magnet, boot)}", style="dim", whole=True)
     if qr:
         view.line("scan the magnet link:")
         for row in qr_text(magnet).rstrip("\n").split("\n"):
-            view.line(row)
+            view.line(row, whole=True)

@@ -117,13 +117,21 @@ class View(CheckView, Endings):
             except BrokenPipeError:
                 stdout_gone()
 
-    def line(self, text: str, *, essential: bool = False, style: str | None = None) -> None:
-        """A line for people (rich or plain); in quiet mode only if ``essential``."""
+    def line(
+        self, text: str, *, essential: bool = False, style: str | None = None, whole: bool = False
+    ) -> None:
+        """A line for people (rich or plain); in quiet mode only if ``essential``.
+
+        On a terminal a line wider than it is cut in the middle, unless it is ``whole``:
+        something to copy (a path, a magnet link, a command), which the terminal may wrap.
+        """
         if self.mode is Mode.JSON or (self.mode is Mode.QUIET and not essential):
             return
         try:
             if self.mode is Mode.RICH:
                 console = self._live.console if self._live is not None else out_console
+                if not whole and "\n" not in text:
+                    text = live.middle_ellipsis(text, max(console.width, 20))
                 console.print(Text(text, style=style or ""))
                 if self._live is not None:
                     self._live.refresh()  # the status below is never older than this line
