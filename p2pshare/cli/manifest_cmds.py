@@ -110,6 +110,7 @@ def create(
         str | None,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="v1 (BEP 3), v2 (BEP 52) or hybrid (both, one set of files). Default v1: v1-only "
             "clients such as aria2 1.36 and Transmission 3 write a hybrid's pad files to disk.",
             show_default=False,
