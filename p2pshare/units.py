@@ -1,15 +1,17 @@
 """Numbers for people: one unit family (binary), one rate unit (MiB/s), one clock style.
 
 Sizes are binary (B, KiB, MiB, GiB, TiB) with one decimal; rates are always MiB/s,
-so a column of rates never changes unit mid-transfer; durations and ETAs are a
-clock (``0:07``, ``12:30``, ``1:02:03``), rounded up so a running job never reads ``0:00``.
+so a column of rates never changes unit mid-transfer; ETAs and live elapsed times are
+a clock (``0:07``, ``12:30``, ``1:02:03``), rounded up so a running job never reads
+``0:00``.  A finished job's duration under a minute keeps its tenths (``0.4 s``), so
+that size / time matches the average rate printed beside it.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["MIB", "human_rate", "human_size", "human_time", "middle_ellipsis"]
+__all__ = ["MIB", "human_elapsed", "human_rate", "human_size", "human_time", "middle_ellipsis"]
 
 MIB = 1024 * 1024
 
@@ -37,6 +39,13 @@ def human_time(seconds: float | None) -> str:
     m, s = divmod(whole, 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def human_elapsed(seconds: float) -> str:
+    """How long a finished job took: ``0.4 s``, ``12.3 s``, then a clock from a minute on."""
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.1f} s"
+    return human_time(seconds)
 
 
 def middle_ellipsis(text: str, width: int) -> str:

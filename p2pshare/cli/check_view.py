@@ -17,7 +17,7 @@ from rich.text import Text
 
 from p2pshare.cli import live
 from p2pshare.cli.common import out_console
-from p2pshare.units import human_rate, human_size, human_time
+from p2pshare.units import human_elapsed, human_rate, human_size
 
 if TYPE_CHECKING:
     from p2pshare.engine.checking import CheckResult, CheckStarted
@@ -115,6 +115,6 @@ class CheckView:
             self.line(f"resuming: kept {pieces} from the last run")
         elif result.hashed_bytes:
             self.line(
-                f"checked {human_size(result.hashed_bytes)} in {human_time(result.elapsed)} "
+                f"checked {human_size(result.hashed_bytes)} in {human_elapsed(result.elapsed)} "
                 f"({human_rate(result.rate)}): already had {pieces}"
             )

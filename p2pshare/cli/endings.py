@@ -18,7 +18,7 @@ from p2pshare.cli.common import err_console, out_console, stdout_gone
 from p2pshare.cli.json_events import error_kind, result_dict
 from p2pshare.cli.live import fit_parts
 from p2pshare.errors import ExitCode, P2PShareError
-from p2pshare.units import human_rate, human_size, human_time, middle_ellipsis
+from p2pshare.units import human_elapsed, human_rate, human_size, middle_ellipsis
 
 if TYPE_CHECKING:
     from p2pshare.engine.runner import DownloadResult, Swarm
@@ -35,7 +35,7 @@ def summary_lines(result: DownloadResult, width: int = 80) -> list[str]:
         lines.append("  already complete: nothing to download")
     else:
         lines.append(
-            f"  downloaded {human_size(result.fetched)} in {human_time(result.transfer_time)} "
+            f"  downloaded {human_size(result.fetched)} in {human_elapsed(result.transfer_time)} "
             f"({human_rate(result.rate)} average) from {result.peers_used} peer(s)"
         )
     if result.had_pieces:
@@ -46,7 +46,8 @@ def summary_lines(result: DownloadResult, width: int = 80) -> list[str]:
     if result.contributions and len(result.contributions) > 1:
         total = sum(result.contributions.values())
         parts = [f"{host} {100 * n / total:.0f}%" for host, n in sorted(result.contributions.items())]
-        lines.append(fit_parts(["  pieces came from:", *parts], width, " "))
+        parts[0] = "  pieces came from: " + parts[0]
+        lines.append(fit_parts(parts, width, ", "))
     return lines
 
 

@@ -455,23 +455,30 @@ def demo(
         nbytes = parse_size(size) if size is not None else None
         view.start(peers=peers, size=nbytes)
         view.line(f"p2pshare demo: a swarm of {peers} seeder(s) and 1 downloader on loopback", style="bold")
+
+        def summary(download: runner.DownloadResult) -> None:
+            view.finish_live(download)
+            if mode is not Mode.JSON:
+                view.done(download)
+
         result = run_async(
             demo_run.demo(
                 peers=peers,
                 size=nbytes,
                 on_event=view.event,
                 on_swarm=view.attach,
-                on_complete=view.finish_live,  # the final bar is drawn before the "identical" check
+                on_complete=summary,  # the final bar and the summary come before the "identical" check
             )
         )
         if not result.identical:
             raise P2PShareError("the downloaded files differ from the originals (a bug: please report it)")
-        view.done(
-            result.download,
-            files_compared=result.files_checked,
-            identical=True,
-            seeders=list(result.seeders),
-        )
+        if mode is Mode.JSON:
+            view.done(
+                result.download,
+                files_compared=result.files_checked,
+                identical=True,
+                seeders=list(result.seeders),
+            )
         if show_peers and result.download.transfer_time < 2:
             view.line(
                 f"  (the transfer took {human_time(result.download.transfer_time)}: too short to watch "

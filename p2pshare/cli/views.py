@@ -105,6 +105,8 @@ class View(CheckView, Endings):
         self._last_line = ""
         self._last_line_at = 0.0
         self._said_unreachable = False
+        self._connected = False
+        self._held_manifest = False
         self._closed = False
         CheckView.__init__(self)
 
@@ -188,11 +190,10 @@ class View(CheckView, Endings):
             text = f"  {e.message}" + (f"  [{e.address}]" if e.address else "")
             self.line(text if self.mode is Mode.PLAIN else "•" + text[1:], style="cyan")
         elif isinstance(e, ev.PhaseChanged):
-            if (
-                not self.seeding
-                and e.phase not in (Phase.SEEDING, Phase.CHECKING)
-                and self.mode is Mode.PLAIN
-            ):
+            quiet_phase = e.phase in (Phase.SEEDING, Phase.CHECKING)
+            if e.phase is Phase.FETCHING_METADATA and not self._connected:
+                self._held_manifest = True  # said once a peer is there to send it
+            elif not self.seeding and not quiet_phase and self.mode is Mode.PLAIN:
                 self.line(f"{PHASES.get(e.phase, e.phase)}...")
         elif isinstance(e, ev.PeersFound):
             if not self.seeding and self.mode is Mode.PLAIN:
@@ -203,8 +204,12 @@ class View(CheckView, Endings):
                 style="green",
             )
         elif isinstance(e, ev.PeerConnected):
+            self._connected = True
             if self.mode is Mode.PLAIN or settings.verbose:
                 self.line(f"peer {e.address} connected ({e.client})")
+            if self._held_manifest and self.mode is Mode.PLAIN:
+                self._held_manifest = False
+                self.line(f"{PHASES[Phase.FETCHING_METADATA]}...")
         elif isinstance(e, ev.PeerDisconnected):
             if settings.verbose:
                 self.line(f"peer {e.address} left: {e.reason}")
@@ -345,6 +350,9 @@ class View(CheckView, Endings):
             parts.append(self._peer_table(st, seeding=True, rows=max(height - 6, 1)))
             return Group(*parts)
         down, up, eta = self.rates(st)
+        if st.phase is Phase.CHECKING:  # the torrent checks a magnet's files itself: not downloading
+            label = live.middle_ellipsis(f"checking the files of {st.name} already on disk", width - 2)
+            return Group(Spinner("dots", Text(label, no_wrap=True)))
         if self._finding(st):
             text = live.fit_parts(self._finding_parts(st), width - 2, "  ·  ")
             parts.append(Spinner("dots", Text(text, no_wrap=True)))

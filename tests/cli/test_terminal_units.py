@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from p2pshare.cli.handover import others_run, qr_text, shell_quote
 from p2pshare.cli.live import RateMeter, fit_parts
-from p2pshare.units import MIB, human_rate, human_size, human_time, middle_ellipsis
+from p2pshare.units import MIB, human_elapsed, human_rate, human_size, human_time, middle_ellipsis
 
 MAGNET = "magnet:?xt=urn:btih:" + "ab" * 20 + "&dn=my photos&x.pe=192.168.1.5:6881"
 
@@ -40,6 +40,13 @@ def test_every_duration_is_a_clock(seconds: float) -> None:
     parts = text.split(":")
     assert 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts), text
     assert all(len(p) == 2 for p in parts[1:]), text
+
+
+def test_a_finished_duration_keeps_its_tenths_below_a_minute() -> None:
+    """A summary's duration matches size / rate: 0.4 s, not a rounded-up 0:01."""
+    assert human_elapsed(0.42) == "0.4 s"
+    assert human_elapsed(59.94) == "59.9 s"
+    assert human_elapsed(61) == "1:01"
 
 
 @given(st.text(min_size=0, max_size=200), st.integers(min_value=1, max_value=120))

@@ -187,9 +187,7 @@ def test_summary_says_what_was_here_what_came_and_the_transfers_own_average() ->
     lines = summary_lines(result())
     text = "\n".join(lines)
     assert "already had 569 pieces (1.1 GiB)" in text
-    assert "downloaded 1.9 GiB in 0:10 (193.40 MiB/s average) from 3 peer(s)" in text.replace(
-        "193.4 ", "193.40 "
-    )
+    assert "downloaded 1.9 GiB in 10.0 s (193.4 MiB/s average) from 3 peer(s)" in text
     assert all(len(line) <= 80 for line in lines)
 
 
@@ -211,3 +209,23 @@ def test_json_print_survives_a_closed_pipe(monkeypatch: pytest.MonkeyPatch) -> N
     views.View(views.Mode.JSON, "share").json({"event": "x"})
     assert calls == [1]
     assert common.stdout_gone is not None
+
+
+def test_checking_is_not_shown_as_a_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the torrent checks files on disk, the view says so instead of 0 % and a 0 rate."""
+    view = views.View(views.Mode.RICH, "get")
+    view.swarm = FakeSwarm(status(phase=Phase.CHECKING, name="big.iso"))  # type: ignore[assignment]
+    text = "\n".join(draw(view, 80, 24, monkeypatch))
+    assert "checking the files of big.iso" in text and "MiB/s" not in text
+
+
+def test_plain_mode_says_fetching_the_manifest_once_a_peer_is_there(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Plain lines: "fetching the manifest" waits for the first connected peer."""
+    view = views.View(views.Mode.PLAIN, "get")
+    view.event(ev.PhaseChanged(Phase.FETCHING_METADATA))
+    assert "fetching the manifest" not in capsys.readouterr().out
+    view.event(ev.PeerConnected("127.0.0.3:6881", "p2pshare 0.1.0"))
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["peer 127.0.0.3:6881 connected (p2pshare 0.1.0)", "fetching the manifest..."]
