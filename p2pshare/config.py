@@ -395,6 +395,7 @@ class TerminalConfig:
     json_interval: float = 1.0  #: seconds between --json progress events
     plain_interval: float = 2.0  #: seconds between status lines when stdout is not a terminal
     finding_interval: float = 5.0  #: seconds between "finding peers" lines in plain mode
+    check_batch_bytes: int = 64 * MiB  #: files on disk are checked in batches of this much (Ctrl-C between)
 
 
 DEFAULT_CONFIG = Config()

@@ -92,10 +92,13 @@ class CheckView:
         rows[1] = Text(live.fit_parts(rows[1].plain.split("  ")[:3], width), no_wrap=True)
         return Group(*rows)
 
-    def check_finished(self, result: CheckResult) -> None:
+    def stop_check_view(self) -> None:
         if self._check_live is not None:
-            self._check_live.stop()
-            self._check_live = None
+            live_view, self._check_live = self._check_live, None
+            live_view.stop()
+
+    def check_finished(self, result: CheckResult) -> None:
+        self.stop_check_view()
         self.checked = result
         self.json(
             {

@@ -78,6 +78,9 @@ class Endings:
     def _start_live(self) -> None:
         raise NotImplementedError
 
+    def stop_check_view(self) -> None:
+        raise NotImplementedError
+
     def json_progress(self) -> None:
         raise NotImplementedError
 
@@ -123,14 +126,16 @@ class Endings:
     def error(self, exc: BaseException) -> None:
         """Report a failure (the one-line message on stderr comes from handle_errors)."""
         self._stop_live()
+        self.stop_check_view()
         code = exc.exit_code if isinstance(exc, P2PShareError) else ExitCode.ERROR
         self.json({"event": "error", "code": int(code), "kind": error_kind(code), "message": str(exc)})
 
     def interrupted(self) -> int:
         """Say what Ctrl-C left behind; the exit code: 0 when sharing stopped, else 130."""
         self._stop_live()
+        self.stop_check_view()
         st = self.swarm.status() if self.swarm is not None else None
-        if self.seeding:
+        if self.seeding and (self.swarm is not None or self.command == "dht"):
             peers = len(st.peers) if st is not None else 0
             uploaded = st.uploaded if st is not None else 0
             self.json({"event": "stopped", "reason": "interrupted", "uploaded": uploaded})
@@ -143,6 +148,8 @@ class Endings:
             )
         elif self.command == "get":
             kept = "nothing downloaded yet; run the same command to try again"
+        elif self.seeding:
+            kept = "stopped before sharing began"
         else:
             kept = "stopped"
         self.json({"event": "error", "code": 130, "kind": "interrupted", "message": f"interrupted: {kept}"})
@@ -155,6 +162,7 @@ class Endings:
             self._ticker.cancel()
             self._ticker = None
         self._stop_live()
+        self.stop_check_view()
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -166,7 +174,7 @@ class Endings:
                 code = self.interrupted()
             except BrokenPipeError:
                 stdout_gone()
-                code = 0 if self.seeding else int(ExitCode.INTERRUPTED)
+                code = 0 if self.seeding and self.swarm is not None else int(ExitCode.INTERRUPTED)
             raise typer.Exit(code) from None
         except BrokenPipeError:
             stdout_gone()  # whoever read our output has gone: nothing left to say there

@@ -10,6 +10,8 @@ changed files are hashed, and the result says how much was kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +24,11 @@ from p2pshare.engine.resume import load_resume, pieces_to_recheck, save_resume
 from p2pshare.io.hasher import verify_files
 from p2pshare.io.storage import FileStorage
 
-__all__ = ["CheckResult", "CheckStarted", "check_files"]
+__all__ = ["CheckCancelled", "CheckResult", "CheckStarted", "check_files"]
+
+
+class CheckCancelled(Exception):
+    """The check was stopped (Ctrl-C) between two batches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,8 @@ def _check(
     workers: int,
     on_start: Callable[[CheckStarted], None],
     advance: Callable[[int], None],
+    cancel: threading.Event,
+    batch: int,
 ) -> CheckResult:
     started = time.monotonic()
     g = info.geometry
@@ -85,8 +93,11 @@ def _check(
     todo = sorted(recheck - missing - set(trusted))
     to_hash = sum(g.piece_size(i) for i in todo)
     on_start(CheckStarted(info.total_length, g.num_pieces, to_hash, saved is not None))
-    if todo:
-        for p in verify_files(storage.paths, g, info.pieces, todo, workers=workers, progress=advance):
+    for start in range(0, len(todo), batch):  # in batches, so that a cancel stops it soon
+        if cancel.is_set():
+            raise CheckCancelled
+        chunk = todo[start : start + batch]
+        for p in verify_files(storage.paths, g, info.pieces, chunk, workers=workers, progress=advance):
             trusted.add(p)
     for p in missing:
         trusted.discard(p)
@@ -115,10 +126,20 @@ async def check_files(
     read; ``on_start`` once, before hashing, from a thread too.
     """
     storage = FileStorage(info, folder, writable=False, max_open_files=config.storage.max_open_files)
+    cancel = threading.Event()
+    batch = max(1, config.terminal.check_batch_bytes // info.piece_length)
+    workers = config.storage.hash_workers
+    job = asyncio.ensure_future(
+        asyncio.to_thread(_check, info, storage, resume_path, workers, on_start, advance, cancel, batch)
+    )
     try:
-        result = await asyncio.to_thread(
-            _check, info, storage, resume_path, config.storage.hash_workers, on_start, advance
-        )
+        try:
+            result = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            cancel.set()  # the thread stops after its batch; wait for it so the files close
+            with contextlib.suppress(CheckCancelled):
+                await job
+            raise
         if resume_path is not None and result.have_pieces:
             await save_resume(resume_path, info.info_hash.value, result.have, storage.file_sizes_and_mtimes())
     finally:
