@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -194,3 +195,26 @@ def test_demo_checks_identity_after_the_final_progress(tmp_path: Path) -> None:
         assert events[final]["bytes"] == events[final]["total"] and final < verify
         payload = next(e for e in events if e.get("step") == "payload")
         assert "3.0 MiB" in payload["message"] and "bytes" not in payload["message"]
+
+
+def test_share_hands_over_a_whole_command_and_a_qr_code(tmp_path: Path) -> None:
+    """The "others run:" line repeats --bootstrap and quotes the magnet; --qr draws the code below it."""
+    with processes() as procs:
+        args = ["share", str(SAMPLE), "--host", "127.0.0.35", "--bootstrap", "127.0.0.36:9", "--qr"]
+        sharer = start(procs, args, tmp_path / "s")
+        for _ in range(300):
+            if sum(1 for line in sharer.out if line.startswith("█")) > 10:
+                break
+            assert sharer.p.poll() is None, sharer.describe()
+            time.sleep(0.1)
+        text = "".join(sharer.out)
+        run_line = next(line for line in sharer.out if line.startswith("others run: "))
+        words = shlex.split(run_line.removeprefix("others run: "))
+        assert words[:2] == ["p2pshare", "get"] and words[2].startswith("magnet:?xt=urn:btih:")
+        assert words[3:] == ["--bootstrap", "127.0.0.36:9"]
+        assert "magnet     'magnet:?" in text
+        qr = [line.rstrip("\n") for line in sharer.out if line.startswith(("█", "▀"))]
+        assert len(qr) > 10 and len({len(line) for line in qr}) == 1
+        sharer.signal(signal.SIGINT)
+        assert sharer.wait(30) == 0
+        assert "stopped sharing" in "".join(sharer.out)
