@@ -369,7 +369,8 @@ class View(CheckView, Endings):
             files = live.file_rows(st.file_progress, width, max(budget, 3))
             if files is not None:
                 parts.append(files)
-        parts.append(Text(live.fit_parts(live.summary_parts(st, up), width, "  ·  "), style="dim"))
+        if st.name is not None:  # before the manifest there are no pieces to count
+            parts.append(Text(live.fit_parts(live.summary_parts(st, up), width, "  ·  "), style="dim"))
         if self.show_peers:
             parts.append(self._peer_table(st, seeding=False, rows=max(min(MAX_PEER_ROWS, height - 10), 1)))
         return Group(*parts)

@@ -127,6 +127,7 @@ def test_finding_peers_shows_time_dht_nodes_and_lookups(monkeypatch: pytest.Monk
     view.swarm = FakeSwarm(st, ev.DhtSearch(nodes=0, lookups_done=1, lookups_running=0, peers_found=0))  # type: ignore[assignment]
     text = "\n".join(draw(view, 80, 24, monkeypatch))
     assert "no DHT node could be reached" in text and "--bootstrap" in text
+    assert "pieces" not in text  # no piece count before the manifest
 
 
 def test_a_known_manifest_never_shows_finding_peers(monkeypatch: pytest.MonkeyPatch) -> None:
