@@ -192,13 +192,15 @@ class Swarm:
         pause = cfg.dht_search_pause
         while not t.closed and not t.completed.is_set():
             self._lookups_running += 1
+            found = 0
             try:
                 async for addr in dht.get_peers(t.info_hash, timeout=cfg.dht_search_first_timeout):
-                    self._dht_peers += 1
-                    t.add_peers([addr], "dht")
+                    found += t.add_peers([addr], "dht")
             finally:
                 self._lookups_running -= 1
                 self._lookups_done += 1
+                self._dht_peers += found
+            log.info("DHT lookup for %s: %d new peers", t.info_hash.hex[:8], found)
             await asyncio.sleep(pause)
             pause = min(pause * 2, cfg.dht_search_max_pause)
 

@@ -218,3 +218,15 @@ def test_share_hands_over_a_whole_command_and_a_qr_code(tmp_path: Path) -> None:
         sharer.signal(signal.SIGINT)
         assert sharer.wait(30) == 0
         assert "stopped sharing" in "".join(sharer.out)
+
+
+def test_finding_peers_says_when_no_dht_node_answers(tmp_path: Path) -> None:
+    """A bootstrap node that never answers: the lookups are counted, and the hint names what to give."""
+    args = ["get", "ab" * 20, "-o", str(tmp_path / "out"), "--bootstrap", "127.0.0.37:9"]
+    args += ["--host", "127.0.0.38", "--timeout", "14", "--json"]
+    with processes() as procs:
+        getter = start(procs, args, tmp_path / "s")
+        assert getter.wait(60) == 6, getter.describe()
+    progress = [e for e in getter.events() if e["event"] == "progress"]
+    assert progress and progress[-1]["dht_nodes"] == 0 and progress[-1]["dht_lookups"] >= 1
+    assert "nothing new arrived for 14 s" in "".join(getter.err)
