@@ -65,4 +65,4 @@ fuzz-atheris: $(STAMP)
 	$(PY) -m fuzz.run --engine atheris --inputs $${FUZZ_INPUTS:-1000000} --out benchmarks/results/fuzz-atheris.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work
+	rm -rf $(VENV) .engines .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work
