@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.live import Live
-from rich.text import Text
 
 from p2pshare.cli import live
 from p2pshare.cli.common import out_console
@@ -88,9 +87,9 @@ class CheckView:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else None
         width = max(out_console.width, 20)
-        rows = live.progress_rows("checking " + (self.label or "files"), done, total, rate, eta, 0, width)
-        rows[1] = Text(live.fit_parts(rows[1].plain.split("  ")[:3], width), no_wrap=True)
-        return Group(*rows)
+        return Group(
+            *live.progress_rows("checking " + (self.label or "files"), done, total, rate, eta, None, width)
+        )
 
     def stop_check_view(self) -> None:
         if self._check_live is not None:

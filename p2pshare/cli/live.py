@@ -13,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -72,7 +71,7 @@ def bar_width(width: int) -> int:
 
 
 def progress_rows(
-    name: str, done: int, total: int, rate: float, eta: float | None, peers: int, width: int
+    name: str, done: int, total: int, rate: float, eta: float | None, peers: int | None, width: int
 ) -> list[Text]:
     """The name with a fixed-width bar, then sizes, rate, ETA and peers: each line fits ``width``."""
     bw = bar_width(width)
@@ -88,8 +87,9 @@ def progress_rows(
         f"{human_size(done)}/{human_size(total)}",
         human_rate(rate),
         f"ETA {human_time(eta)}",
-        f"peers {peers}",
     ]
+    if peers is not None:
+        parts.append(f"peers {peers}")
     return [head, Text(fit_parts(parts, width), no_wrap=True)]
 
 
@@ -144,7 +144,3 @@ def finding_text(elapsed: float, known: int, search: ev.DhtSearch | None, no_dht
 def unreachable_hint() -> str:
     """What to do when no DHT node answered (fits 80 columns)."""
     return "no DHT node could be reached: give --bootstrap HOST:PORT or --peer HOST:PORT"
-
-
-def group(parts: list[RenderableType]) -> Group:
-    return Group(*parts)

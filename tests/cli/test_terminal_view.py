@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,25 @@ def test_plain_mode_says_fetching_the_manifest_once_a_peer_is_there(
     view.event(ev.PeerConnected("127.0.0.3:6881", "p2pshare 0.1.0"))
     out = capsys.readouterr().out.splitlines()
     assert out == ["peer 127.0.0.3:6881 connected (p2pshare 0.1.0)", "fetching the manifest..."]
+
+
+def test_checking_bar_has_its_own_label_and_rate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checking bar says "checking NAME", shows bytes checked and a rate, and fits 80 columns."""
+    from p2pshare.cli import check_view
+    from p2pshare.engine.checking import CheckStarted
+
+    view = views.View(views.Mode.PLAIN, "seed")
+    view.label = LONG
+    view.check_started(CheckStarted(total_size=300 * MIB, num_pieces=1200, to_hash=300 * MIB, resumed=False))
+    assert "checking 300.0 MiB of 300.0 MiB already on disk" in capsys.readouterr().out
+    view._check_started -= 2.0  # two seconds ago
+    view.check_advance(100 * MIB)
+    console = Console(file=io.StringIO(), width=80, height=24, color_system=None)
+    monkeypatch.setattr(check_view, "out_console", console)
+    console.print(view._check_render())
+    lines = console.file.getvalue().rstrip("\n").split("\n")  # type: ignore[attr-defined]
+    assert lines[0].startswith("checking The.Very") and lines[0].rstrip().endswith("33.3%")
+    assert re.match(r"100\.0 MiB/300\.0 MiB  (49\.\d|50\.0) MiB/s  ETA 0:0[45]$", lines[1].rstrip()), lines
+    assert "peers" not in lines[1] and all(len(line) <= 80 for line in lines)
