@@ -152,7 +152,13 @@ class View(CheckView, Endings):
         if self._closed:
             return
         if isinstance(e, ev.PhaseChanged) and e.phase is Phase.DOWNLOADING and self.swarm is not None:
-            self._sample(self.swarm.status())
+            st = self.swarm.status()
+            self._sample(st)
+            if self.checked is None and st.have_pieces:  # the torrent checked a magnet's files itself
+                self.line(
+                    f"resuming: kept {st.have_pieces}/{st.num_pieces} pieces "
+                    f"({human_size(st.verified_bytes)}) from the last run"
+                )
         if self.mode is Mode.JSON:
             self._json_event(e)
         else:

@@ -253,3 +253,15 @@ def test_checking_bar_has_its_own_label_and_rate(
     assert lines[0].startswith("checking The.Very") and lines[0].rstrip().endswith("33.3%")
     assert re.match(r"100\.0 MiB/300\.0 MiB  (49\.\d|50\.0) MiB/s  ETA 0:0[45]$", lines[1].rstrip()), lines
     assert "peers" not in lines[1] and all(len(line) <= 80 for line in lines)
+
+
+def test_a_resumed_magnet_download_says_how_much_was_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """When the torrent found pieces on disk itself (a magnet), the start of the download says so."""
+    view = views.View(views.Mode.PLAIN, "get")
+    view.swarm = FakeSwarm(status(have_pieces=370, verified_bytes=92 * MIB))  # type: ignore[assignment]
+    view.event(ev.PhaseChanged(Phase.DOWNLOADING))
+    assert "resuming: kept 370/2240 pieces (92.0 MiB) from the last run" in capsys.readouterr().out
+    fresh = views.View(views.Mode.PLAIN, "get")
+    fresh.swarm = FakeSwarm(status(have_pieces=0, verified_bytes=0))  # type: ignore[assignment]
+    fresh.event(ev.PhaseChanged(Phase.DOWNLOADING))
+    assert "resuming" not in capsys.readouterr().out
