@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import errno
 import socket
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from p2pshare.core.metainfo import Info
 from p2pshare.engine import events as ev
 from p2pshare.engine.checking import CheckResult, CheckStarted, check_files
-from p2pshare.errors import IncompleteError, NoMetadataError, NoPeersError, PortInUseError
+from p2pshare.errors import IncompleteError, NoMetadataError, NoPeersError, NotWritableError, PortInUseError
 
 if TYPE_CHECKING:
     from p2pshare.engine.runner import SwarmOptions
 
-__all__ = ["CheckListener", "check_existing", "check_port", "raise_for_stall"]
+__all__ = ["CheckListener", "check_existing", "check_port", "check_writable", "raise_for_stall"]
 
 
 class CheckListener(Protocol):
@@ -86,3 +87,23 @@ def check_port(host: str, port: int) -> None:
                     f"port {port} on {host} is in use or not allowed; choose another with --port, or --port 0"
                 ) from None
             raise
+
+
+def check_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and prove we can write in it (NotWritableError otherwise)."""
+    folder = Path(folder)
+    hint = "choose another folder with -o"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotWritableError(f"{folder} exists and is not a folder; {hint}") from None
+    except OSError as exc:
+        raise NotWritableError(f"cannot create {folder}: {exc.strerror or exc}; {hint}") from None
+    if not folder.is_dir():
+        raise NotWritableError(f"{folder} is not a folder; {hint}")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise NotWritableError(f"cannot write in {folder}: {exc.strerror or exc}; {hint}") from None
+    return folder.resolve()

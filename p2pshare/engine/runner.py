@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +25,17 @@ from p2pshare.engine import events as ev
 from p2pshare.engine.checking import CheckResult
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
-from p2pshare.engine.preflight import CheckListener, check_existing, check_port, raise_for_stall
+from p2pshare.engine.preflight import (
+    CheckListener,
+    check_existing,
+    check_port,
+    check_writable,
+    raise_for_stall,
+)
 from p2pshare.engine.session import Session
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.engine.torrent import Torrent
 from p2pshare.errors import (
-    NotWritableError,
     PortInUseError,
     UsageError,
 )
@@ -372,26 +376,6 @@ async def open_swarm(
             await asyncio.shield(session.close())
         if dht_lock and options.state is not None:
             options.state.release()
-
-
-def check_writable(folder: Path) -> Path:
-    """Create ``folder`` if needed and prove we can write in it (NotWritableError otherwise)."""
-    folder = Path(folder)
-    hint = "choose another folder with -o"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise NotWritableError(f"{folder} exists and is not a folder; {hint}") from None
-    except OSError as exc:
-        raise NotWritableError(f"cannot create {folder}: {exc.strerror or exc}; {hint}") from None
-    if not folder.is_dir():
-        raise NotWritableError(f"{folder} is not a folder; {hint}")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise NotWritableError(f"cannot write in {folder}: {exc.strerror or exc}; {hint}") from None
-    return folder.resolve()
 
 
 # ---------------------------------------------------------------------- download and seed
