@@ -34,6 +34,7 @@ from p2pshare.cli.check_view import CheckView
 from p2pshare.cli.common import out_console, print_json, settings, stdout_gone
 from p2pshare.cli.endings import Endings
 from p2pshare.cli.json_events import JsonFilter, progress_dict
+from p2pshare.cli.tracker_view import TrackerWatch, tracker_dict, tracker_line
 from p2pshare.config import DEFAULT_CONFIG, TerminalConfig
 from p2pshare.engine import events as ev
 from p2pshare.engine.events import DemoStep, DhtReady, Phase, Ready
@@ -108,6 +109,7 @@ class View(CheckView, Endings):
         self._connected = False
         self._held_manifest = False
         self._closed = False
+        self._trackers = TrackerWatch()
         CheckView.__init__(self)
 
     # ------------------------------------------------------------------ output primitives
@@ -282,6 +284,9 @@ class View(CheckView, Endings):
             if self.swarm is None or self._closed:
                 continue
             try:
+                for t in self._trackers.changes(self.swarm):
+                    self.json(tracker_dict(t))
+                    self.line(tracker_line(t))
                 if self.mode is Mode.JSON:
                     self.json_progress()
                 elif self.mode is Mode.PLAIN:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.selection import FileSelection
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.checking import CheckResult
 from p2pshare.engine.create import CreatedTorrent
@@ -34,8 +36,12 @@ from p2pshare.engine.preflight import (
 )
 from p2pshare.engine.session import Session
 from p2pshare.engine.state import SharedManifest, StateDir
+from p2pshare.engine.streamer import StreamRequest, stream_file
 from p2pshare.engine.torrent import Torrent
+from p2pshare.engine.tracker_room import TorrentTrackers, bind_host
 from p2pshare.errors import (
+    NoMetadataError,
+    NoPeersError,
     PortInUseError,
     UsageError,
 )
@@ -45,6 +51,7 @@ __all__ = [
     "DemoStep",
     "DhtReady",
     "DownloadResult",
+    "StreamRequest",
     "Ready",
     "RunnerEvent",
     "Swarm",
@@ -53,6 +60,7 @@ __all__ = [
     "check_port",
     "check_writable",
     "download",
+    "fetch_manifest",
     "open_swarm",
     "seed",
     "seed_params",
@@ -149,7 +157,14 @@ class Swarm:
         self._lookups_done = 0
         self._lookups_running = 0
         self._dht_peers = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.trackers = TorrentTrackers(
+            torrent,
+            torrent.params.trackers,
+            options.config,
+            port=session.port,
+            local_host=bind_host(options.host),
+        )
 
     @property
     def info_hash(self) -> InfoHash:
@@ -178,7 +193,7 @@ class Swarm:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s failed: %r", task.get_name(), task.exception())
@@ -218,6 +233,15 @@ class Swarm:
         except Exception:  # a status view must never stop the run
             nodes = 0
         return ev.DhtSearch(nodes, self._lookups_done, self._lookups_running, self._dht_peers)
+
+    def stream(self, request: StreamRequest) -> asyncio.Task[int]:
+        """Start writing one file to ``request``'s sink as its pieces are verified; cancelled at close."""
+        task = asyncio.get_running_loop().create_task(
+            stream_file(self.torrent, request, self.options.config.stream), name="stream"
+        )
+        self._tasks.add(task)  # cancelled with the other helpers
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def announce(self) -> None:
         """Announce on the DHT now and every 15 minutes (no-op without DHT)."""
@@ -309,6 +333,7 @@ class Swarm:
         )
 
     async def close(self) -> None:
+        await self.trackers.close()  # 'stopped' while the listener still runs
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -367,6 +392,7 @@ async def open_swarm(
             if torrent.phase is ev.Phase.SEEDING:
                 swarm.note_phase(ev.Phase.SEEDING)
         swarm.ever_connected = len(torrent.peers)
+        swarm.trackers.start()  # beside the DHT, never instead of it
         on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port))
         yield swarm
     finally:
@@ -389,6 +415,8 @@ def seed_params(created: CreatedTorrent) -> TorrentParams:
         download_dir=created.selection.root,
         file_paths=created.paths,
         assume_complete=True,
+        trackers=tuple((url,) for url in created.trackers),
+        piece_layers=created.piece_layers or None,
     )
 
 
@@ -407,25 +435,40 @@ async def download(
     on_swarm: Callable[[Swarm], None] | None = None,
     on_complete: Callable[[DownloadResult], None] | None = None,
     on_check: CheckListener | None = None,
+    trackers: Sequence[Sequence[str]] = (),
+    select: FileSelection | None = None,
+    sequential: bool = False,
+    stream: StreamRequest | None = None,
+    info_hash_v2: InfoHashV2 | None = None,
+    piece_layers: Mapping[bytes, bytes] | None = None,
 ) -> DownloadResult:
     """Fetch ``info_hash`` (its manifest too, when ``info`` is None) into ``out_dir``.
 
-    With ``info`` known, the files already in ``out_dir`` are checked first (told to
-    ``on_check``): complete files need no peers at all, and with ``seed`` are served
-    at once.  Peers come from ``peers``, ``magnet_peers`` and the DHT (when
-    ``options.bootstrap`` is set).  Returns when every piece is verified; with
-    ``seed``, calls ``on_complete`` and then keeps serving until cancelled.  Raises
-    NoPeersError, NoMetadataError or IncompleteError when nothing new arrived for
-    ``timeout`` seconds or ``max_time`` passed, and the storage error (disk full, not
-    writable) when writing fails.
+    Peers come from ``peers``, ``magnet_peers``, the DHT (when ``options.bootstrap``
+    is set) and the ``trackers`` tiers (unless ``config.tracker.enabled`` is off).  With
+    a v1 ``info`` and the whole torrent wanted, the files already in ``out_dir`` are
+    checked first (told to ``on_check``): complete files need no peers at all, and with
+    ``seed`` are served at once.  Only the files ``select`` chooses are downloaded;
+    ``sequential`` fetches in file order; ``stream`` writes one chosen file, in order
+    and verified, to its sink as it arrives.  Returns when every chosen piece is
+    verified; with ``seed``, calls ``on_complete`` and then keeps serving until
+    cancelled.  Raises NoPeersError, NoMetadataError or IncompleteError when nothing
+    new arrived for ``timeout`` seconds or ``max_time`` passed, and the storage error
+    (disk full, not writable) when writing fails.
     """
-    no_peers = options.bootstrap is None and not peers and not magnet_peers
-    if no_peers and info is None:
-        raise UsageError("no way to find peers: give --peer HOST:PORT, or leave the DHT on (drop --no-dht)")
+    use_trackers = bool(trackers) and options.config.tracker.enabled
+    no_peers = options.bootstrap is None and not peers and not magnet_peers and not use_trackers
+    precheck = info is not None and info.has_v1 and select is None and stream is None
+    if no_peers and not precheck:
+        raise UsageError(
+            "no way to find peers: give --peer HOST:PORT, or leave the DHT or the trackers on "
+            "(drop --no-dht / --no-trackers)"
+        )
     check_port(options.host, options.port)
     out_dir = check_writable(out_dir)
     checked: CheckResult | None = None
-    if info is not None:
+    if precheck:
+        assert info is not None
         on_event(ev.PhaseChanged(ev.Phase.CHECKING))
         checked = await check_existing(info, out_dir, options, on_check)
         if no_peers and not checked.complete:
@@ -442,6 +485,11 @@ async def download(
         download_dir=out_dir,
         resume_path=resume,
         assume_complete=checked is not None and checked.complete,
+        trackers=tuple(tuple(tier) for tier in trackers),
+        select=select,
+        sequential=sequential or stream is not None,
+        info_hash_v2=info_hash_v2,  # a btmh magnet: the manifest is checked by SHA-256
+        piece_layers=piece_layers,  # a v2 .torrent's layers (else fetched from peers)
     )
     async with open_swarm(params, options, on_event=on_event) as swarm:
         if checked is not None:
@@ -460,13 +508,67 @@ async def download(
             swarm.find_peers()
         if seed:
             swarm.announce()
-        await swarm.wait_complete(timeout, max_time)
+        if stream is None:
+            await swarm.wait_complete(timeout, max_time)
+        else:
+            await _complete_and_stream(swarm, swarm.stream(stream), timeout, max_time)
         result = swarm.result(out_dir)
         if on_complete is not None:
             on_complete(result)
         if seed:
             await swarm.serve_forever()
         return result
+
+
+async def _complete_and_stream(
+    swarm: Swarm, streaming: asyncio.Task[int], timeout: float | None, max_time: float | None = None
+) -> None:
+    """Wait for the download and the stream together; the first failure of either ends both."""
+    waiting = asyncio.ensure_future(swarm.wait_complete(timeout, max_time))
+    try:
+        done, _ = await asyncio.wait({waiting, streaming}, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await waiting
+        await streaming  # the last pieces are verified: the rest of the file goes out now
+    finally:
+        for task in (waiting, streaming):
+            task.cancel()
+
+
+async def fetch_manifest(
+    info_hash: InfoHash,
+    options: SwarmOptions,
+    *,
+    peers: Sequence[PeerAddress] = (),
+    trackers: Sequence[Sequence[str]] = (),
+    timeout: float | None = None,
+    on_event: EventSink = _ignore,
+) -> Info:
+    """Only the manifest of ``info_hash`` (BEP 9), for ``get --list``: no file is written.
+
+    Raises NoPeersError or NoMetadataError when ``timeout`` passes first.
+    """
+    with tempfile.TemporaryDirectory(prefix="p2pshare-list-") as scratch:
+        params = TorrentParams(
+            info_hash,
+            download_dir=Path(scratch),
+            trackers=tuple(tuple(tier) for tier in trackers),
+            select=FileSelection(),  # nothing chosen: nothing is downloaded or created
+        )
+        async with open_swarm(params, options, on_event=on_event) as swarm:
+            if peers:
+                swarm.add_peers(peers, "cli")
+            swarm.find_peers()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await swarm.torrent.metadata_ready.wait()
+            if swarm.torrent.info is not None:
+                return swarm.torrent.info
+            if not swarm.ever_connected:
+                raise NoPeersError(f"no peers found after {timeout:g} s; give --peer HOST:PORT or a tracker")
+            raise NoMetadataError(f"no peer sent the manifest after {timeout:g} s; try again later")
 
 
 async def seed(

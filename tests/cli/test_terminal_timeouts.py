@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from p2pshare.config import DEFAULT_CONFIG
+from p2pshare.core.types import InfoHash
 from p2pshare.engine import events as ev
+from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.runner import Swarm, SwarmOptions
 from p2pshare.errors import IncompleteError, NoMetadataError, NoPeersError
 
@@ -20,6 +23,9 @@ class StubTorrent:
     """Just what wait_complete reads: events, counters, the manifest and a snapshot."""
 
     def __init__(self, info: Any = "manifest") -> None:
+        self.params = TorrentParams(InfoHash(b"\xab" * 20))  # no trackers
+        self.info_hash = self.params.info_hash
+        self.peer_id = b"-PS0100-" + b"x" * 12
         self.completed = asyncio.Event()
         self.fatal_event = asyncio.Event()
         self.fatal: BaseException | None = None
@@ -32,7 +38,7 @@ class StubTorrent:
 
 
 def swarm(torrent: StubTorrent, connected: int = 1) -> Swarm:
-    s = Swarm(None, torrent, SwarmOptions(config=FAST))  # type: ignore[arg-type]
+    s = Swarm(SimpleNamespace(port=0), torrent, SwarmOptions(config=FAST))  # type: ignore[arg-type]
     s.ever_connected = connected
     return s
 
