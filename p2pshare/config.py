@@ -332,6 +332,7 @@ class Config:
     updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
     reach: ReachabilityConfig = field(default_factory=lambda: ReachabilityConfig())
     defence: DefenceConfig = field(default_factory=lambda: DefenceConfig())
+    terminal: TerminalConfig = field(default_factory=lambda: TerminalConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,6 +558,19 @@ class DefenceConfig:
     smart_ban_max_pieces: int = 64
     #: distinct BEP 9 metadata_size claims fetched side by side; a further size waits
     max_metadata_sizes: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    """How the command line watches a run: stall checks, live rates, redraws."""
+
+    stall_poll: float = 0.5  #: seconds between checks of --timeout (stalled) and --max-time
+    rate_window: float = 3.0  #: seconds of snapshots the live rate is averaged over
+    live_refresh: float = 4.0  #: redraws of the live view per second
+    json_interval: float = 1.0  #: seconds between --json progress events
+    plain_interval: float = 2.0  #: seconds between status lines when stdout is not a terminal
+    finding_interval: float = 5.0  #: seconds between "finding peers" lines in plain mode
+    check_batch_bytes: int = 64 * MiB  #: files on disk are checked in batches of this much (Ctrl-C between)
 
 
 DEFAULT_CONFIG = Config()

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import config_cmd, dht_cmd, doctor_cmd, manifest_cmds, swarm_cmds
+from p2pshare.cli import config_cmd, dht_cmd, doctor_cmd, manifest_cmds, seed_cmd, swarm_cmds
 from p2pshare.cli.common import settings
+from p2pshare.cli.help_words import WordsCommand
 from p2pshare.cli.usage import OneLineGroup
 
 __all__ = ["app", "main"]
@@ -56,14 +57,15 @@ def _root(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
-app.command("create")(manifest_cmds.create)
-app.command("info")(manifest_cmds.info)
-app.command("share")(swarm_cmds.share)
-app.command("get")(swarm_cmds.get)
-app.command("dht")(dht_cmd.dht)
-app.command("demo")(swarm_cmds.demo)
-app.command("config")(config_cmd.config)
-app.command("doctor")(doctor_cmd.doctor)
+app.command("create", cls=WordsCommand)(manifest_cmds.create)
+app.command("info", cls=WordsCommand)(manifest_cmds.info)
+app.command("share", cls=WordsCommand)(swarm_cmds.share)
+app.command("seed", cls=WordsCommand)(seed_cmd.seed)
+app.command("get", cls=WordsCommand)(swarm_cmds.get)
+app.command("dht", cls=WordsCommand)(dht_cmd.dht)
+app.command("demo", cls=WordsCommand)(swarm_cmds.demo)
+app.command("config", cls=WordsCommand)(config_cmd.config)
+app.command("doctor", cls=WordsCommand)(doctor_cmd.doctor)
 
 
 def main() -> None:
