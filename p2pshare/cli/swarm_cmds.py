@@ -115,7 +115,8 @@ TransportOpt = Annotated[
         "--transport",
         envvar="P2PSHARE_TRANSPORT",
         case_sensitive=False,
-        help="Peer transports: tcp, utp (BEP 29, on the same UDP port as the DHT), or both.",
+        metavar="MODE",
+        help="Peer transports, MODE tcp, utp (BEP 29, on the same UDP port as the DHT) or both.",
     ),
 ]
 JsonOpt = Annotated[
