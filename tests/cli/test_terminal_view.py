@@ -64,6 +64,10 @@ class FakeSwarm:
     def dht_search(self) -> ev.DhtSearch | None:
         return self.search
 
+    def reach_summary(self) -> str | None:
+        # Long on purpose: the reachability line must be cut to the width like the others.
+        return "reachable 203.0.113.77:51413 (UPnP IGD mapped TCP and UDP)  ·  LSD on 3 interfaces  ·  " * 2
+
 
 def draw(view: views.View, width: int, height: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     console = Console(file=io.StringIO(), width=width, height=height, color_system=None, legacy_windows=False)
