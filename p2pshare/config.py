@@ -31,6 +31,7 @@ __all__ = [
     "V2Config",
     "HashesLimits",
     "UtpConfig",
+    "TransportConfig",
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
@@ -320,6 +321,7 @@ class Config:
     v2: V2Config = field(default_factory=V2Config)
     hashes: HashesLimits = field(default_factory=HashesLimits)
     utp: UtpConfig = field(default_factory=lambda: UtpConfig())
+    transport: TransportConfig = field(default_factory=lambda: TransportConfig())
     tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig())
     natpmp: NatPmpConfig = field(default_factory=NatPmpConfig)
     portmap: PortMapConfig = field(default_factory=PortMapConfig)
@@ -411,6 +413,43 @@ class UtpConfig:
     write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
     read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
     max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
+    #: connections (both directions) from one IP; more incoming SYNs are dropped, so one host
+    #: cannot take every slot of ``max_connections``
+    max_connections_per_ip: int = 8
+    #: LEDBAT++ multiplicative decrease past the target: the share of a window shed per round
+    #: trip per target's worth of excess delay ...
+    delay_decrease: float = 1.0
+    max_delay_decrease: float = 0.5  #: ... and at most this share per round trip
+
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Which transports a session uses, which it dials first, and BEP 55 hole punching."""
+
+    mode: str = "both"  #: "tcp", "utp" or "both" (``--transport``): what we listen on and dial
+    #: Dial uTP first to peers that said they speak it (PEX flag, an incoming uTP link);
+    #: TCP first to the others.  Measured (benchmarks/results/utp_session.txt): whole sessions
+    #: cost about the same CPU per GiB on either (3.6-4.8 s), so the fallback cost decides: a
+    #: TCP dial to a uTP-only peer is refused or closed at once, while a uTP SYN to a TCP-only
+    #: peer waits out the connect timeout.
+    prefer_utp_when_announced: bool = True
+    prefer_utp: bool = False  #: dial uTP first even to peers that announced nothing
+    holepunch: bool = True  #: offer ut_holepunch (relay, rendezvous, connect)
+    #: relayed rendezvous per initiating peer per minute (a peer cannot use us as an amplifier)
+    relay_per_peer_per_minute: int = 10
+    relay_per_minute: int = 60  #: relayed rendezvous per torrent per minute, all peers together
+    rendezvous_per_minute: int = 20  #: rendezvous we ask for per torrent per minute
+    rendezvous_fanout: int = 3  #: relays asked for one target, one after another on errors
+    #: uTP dials a relay's ``connect`` messages may start per torrent per minute
+    connects_per_minute: int = 30
+    #: failed direct dials of an address before we ask a relay for a rendezvous
+    holepunch_after_failures: int = 1
+    #: a target asked of relays at most this often (seconds), whatever they answer
+    rendezvous_retry: float = 30.0
+    max_pending_rendezvous: int = 64  #: targets we wait on a ``connect`` for (oldest forgotten)
+    #: incoming uTP links that have not sent a routable handshake yet
+    max_pending_utp_incoming: int = 64
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from p2pshare.core.types import PeerAddress
 from p2pshare.core.updatable import parse_btpk_magnet
 from p2pshare.engine.create import parse_format, parse_size
 from p2pshare.engine.state import StateDir
+from p2pshare.engine.transports import Transport
 from p2pshare.errors import P2PShareError
 
 if TYPE_CHECKING:
@@ -108,6 +109,16 @@ DhtReadOnlyOpt = Annotated[
         help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
     ),
 ]
+TransportOpt = Annotated[
+    Transport,
+    typer.Option(
+        "--transport",
+        envvar="P2PSHARE_TRANSPORT",
+        case_sensitive=False,
+        metavar="MODE",
+        help="Peer transports, MODE tcp, utp (BEP 29, on the same UDP port as the DHT) or both.",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -128,6 +139,7 @@ def _options(
     no_port_mapping: bool = False,
     no_lsd: bool = False,
     mapping_wait: float = 0.0,
+    transport: Transport = Transport.BOTH,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
@@ -136,6 +148,8 @@ def _options(
         config = replace(config, dht=replace(config.dht, read_only=True))
     if no_trackers:
         config = replace(config, tracker=replace(config.tracker, enabled=False))
+    if transport.value != config.transport.mode:
+        config = replace(config, transport=replace(config.transport, mode=transport.value))
     return runner.SwarmOptions(
         config=config,
         host=host,
@@ -165,6 +179,7 @@ def share(
     dht_read_only: DhtReadOnlyOpt = False,
     no_port_mapping: NoPortMappingOpt = False,
     no_lsd: NoLsdOpt = False,
+    transport: TransportOpt = Transport.BOTH,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -225,7 +240,14 @@ def share(
         runner.check_port(host, port)  # before hashing, which may take long
         if publish:  # BEP 46: a v2 share under a public key, re-published as the folder changes
             options = _options(
-                host, port, boot, dht_port, dht_read_only, no_port_mapping=no_port_mapping, no_lsd=no_lsd
+                host,
+                port,
+                boot,
+                dht_port,
+                dht_read_only,
+                no_port_mapping=no_port_mapping,
+                no_lsd=no_lsd,
+                transport=transport,
             )
             return upd.run_publish(
                 path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
@@ -302,6 +324,7 @@ def share(
                     no_port_mapping=no_port_mapping,
                     no_lsd=no_lsd,
                     mapping_wait=DEFAULT_CONFIG.reach.share_settle_timeout,
+                    transport=transport,
                 ),
                 on_event=view.event,
                 on_swarm=view.attach,
@@ -339,6 +362,7 @@ def get(
     dht_read_only: DhtReadOnlyOpt = False,
     no_port_mapping: NoPortMappingOpt = False,
     no_lsd: NoLsdOpt = False,
+    transport: TransportOpt = Transport.BOTH,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     seed: Annotated[
@@ -402,7 +426,14 @@ def get(
         if followed is not None:  # BEP 46: follow a public key, not one hash
             view.start(public_key=followed.public_key.hex(), name=followed.name, output=str(output))
             options = _options(
-                host, port, boot, dht_port, dht_read_only, no_port_mapping=no_port_mapping, no_lsd=no_lsd
+                host,
+                port,
+                boot,
+                dht_port,
+                dht_read_only,
+                no_port_mapping=no_port_mapping,
+                no_lsd=no_lsd,
+                transport=transport,
             )
             args = upd.FollowArgs(output, follow, delete, peers, timeout)
             return upd.run_follow(followed, options, view, args)
@@ -419,6 +450,7 @@ def get(
             no_trackers,
             no_port_mapping=no_port_mapping,
             no_lsd=no_lsd,
+            transport=transport,
         )
         if list_files:
             if info is None:

@@ -66,7 +66,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2pshare.config import DhtConfig
 from p2pshare.core.dht.events import DhtEvent, ItemFound, LookupDone, PeersFound
@@ -76,6 +76,9 @@ from p2pshare.core.dht.node import DhtNode
 from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.io.dht_endpoint import DhtEndpoint, is_ip_literal
 from p2pshare.io.dht_state import BOOTSTRAP_ENV, DhtState, bootstrap_from_env, load_state, save_state_async
+
+if TYPE_CHECKING:
+    from p2pshare.io.utp_socket import UtpSocket
 
 __all__ = ["BOOTSTRAP_ENV", "DhtService", "PutResult", "bootstrap_from_env", "run_standalone"]
 
@@ -124,8 +127,13 @@ class DhtService:
         config: DhtConfig | None = None,
         node_id: bytes | None = None,
         rng: random.Random | None = None,
+        utp: UtpSocket | None = None,
     ) -> DhtService:
-        """Bind ``host:port`` and join the DHT through saved nodes and ``bootstrap``."""
+        """Bind ``host:port`` and join the DHT through saved nodes and ``bootstrap``.
+
+        With ``utp``, the node rides on that uTP socket instead (one UDP port for both,
+        demultiplexed by the first byte); ``host``/``port`` are then the socket's.
+        """
         config = config if config is not None else DhtConfig()
         self = cls(config, state_dir)
         state = None
@@ -138,9 +146,12 @@ class DhtService:
         def factory(now: float) -> DhtNode:
             return DhtNode(config, now=now, node_id=node_id, rng=rng, ipv6=ipv6)
 
-        self._endpoint = await DhtEndpoint.open(
-            factory, host=host, port=port, config=config, on_event=self._on_event
-        )
+        if utp is not None:
+            self._endpoint = utp.attach_dht(factory, dht_config=config, on_event=self._on_event)
+        else:
+            self._endpoint = await DhtEndpoint.open(
+                factory, host=host, port=port, config=config, on_event=self._on_event
+            )
         seeds: list[Addr] = []
         if state is not None:
             seeds.extend(addr for _, addr in state.nodes)

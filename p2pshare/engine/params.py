@@ -90,3 +90,15 @@ class TorrentHost(Protocol):
     async def connect(self, address: PeerAddress) -> Link:
         """Open a link to ``address``; raises OSError or TimeoutError."""
         ...
+
+    def note_utp(self, address: PeerAddress) -> None:
+        """A peer says ``address`` speaks uTP (the PEX flag): dial it over uTP first."""
+        ...
+
+    def link_failed(self, address: PeerAddress, link: Link) -> None:
+        """An outgoing ``link`` to ``address`` closed before the handshake (the transport did not work)."""
+        ...
+
+    async def connect_utp(self, address: PeerAddress) -> Link:
+        """Open a uTP link to ``address`` at once (BEP 55 hole punch); OSError or TimeoutError."""
+        ...

@@ -23,9 +23,12 @@ from p2pshare.engine import events as ev
 from p2pshare.engine.hash_exchange import swarm_hashes
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
 from p2pshare.engine.torrent import Torrent
+from p2pshare.engine.transports import Transport, TransportPolicy
+from p2pshare.engine.utp_wiring import UtpWiring
 from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
 from p2pshare.io.peer_link import open_link
+from p2pshare.io.utp_socket import UtpLink
 
 if TYPE_CHECKING:
     from p2pshare.engine.dht_node import DhtService
@@ -69,10 +72,12 @@ class Session:
             link_config=config.link,
         )
         self._rng = rng or random.Random()
+        self.transports = TransportPolicy(config.transport, Transport(config.transport.mode))
+        self.utp = UtpWiring(config, self._route, self.transports)
 
     @property
     def port(self) -> int:
-        return self._listener.port
+        return self._listener.port or self.utp.port
 
     # -- TorrentHost ----------------------------------------------------------------------
 
@@ -85,7 +90,8 @@ class Session:
         return self._config
 
     def tcp_port(self) -> int:
-        return self._listener.port
+        """The port peers reach us on (TCP, and uTP on the same UDP port number)."""
+        return self.port
 
     def dht_port(self) -> int | None:
         return self.dht.port if self.dht is not None else None
@@ -95,6 +101,37 @@ class Session:
             self.dht.add_node(address[0], address[1])
 
     async def connect(self, address: PeerAddress) -> Link:
+        """Dial ``address`` on the transports the policy orders, falling back to the next one."""
+        order = self.transports.order(address)
+        error: BaseException | None = None
+        for attempt, kind in enumerate(order):
+            try:
+                if kind is Transport.UTP:
+                    link: Link = await self.utp.connect(address, self._config.swarm.connect_timeout)
+                else:
+                    link = await self._connect_tcp(address)
+            except (OSError, TimeoutError) as exc:
+                self.transports.dialled(address, kind, False, attempt=attempt)
+                error = exc
+                continue
+            self.transports.dialled(address, kind, True, attempt=attempt)
+            return link
+        assert error is not None
+        raise error
+
+    def note_utp(self, address: PeerAddress) -> None:
+        self.transports.note_utp(address)
+
+    def link_failed(self, address: PeerAddress, link: Link) -> None:
+        """An outgoing link closed before the BitTorrent handshake: its transport failed there."""
+        kind = Transport.UTP if isinstance(link, UtpLink) else Transport.TCP
+        self.transports.failed(address, kind)
+
+    async def connect_utp(self, address: PeerAddress) -> Link:
+        """Dial ``address`` over uTP only, at once (BEP 55 ``connect``); OSError or TimeoutError."""
+        return await self.utp.connect(address, self._config.swarm.connect_timeout)
+
+    async def _connect_tcp(self, address: PeerAddress) -> Link:
         return await open_link(
             address[0],
             address[1],
@@ -106,8 +143,13 @@ class Session:
     # -- torrents -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._listener.start(self.listen_host, self.listen_port)
-        log.info("listening on %s:%d", self._listener.host, self._listener.port)
+        """Listen on TCP and/or uTP (``--transport``); uTP takes the TCP port number on UDP."""
+        if self.transports.listens_tcp:
+            await self._listener.start(self.listen_host, self.listen_port)
+            log.info("listening on %s:%d", self._listener.host, self._listener.port)
+        if self.transports.uses_utp:
+            port = self._listener.port or self.listen_port
+            await self.utp.start(self.listen_host, port, exact=not self.transports.listens_tcp)
 
     async def start_dht(
         self,
@@ -119,12 +161,14 @@ class Session:
         """Start the shared DHT node (import is lazy so sessions without DHT stay light)."""
         from p2pshare.engine.dht_node import DhtService
 
+        shared = self.utp.socket if self.utp.socket is not None and port in (0, self.utp.port) else None
         self.dht = await DhtService.start(
             host=host or self.listen_host,
             port=port,
             bootstrap=bootstrap,
             state_dir=self.state_dir,
             config=self._config.dht,
+            utp=shared,
         )
         return self.dht
 
@@ -233,3 +277,4 @@ class Session:
         if self.dht is not None:
             with contextlib.suppress(Exception):
                 await self.dht.close()
+        self.utp.close()  # after the DHT: its endpoint may ride on this socket

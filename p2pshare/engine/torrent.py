@@ -38,7 +38,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, cast
 
 from p2pshare.config import BLOCK_SIZE
 from p2pshare.core.bitfield import Bitfield
@@ -49,9 +49,11 @@ from p2pshare.core.wire import connection as wc
 from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
+from p2pshare.engine.crossed_links import Detachable, settle_crossed
 from p2pshare.engine.events import Phase
 from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
 from p2pshare.engine.hash_exchange import HashExchange, manifest_matches
+from p2pshare.engine.holepunch import HolepunchRoom
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
@@ -69,6 +71,9 @@ from p2pshare.io.link import Link
 __all__ = ["Torrent"]
 
 log = logging.getLogger("p2pshare.torrent")
+
+#: Why our own dial is dropped when the peer's crossing dial is the one both sides keep.
+CROSSED = "crossed with the peer's own dial, which both sides keep"
 
 
 class Torrent(Transfer):
@@ -104,6 +109,12 @@ class Torrent(Transfer):
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config, params.info_hash_v2)
         self.hashes = HashExchange(config, params.piece_layers, by_v2=params.info_hash_v2 is not None)
+        self.holepunch = HolepunchRoom(
+            config.transport,
+            self.peers,
+            self._dial_utp,
+            enabled=config.transport.holepunch and config.transport.mode != "tcp",
+        )
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor
@@ -128,6 +139,7 @@ class Torrent(Transfer):
     async def start(self) -> None:
         """Check existing data (or trust a seed), then start the tick loop."""
         self._loop = asyncio.get_running_loop()
+        self.holepunch.our_port = self.host.tcp_port()
         if self.info is not None:
             await self._prepare(self.info)
         else:
@@ -281,10 +293,41 @@ class Torrent(Transfer):
         try:
             link = await self.host.connect(addr)
         except (OSError, TimeoutError) as exc:
-            delay = self.book.dial_failed(known, asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            delay = self.book.dial_failed(known, now)
             log.debug("connect to %s failed (%s); retry in %.0fs", addr, exc, delay)
+            self.holepunch.dial_failed(addr, now)  # BEP 55: maybe a relay can introduce us
             return
         self.book.dial_done()
+        if self.closed:
+            link.close()
+            return
+        self.attach(link, outgoing=True, address=addr)
+
+    def note_pex_peer(self, address: PeerAddress, via: PeerAddress, *, utp: bool, reachable: bool) -> None:
+        """The hook for PEX (BEP 11): ``via`` told us about ``address`` with these flags.
+
+        The uTP flag orders our dials (uTP first); the teller is the first relay to ask
+        for a rendezvous; a peer flagged unreachable is asked for at once, not after a
+        failed dial.
+        """
+        if utp:
+            self.host.note_utp(address)
+        self.holepunch.learned_from(address, via)
+        if not reachable and utp and address not in self.peers:
+            self.holepunch.want(address, self._now())
+
+    def _dial_utp(self, addr: PeerAddress) -> None:
+        """BEP 55 ``connect``: send uTP SYNs to ``addr`` now (the other side does the same)."""
+        if not self.closed:
+            self._spawn(self._connect_utp(addr), f"holepunch-{addr}")
+
+    async def _connect_utp(self, addr: PeerAddress) -> None:
+        try:
+            link = await self.host.connect_utp(addr)
+        except (OSError, TimeoutError) as exc:
+            log.info("hole punch to %s failed: %s", addr, exc)
+            return
         if self.closed:
             link.close()
             return
@@ -295,8 +338,11 @@ class Torrent(Transfer):
         if address is None:
             host, port = link.remote_address
             address = PeerAddress.unchecked(host, port)
-        if self.closed or self.book.is_banned(address[0]) or address in self.peers:
+        if self.closed or self.book.is_banned(address[0]):
             link.close()
+            return
+        if address in self.peers:
+            self._crossed(link, address, outgoing)
             return
         if len(self.peers) >= self.config.swarm.max_peers:
             link.close()
@@ -324,6 +370,21 @@ class Torrent(Transfer):
         if outgoing:
             link.write(conn.handshake_bytes())
             peer.last_send = now
+
+    def _crossed(self, link: Link, address: PeerAddress, outgoing: bool) -> None:
+        """A second link to a peer we are dialling (a hole punch: both sides dial): keep one."""
+        existing = self.peers[address]
+        if outgoing or not existing.outgoing or existing.handshake_done or not hasattr(link, "detach"):
+            link.close()
+            return
+
+        def keep(won: Link) -> None:
+            old = self.peers.get(address)
+            if old is not None and not old.handshake_done:
+                self._drop(old, CROSSED)
+            self.attach(won, outgoing=False, address=address)
+
+        settle_crossed(cast(Detachable, link), self.peer_id, keep, timeout=self.config.wire.handshake_timeout)
 
     def _schedule_flush(self, peer: Peer) -> None:
         self._dirty.append(peer)
@@ -369,6 +430,9 @@ class Torrent(Transfer):
             peer.in_picker = False
         self.metadata.forget(peer.address)
         self.hashes.forget(peer.address)
+        self.holepunch.forget(peer)
+        if peer.outgoing and not peer.handshake_done and not self.closed and reason != CROSSED:
+            self.host.link_failed(peer.address, peer.link)  # the transport policy learns from it
         if ban:
             assert kind is not None, "a ban names the rule that was broken"
             book.ban(peer.address[0])

@@ -33,6 +33,7 @@ from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire import events as we
 from p2pshare.core.wire import messages as wm
 from p2pshare.core.wire.extension import UT_METADATA, UT_METADATA_ID, ExtensionHandshake
+from p2pshare.core.wire.holepunch import UT_HOLEPUNCH_ID
 from p2pshare.core.wire.metadata import (
     MetadataComplete,
     MetadataData,
@@ -42,6 +43,7 @@ from p2pshare.core.wire.metadata import (
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.hash_exchange import HashExchange
+from p2pshare.engine.holepunch import HolepunchRoom
 from p2pshare.engine.metadata_claims import MetadataLiars
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
@@ -79,6 +81,7 @@ class Transfer(Verification):
     pieces: PieceIO | None
     hashes: HashExchange
     metadata: MetadataExchange
+    holepunch: HolepunchRoom
     closed: bool
     downloaded: int
     uploaded: int
@@ -156,7 +159,7 @@ class Transfer(Verification):
             out.append(
                 conn.send(
                     ExtensionHandshake(
-                        m={UT_METADATA: UT_METADATA_ID},
+                        m={UT_METADATA: UT_METADATA_ID, **self.holepunch.offer()},
                         v=f"p2pshare {__version__}",
                         p=self.host.tcp_port() or None,
                         reqq=self.config.wire.max_incoming_requests,
@@ -187,6 +190,7 @@ class Transfer(Verification):
             peer.client = hs.v[: self.config.wire.max_client_name]
         peer.reqq = hs.reqq
         peer.metadata_ext_id = hs.ext_id(UT_METADATA) or 0
+        self.holepunch.peer_ready(peer, hs)
         if self.info is None and peer.metadata_ext_id and hs.metadata_size:
             try:
                 self.metadata.peer_offers(peer, hs)
@@ -413,6 +417,10 @@ class Transfer(Verification):
         peer.dht_port = event.port
         self.host.add_dht_node(PeerAddress.unchecked(peer.address[0], event.port))
 
+    def _on_extended(self, peer: Peer, event: wm.Extended, now: float) -> None:
+        if event.ext_id == UT_HOLEPUNCH_ID:
+            self.holepunch.receive(peer, bytes(event.payload), now)
+
     def _on_peer_closed(self, peer: Peer, event: we.PeerClosed, now: float) -> None:
         self._drop(peer, "the peer closed the connection")
 
@@ -477,4 +485,5 @@ Transfer._handlers = {
     wm.Cancel: Transfer._on_cancel,
     wm.RejectRequest: Transfer._on_reject,
     wm.Port: Transfer._on_port,
+    wm.Extended: Transfer._on_extended,
 }

@@ -105,6 +105,19 @@ class UtpLink:
             self._owner.manager.resume_reading(self._handle)
             self._owner.flush()
 
+    def detach(self, unread: Buffer = b"") -> None:
+        """Forget the handlers; ``unread`` (bytes already consumed) is delivered first to the next ones.
+
+        The incoming router reads the start of a handshake to find the torrent, then
+        hands the link on with those bytes put back (as :meth:`PeerLink.detach`).
+        """
+        self._on_data = None
+        self._on_close = None
+        if unread:
+            self._early.insert(0, bytes(unread))
+        if not self._closed:
+            self._owner.manager.pause_reading(self._handle)  # until the next set_handlers
+
     def write(self, data: Buffer) -> None:
         if self._closed or not data:
             return
@@ -269,13 +282,29 @@ class UtpSocket:
         (close the endpoint first to stop its timer).
         """
         self = await cls.open(host, port, config, on_accept=on_accept, manager=manager)
-        assert self._udp is not None
-        loop = asyncio.get_running_loop()
-        dht = DhtEndpoint(node_factory(loop.time()), dht_config, on_event)
+        return self, self.attach_dht(node_factory, dht_config=dht_config, on_event=on_event)
+
+    def attach_dht(
+        self,
+        node_factory: Callable[[float], DhtNode],
+        *,
+        dht_config: DhtConfig,
+        on_event: Callable[[DhtEvent], None] | None = None,
+    ) -> DhtEndpoint:
+        """A DHT endpoint on this (own, batched) socket: KRPC datagrams go to it, it sends through us.
+
+        For a session that opened uTP first (on its TCP port number) and starts the DHT later.
+        Close the endpoint before this socket.
+        """
+        if self._udp is None or self.closed:
+            raise RuntimeError("attach_dht needs an open socket of our own (UtpSocket.open)")
+        if self._dht is not None:
+            raise RuntimeError("a DHT endpoint is already attached")
+        dht = DhtEndpoint(node_factory(self.loop.time()), dht_config, on_event)
         dht.connection_made(SharedTransport(self._udp))
         dht._rearm()
         self._dht = dht
-        return self, dht
+        return dht
 
     @classmethod
     def over_dht(

@@ -74,6 +74,9 @@ class MemoryHost:
         self._peer_id = make_peer_id()
         self._dht_port = dht_port
         self.dht_nodes: list[PeerAddress] = []
+        self.utp_dials: list[PeerAddress] = []
+        self.failed_links: list[PeerAddress] = []
+        self.utp_hints: list[PeerAddress] = []
 
     @property
     def peer_id(self) -> bytes:
@@ -93,6 +96,17 @@ class MemoryHost:
         self.dht_nodes.append(address)
 
     async def connect(self, address: PeerAddress) -> Link:
+        return self.network.connect(self.address.host, address)
+
+    def note_utp(self, address: PeerAddress) -> None:
+        self.utp_hints.append(address)
+
+    def link_failed(self, address: PeerAddress, link: Link) -> None:
+        self.failed_links.append(address)
+
+    async def connect_utp(self, address: PeerAddress) -> Link:
+        """The in-memory network has one kind of link; hole-punch dials are recorded."""
+        self.utp_dials.append(address)
         return self.network.connect(self.address.host, address)
 
 

@@ -8,7 +8,8 @@ Safety against a flood of SYNs or of junk:
 
 * a malformed datagram is dropped and counted, never raised;
 * at most ``max_half_open`` accepted connections may be waiting for the peer's
-  second packet, and at most ``max_connections`` exist at all; further SYNs are dropped;
+  second packet, at most ``max_connections`` exist at all, and at most
+  ``max_connections_per_ip`` with one IP; further SYNs are dropped;
 * a duplicate SYN (same address and id) re-sends our answer and opens nothing;
 * our answer to a SYN is as small as the SYN (no amplification);
 * packets for unknown connections are answered with ST_RESET, at most
@@ -62,6 +63,7 @@ class UtpManager:
         self._conns: dict[tuple[Addr, int], UtpConnection] = {}  #: by (address, our recv id)
         self._by_send: dict[tuple[Addr, int], UtpConnection] = {}  #: by (address, our send id)
         self._handles: dict[int, UtpConnection] = {}
+        self._per_ip: dict[str, int] = {}  #: connections per remote IP
         self._next_handle = 1
         self._events: list[UtpEvent] = []
         self._event_queue: deque[UtpEvent] = deque()
@@ -110,6 +112,8 @@ class UtpManager:
         return any(ip in net for net in self._large_nets)
 
     def _add(self, conn: UtpConnection) -> None:
+        ip = conn.addr[0]
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         self._conns[(conn.addr, conn.recv_id)] = conn
         self._by_send[(conn.addr, conn.send_id)] = conn
         self._handles[conn.handle] = conn
@@ -221,6 +225,7 @@ class UtpManager:
             not self.accept_incoming
             or len(self._handles) >= cfg.max_connections
             or self.half_open >= cfg.max_half_open
+            or self._per_ip.get(addr[0], 0) >= cfg.max_connections_per_ip
             or (addr, conn_id) in self._by_send
         ):
             self.stats["syn_refused"] += 1
@@ -277,7 +282,13 @@ class UtpManager:
         return out
 
     def _forget(self, conn: UtpConnection) -> None:
-        self._handles.pop(conn.handle, None)
+        if self._handles.pop(conn.handle, None) is not None:
+            ip = conn.addr[0]
+            left = self._per_ip.get(ip, 1) - 1
+            if left > 0:
+                self._per_ip[ip] = left
+            else:
+                self._per_ip.pop(ip, None)
         self._half_open.pop(conn.handle, None)
         self._deadline.pop(conn.handle, None)
         if self._conns.get((conn.addr, conn.recv_id)) is conn:

@@ -85,6 +85,24 @@ def test_window_shrinks_when_the_delay_passes_the_target() -> None:
     assert cc.cwnd == CFG.min_cwnd_packets * MSS
 
 
+def test_far_past_the_target_the_window_halves_each_round_trip() -> None:
+    """At three times the target delay (LEDBAT++ decrease) one window of acks sheds half the window."""
+    cc = Ledbat(replace(CFG, slow_start=False), MSS)
+    cc.cwnd = 64.0 * MSS
+    cc.on_ack(1, 10_000, 0.0)
+    cc.on_ack(int(cc.cwnd), 10_000 + 300_000, 1.0)
+    assert cc.cwnd == pytest.approx(32 * MSS, rel=0.01)
+
+
+def test_just_past_the_target_the_window_sheds_in_proportion() -> None:
+    """At 1.1 times the target a window of acks sheds a tenth of the window, not half."""
+    cc = Ledbat(replace(CFG, slow_start=False), MSS)
+    cc.cwnd = 100.0 * MSS
+    cc.on_ack(1, 10_000, 0.0)
+    cc.on_ack(int(cc.cwnd), 10_000 + 110_000, 1.0)
+    assert cc.cwnd == pytest.approx(90 * MSS, rel=0.01)
+
+
 def test_slow_start_ends_when_delay_builds_up() -> None:
     """Slow start doubles per round while the queue is short and stops once delay reaches half the target."""
     cc = Ledbat(CFG, MSS)

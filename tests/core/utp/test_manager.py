@@ -184,3 +184,22 @@ def test_all_receive_buffers_together_stay_within_the_budget() -> None:
     p.b.abort(g2)
     p.flush()
     assert p.b.budget.used == 0
+
+
+def test_one_ip_gets_at_most_max_connections_per_ip() -> None:
+    """One IP opens at most max_connections_per_ip; another IP still gets in; closing one frees a slot."""
+    cfg = replace(CFG, max_connections_per_ip=3, max_half_open=100)
+    mgr = UtpManager(cfg, rng=random.Random(1))
+    for i in range(10):
+        mgr.receive_datagram(syn(2000 + 2 * i), ("127.0.0.9", 5000 + i), 0.0)
+    mgr.receive_datagram(syn(3000), ("127.0.0.10", 5000), 0.0)
+    mgr.datagrams_to_send(0.0)
+    assert len(mgr) == 4
+    assert mgr.stats["syn_refused"] == 7
+    first = next(e for e in events(mgr) if isinstance(e, IncomingConnection) and e.addr[0] == "127.0.0.9")
+    mgr.abort(first.conn)
+    mgr.datagrams_to_send(0.1)
+    mgr.receive_datagram(syn(4000), ("127.0.0.9", 6000), 0.2)
+    mgr.datagrams_to_send(0.2)
+    assert len(mgr) == 4
+    assert mgr.stats["syn_refused"] == 7
