@@ -117,6 +117,7 @@ def progress_dict(st: ev.TorrentStatus) -> dict[str, Any]:
         "pieces": st.have_pieces,
         "num_pieces": st.num_pieces,
         "pieces_failed": st.pieces_failed,
+        "peer_pieces": {p.address: p.pieces for p in st.peers},  #: each peer's share of the pieces
     }
 
 
@@ -242,6 +243,8 @@ class View:
             self.line(f"peer {e.address} banned: {e.reason}", style="yellow")
         elif isinstance(e, ev.PieceFailed):
             self.line(f"piece {e.index} failed its hash check; fetching it again", style="yellow")
+        elif isinstance(e, ev.PeerCompleted) and (self.seeding or settings.verbose):
+            self.line(f"peer {e.address} has every piece")
 
     # ------------------------------------------------------------------ live status
 

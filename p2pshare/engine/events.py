@@ -122,6 +122,13 @@ class Completed:
     total_size: int
 
 
+@dataclass(frozen=True, slots=True)
+class PeerCompleted:
+    """A connected peer now has every piece (learned from its bitfield or its last ``have``)."""
+
+    address: str
+
+
 EngineEvent = (
     Listening
     | PhaseChanged
@@ -133,6 +140,7 @@ EngineEvent = (
     | PieceVerified
     | PieceFailed
     | Completed
+    | PeerCompleted
 )
 
 _NAMES = {
@@ -146,6 +154,7 @@ _NAMES = {
     PieceVerified: "piece_verified",
     PieceFailed: "piece_failed",
     Completed: "completed",
+    PeerCompleted: "peer_completed",
 }
 
 

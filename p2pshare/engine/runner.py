@@ -360,8 +360,7 @@ async def download(
         if magnet_peers:
             swarm.add_peers(magnet_peers, "magnet")
         swarm.find_peers()
-        if seed:
-            swarm.announce()
+        swarm.announce()  # findable while downloading: others fetch from us as we go
         await swarm.wait_complete(timeout)
         result = swarm.result(out_dir)
         if on_complete is not None:

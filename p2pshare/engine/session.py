@@ -20,6 +20,7 @@ from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
+from p2pshare.engine.coop import lookup_pause
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
 from p2pshare.engine.torrent import Torrent
 from p2pshare.io.link import Link
@@ -163,17 +164,16 @@ class Session:
         return self.listen_host
 
     async def find_peers_forever(self, torrent: Torrent) -> None:
-        """Ask the DHT for peers now, then again with growing pauses while the torrent runs."""
+        """Ask the DHT for peers now, then again: often while few are connected, else every few minutes."""
         assert self.dht is not None
         cfg = self._config.engine
-        pause = cfg.dht_search_pause
+        coop = self._config.coop
         while not torrent.closed and not torrent.completed.is_set():
             found = 0
             async for addr in self.dht.get_peers(torrent.info_hash, timeout=cfg.dht_search_first_timeout):
                 found += torrent.add_peers([addr], "dht")
             log.info("DHT lookup for %s: %d new peers", torrent.info_hash.hex[:8], found)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, cfg.dht_search_max_pause)
+            await asyncio.sleep(lookup_pause(len(torrent.peers), coop))
 
     def announce(self, torrent: Torrent) -> None:
         """Announce ``torrent`` on the DHT now and every re-announce interval."""

@@ -324,6 +324,8 @@ class Torrent(Transfer):
     def _drop(self, peer: Peer, reason: str, *, kind: Violation | None = None, ban: bool = False) -> None:
         if peer.closed:
             return
+        if not ban:
+            peer.flush()  # a last have (our completion) still reaches it
         peer.closed = True
         peer.close_reason = reason
         peer.link.close()

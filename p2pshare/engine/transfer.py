@@ -203,11 +203,20 @@ class Transfer:
             self._drop(peer, "both sides are seeds")
 
     def _on_bitfield(self, peer: Peer, event: object, now: float) -> None:
+        self._note_remote_complete(peer)
         self._peer_bitfield_changed(peer)
         if self._super is not None:
             self._super.reveal(peer, now)
 
+    def _note_remote_complete(self, peer: Peer) -> None:
+        """Emit :class:`~p2pshare.engine.events.PeerCompleted` once, when the peer has every piece."""
+        has = peer.conn.peer_has
+        if not peer.remote_complete and has is not None and has.length and has.complete:
+            peer.remote_complete = True
+            self._emit(ev.PeerCompleted(peer.label))
+
     def _on_have(self, peer: Peer, event: wm.Have, now: float) -> None:
+        self._note_remote_complete(peer)
         if self.picker is None:
             return
         if peer.revealed:
@@ -320,11 +329,9 @@ class Transfer:
             self._emit(ev.PieceVerified(index))
             for peer in list(self.peers.values()):
                 if peer.handshake_done and not peer.closed:
-                    has = peer.conn.peer_has
-                    if has is None or index not in has:
-                        # A have to a peer that holds the piece tells it nothing (a redundant
-                        # have, which libtorrent can suppress too); from seeds it is pure overhead.
-                        peer.send(wm.Have(index), now)
+                    # A have to every peer, seeds included: it is how a sharer sees progress
+                    # (9 bytes per piece per peer), and what other clients do.
+                    peer.send(wm.Have(index), now)
                     if peer.conn.am_interested and picker.interesting_count(peer) == 0:
                         peer.send(wm.NotInterested(), now)
                     else:
