@@ -45,9 +45,15 @@ def _bencode_run(data: bytes) -> None:
 
 def _bencode_seeds() -> list[bytes]:
     return [
-        b"i0e", b"i-42e", b"4:spam", b"le", b"de", b"li1ei2ee",
+        b"i0e",
+        b"i-42e",
+        b"4:spam",
+        b"le",
+        b"de",
+        b"li1ei2ee",
         bencode.encode({b"a": [1, 2, {b"b": b"c"}], b"z": b"x" * 40}),
-        *_torrent_seeds(), *_krpc_seeds(),
+        *_torrent_seeds(),
+        *_krpc_seeds(),
     ]
 
 
@@ -101,8 +107,15 @@ def _wire_seeds() -> list[bytes]:
     hs = encode_handshake(INFO_HASH, PEER_B, fast=True, extensions=True)
     ext = Extended(0, ExtensionHandshake.ours(metadata_size=1000).encode())
     body = [
-        ext, BitfieldMsg(b"\xff\xc0"), Have(3), Interested(), Unchoke(), Request(0, 0, 16384),
-        Cancel(0, 0, 16384), Port(6881), Extended(1, b"d8:msg_typei0e5:piecei0ee"),
+        ext,
+        BitfieldMsg(b"\xff\xc0"),
+        Have(3),
+        Interested(),
+        Unchoke(),
+        Request(0, 0, 16384),
+        Cancel(0, 0, 16384),
+        Port(6881),
+        Extended(1, b"d8:msg_typei0e5:piecei0ee"),
     ]
     seeds = [hs + b"".join(encode(m) for m in body), hs + encode(HaveAll()) + encode(Request(9, 0, 16384))]
     return seeds
@@ -139,8 +152,16 @@ def _extension_seeds() -> list[bytes]:
 
     return [
         ExtensionHandshake.ours(metadata_size=31235, port=6881, yourip=b"\x7f\x00\x00\x01").encode(),
-        bencode.encode({b"m": {b"ut_metadata": 3, b"ut_pex": 1, b"lt_donthave": 7}, b"reqq": 2000,
-                        b"v": b"libtorrent 2.1", b"p": 6881, b"metadata_size": 5, b"upload_only": 1}),
+        bencode.encode(
+            {
+                b"m": {b"ut_metadata": 3, b"ut_pex": 1, b"lt_donthave": 7},
+                b"reqq": 2000,
+                b"v": b"libtorrent 2.1",
+                b"p": 6881,
+                b"metadata_size": 5,
+                b"upload_only": 1,
+            }
+        ),
     ]
 
 
@@ -169,21 +190,46 @@ def _krpc_seeds() -> list[bytes]:
         krpc.encode_query(b"aa", b"ping", {b"id": node}),
         krpc.encode_query(b"ab", b"find_node", {b"id": node, b"target": b"t" * 20, b"want": [b"n4", b"n6"]}),
         krpc.encode_query(b"ac", b"get_peers", {b"id": node, b"info_hash": INFO_HASH}),
-        krpc.encode_query(b"ad", b"announce_peer", {b"id": node, b"info_hash": INFO_HASH, b"port": 6881,
-                                                    b"token": b"tok", b"implied_port": 1}, read_only=True),
-        krpc.encode_response(b"ab", {b"id": node, b"nodes": (node + b"\x7f\x00\x00\x01\x1a\xe1") * 3},
-                             ip=("127.0.0.1", 6881)),
+        krpc.encode_query(
+            b"ad",
+            b"announce_peer",
+            {b"id": node, b"info_hash": INFO_HASH, b"port": 6881, b"token": b"tok", b"implied_port": 1},
+            read_only=True,
+        ),
+        krpc.encode_response(
+            b"ab", {b"id": node, b"nodes": (node + b"\x7f\x00\x00\x01\x1a\xe1") * 3}, ip=("127.0.0.1", 6881)
+        ),
         krpc.encode_response(b"ac", {b"id": node, b"token": b"x", b"values": [b"\x7f\x00\x00\x01\x1a\xe1"]}),
         krpc.encode_error(b"ae", 203, "Protocol Error"),
         # BEP 44
         krpc.encode_query(b"af", b"get", {b"id": node, b"target": b"t" * 20, b"seq": 3}),
         krpc.encode_query(b"ag", b"put", {b"id": node, b"token": b"tok", b"v": b"12:Hello World!"}),
-        krpc.encode_query(b"ah", b"put", {b"id": node, b"token": b"tok", b"v": [1, b"x", {b"a": b"b"}],
-                                          b"k": b"k" * 32, b"sig": b"s" * 64, b"seq": 4, b"salt": b"salt",
-                                          b"cas": 3}),
-        krpc.encode_response(b"af", {b"id": node, b"token": b"x", b"v": b"abc", b"k": b"k" * 32,
-                                     b"sig": b"s" * 64, b"seq": 9,
-                                     b"nodes": node + b"\x7f\x00\x00\x01\x1a\xe1"}),
+        krpc.encode_query(
+            b"ah",
+            b"put",
+            {
+                b"id": node,
+                b"token": b"tok",
+                b"v": [1, b"x", {b"a": b"b"}],
+                b"k": b"k" * 32,
+                b"sig": b"s" * 64,
+                b"seq": 4,
+                b"salt": b"salt",
+                b"cas": 3,
+            },
+        ),
+        krpc.encode_response(
+            b"af",
+            {
+                b"id": node,
+                b"token": b"x",
+                b"v": b"abc",
+                b"k": b"k" * 32,
+                b"sig": b"s" * 64,
+                b"seq": 9,
+                b"nodes": node + b"\x7f\x00\x00\x01\x1a\xe1",
+            },
+        ),
     ]
 
 
@@ -276,6 +322,30 @@ def _magnet_seeds() -> list[bytes]:
     ]
 
 
+def _pex_run(data: bytes) -> None:
+    from p2pshare.core.wire.pex import decode_pex, encode_pex
+
+    msg = decode_pex(data)
+    if decode_pex(encode_pex(msg)) != msg:  # what we accept we can say again, unchanged
+        raise AssertionError("ut_pex round trip changed the message")
+
+
+def _pex_seeds() -> list[bytes]:
+    return [
+        bencode.encode(
+            {
+                b"added": b"\x7f\x00\x00\x02\x1a\xe1\x7f\x00\x00\x03\x1a\xe2",
+                b"added.f": b"\x12\x01",
+                b"added6": bytes(15) + b"\x01\x1a\xe1",
+                b"added6.f": b"\x04",
+                b"dropped": b"\x7f\x00\x00\x04\x1a\xe3",
+                b"dropped6": b"",
+            }
+        ),
+        b"d5:added0:7:dropped0:e",
+    ]
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -287,5 +357,6 @@ TARGETS: dict[str, Target] = {
         Target("krpc", _krpc_run, (RemoteProtocolError,), _krpc_seeds, True),
         Target("magnet", _magnet_run, (TargetError,), _magnet_seeds, False),
         Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
+        Target("pex", _pex_run, (RemoteProtocolError,), _pex_seeds, True),
     )
 }

@@ -286,6 +286,7 @@ class CoopConfig:
     pex_max_dropped: int = 50  #: dropped peers per message we send
     pex_max_received: int = 200  #: added (v4 + v6) entries a received message may carry; more is an error
     pex_max_received_dropped: int = 200  #: dropped entries a received message may carry
+    pex_max_payload: int = 16 * KiB  #: bytes of one received ut_pex message (200 v6 entries fit)
     pex_min_gap: float = 20.0  #: messages from one peer closer than this are ignored (flooding)
     max_up: int = 0  #: global upload cap in bytes/s (0: none); ``--max-up``
     max_down: int = 0  #: global download cap in bytes/s (0: none); ``--max-down``

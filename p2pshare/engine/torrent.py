@@ -53,6 +53,7 @@ from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import KnownPeer, PeerBook
+from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.resume import save_resume
 from p2pshare.engine.status import torrent_status
@@ -96,6 +97,7 @@ class Torrent(Transfer):
         self.picker: PiecePicker[Peer] | None = None
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
+        self.pex = PexRoom(config.coop, self.add_peers, enabled=not (info is not None and info.private))
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor
@@ -195,6 +197,7 @@ class Torrent(Transfer):
     async def _prepare(self, info: Info) -> None:
         """Open storage for ``info`` and find which pieces we already have."""
         geometry = info.geometry
+        self.pex.enabled = not info.private  # BEP 27: private torrents exchange no peers
         self.pieces = pio = PieceIO(info, self._open_storage(info), self.config)
         if self.params.assume_complete:
             have = Bitfield(geometry.num_pieces, full=True)
@@ -350,6 +353,7 @@ class Torrent(Transfer):
             self.picker.remove_peer(peer)
             peer.in_picker = False
         self.metadata.forget(peer.address)
+        self.pex.forget(peer)
         if ban:
             assert kind is not None, "a ban names the rule that was broken"
             book.ban(peer.address[0])
@@ -477,6 +481,7 @@ class Torrent(Transfer):
             self.metadata.tick(now)
             self._request_metadata_all(now)
         self._rechoke(now)
+        self.pex.tick(now, self.peers.values())
         self._connect_more()
         if now - self._last_resume_save > self.config.engine.resume_save_interval:
             self._last_resume_save = now

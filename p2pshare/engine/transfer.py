@@ -40,12 +40,14 @@ from p2pshare.core.wire.metadata import (
     MetadataReject,
     MetadataRequest,
 )
+from p2pshare.core.wire.pex import UT_PEX, UT_PEX_ID
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import PeerBook
+from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.errors import RemoteProtocolError, StorageError, Violation
@@ -76,6 +78,7 @@ class Transfer:
     picker: PiecePicker[Peer] | None
     pieces: PieceIO | None
     metadata: MetadataExchange
+    pex: PexRoom
     closed: bool
     downloaded: int
     uploaded: int
@@ -150,7 +153,7 @@ class Transfer:
             out.append(
                 conn.send(
                     ExtensionHandshake(
-                        m={UT_METADATA: UT_METADATA_ID},
+                        m={UT_METADATA: UT_METADATA_ID, UT_PEX: UT_PEX_ID},
                         v=f"p2pshare {__version__}",
                         p=self.host.tcp_port() or None,
                         reqq=self.config.wire.max_incoming_requests,
@@ -181,6 +184,7 @@ class Transfer:
             peer.client = hs.v[: self.config.wire.max_client_name]
         peer.reqq = hs.reqq
         peer.metadata_ext_id = hs.ext_id(UT_METADATA) or 0
+        self.pex.peer_ready(peer, hs, now)
         if self.info is None and peer.metadata_ext_id and hs.metadata_size:
             try:
                 self.metadata.peer_offers(hs)
@@ -443,6 +447,10 @@ class Transfer:
         peer.dht_port = event.port
         self.host.add_dht_node(PeerAddress.unchecked(peer.address[0], event.port))
 
+    def _on_extended(self, peer: Peer, event: wm.Extended, now: float) -> None:
+        if event.ext_id == UT_PEX_ID:
+            self.pex.receive(peer, bytes(event.payload), now)
+
     def _on_peer_closed(self, peer: Peer, event: we.PeerClosed, now: float) -> None:
         self._drop(peer, "the peer closed the connection")
 
@@ -497,4 +505,5 @@ Transfer._handlers = {
     wm.Cancel: Transfer._on_cancel,
     wm.RejectRequest: Transfer._on_reject,
     wm.Port: Transfer._on_port,
+    wm.Extended: Transfer._on_extended,
 }
