@@ -26,6 +26,8 @@ __all__ = [
     "StorageConfig",
     "SwarmConfig",
     "WireLimits",
+    "V2Config",
+    "HashesLimits",
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
@@ -228,6 +230,25 @@ class MseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class V2Config:
+    """BEP 52 manifests: the default format, and limits on the v2 parts a hostile .torrent could push."""
+
+    max_tree_depth: int = 64  #: folders nested in a ``file tree`` (bencode depth is capped separately)
+    max_piece_layers: int = 100_000  #: entries in the top-level ``piece layers`` dict
+    max_pieces: int = 0x200000  #: pieces a v2 manifest may declare (libtorrent's cap; v1: by ``pieces``)
+    default_format: str = "v1"  #: ``create``/``share`` default: v1-only clients see hybrid pad files as files
+
+
+@dataclass(frozen=True, slots=True)
+class HashesLimits:
+    """BEP 52 hash request (21), hashes (22) and hash reject (23) messages a peer can send."""
+
+    max_count: int = 8192  #: hashes in one request's base-layer range (libtorrent's cap: 128 MiB pieces)
+    max_base_layer: int = 63  #: no merkle tree over 16 KiB leaves is taller than this
+    max_proof_layers: int = 64  #: uncle layers asked for; bounded by the tree height
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of a session."""
 
@@ -242,6 +263,8 @@ class Config:
     mse: MseConfig = field(default_factory=MseConfig)
     engine: EngineConfig = field(default_factory=lambda: EngineConfig())
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
+    v2: V2Config = field(default_factory=V2Config)
+    hashes: HashesLimits = field(default_factory=HashesLimits)
     coop: CoopConfig = field(default_factory=lambda: CoopConfig())
 
 

@@ -9,10 +9,11 @@ import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["InfoHash", "PeerAddress", "parse_host_port"]
+__all__ = ["InfoHash", "InfoHashV2", "PeerAddress", "parse_host_port"]
 
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _B32 = re.compile(r"[A-Za-z2-7]{32}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,43 @@ class InfoHash:
 
     def __repr__(self) -> str:
         return f"InfoHash({self.hex})"
+
+
+@dataclass(frozen=True, slots=True)
+class InfoHashV2:
+    """A 32-byte BitTorrent v2 info hash (SHA-256 of the bencoded info dict, BEP 52).
+
+    The DHT, trackers and the peer handshake carry it truncated to 20 bytes
+    (:attr:`truncated`), which fits everywhere an :class:`InfoHash` goes.
+    """
+
+    value: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, bytes) or len(self.value) != 32:
+            raise ValueError("a v2 info hash is exactly 32 bytes")
+
+    @classmethod
+    def from_hex(cls, text: str) -> InfoHashV2:
+        text = text.strip()
+        if not _HEX64.fullmatch(text):
+            raise ValueError(f"not a 64-character hex v2 info hash: {text!r}")
+        return cls(binascii.unhexlify(text))
+
+    @property
+    def hex(self) -> str:
+        return self.value.hex()
+
+    @property
+    def truncated(self) -> InfoHash:
+        """The first 20 bytes: the swarm's id in the DHT, tracker requests and handshakes."""
+        return InfoHash(self.value[:20])
+
+    def __str__(self) -> str:
+        return self.hex
+
+    def __repr__(self) -> str:
+        return f"InfoHashV2({self.hex})"
 
 
 class _HostPort(NamedTuple):

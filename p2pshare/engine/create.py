@@ -1,22 +1,53 @@
-"""Build a manifest from files on disk: walk, choose the piece size, hash, assemble."""
+"""Build a manifest from files on disk: walk, choose the piece size, hash, assemble.
+
+Three formats (``--format``): ``v1`` (BEP 3, SHA-1 pieces), ``v2`` (BEP 52, a SHA-256
+merkle tree per file) and ``hybrid`` (both halves over the same pad-aligned pieces,
+so v1 and v2 clients share one swarm each and the same files on disk).
+
+The default is ``v1`` (:attr:`p2pshare.config.V2Config.default_format`): v1-only
+clients still in wide use (aria2 1.36, Transmission 3) do not understand BEP 47 pad
+files and write a hybrid's ``.pad/N`` entries to disk as ordinary files, and until
+the engine downloads and serves by v2 hash a hybrid would only add that clutter and
+twice the hashing.  ``hybrid`` is the choice once v2 peers are the goal.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from p2pshare import __version__
-from p2pshare.config import MetainfoLimits
+from p2pshare.config import MetainfoLimits, V2Config
 from p2pshare.core.geometry import Geometry
-from p2pshare.core.metainfo import Info, build_info, choose_piece_length, encode_torrent
+from p2pshare.core.metainfo import (
+    Format,
+    Info,
+    build_info,
+    build_info_v2,
+    choose_piece_length,
+    encode_torrent,
+)
 from p2pshare.errors import UsageError
 from p2pshare.io.files import Selection, collect_files
-from p2pshare.io.hasher import ProgressCallback, hash_files
+from p2pshare.io.hasher import ProgressCallback, hash_files, hash_files_v2
 
-__all__ = ["CreatedTorrent", "create_torrent", "parse_size"]
+__all__ = ["DEFAULT_FORMAT", "FORMATS", "CreatedTorrent", "create_torrent", "parse_format", "parse_size"]
 
 CREATED_BY = f"p2pshare/{__version__}"
+FORMATS: tuple[Format, ...] = ("v1", "v2", "hybrid")
+DEFAULT_FORMAT: Format = "v1"
+
+
+def parse_format(text: str | None) -> Format:
+    """``v1`` / ``v2`` / ``hybrid`` (any case); None gives the configured default."""
+    if text is None:
+        text = V2Config().default_format
+    t = text.strip().lower()
+    for f in FORMATS:
+        if t == f:
+            return f
+    raise UsageError(f"unknown format {text!r}: choose v1, v2 or hybrid")
 
 
 @dataclass(frozen=True)
@@ -26,6 +57,7 @@ class CreatedTorrent:
     selection: Selection
     info: Info
     torrent: bytes  #: the whole .torrent file
+    piece_layers: dict[bytes, bytes] = field(default_factory=dict)  #: v2/hybrid: root -> layer
 
     @property
     def paths(self) -> list[Path]:
@@ -60,8 +92,9 @@ def create_torrent(
     progress: ProgressCallback | None = None,
     workers: int | None = None,
     limits: MetainfoLimits | None = None,
+    format: Format = DEFAULT_FORMAT,
 ) -> CreatedTorrent:
-    """Walk ``path``, hash its pieces on every core and build the .torrent.
+    """Walk ``path``, hash its pieces on every core and build the .torrent in ``format``.
 
     Blocking (it hashes); call it from a thread when an event loop is running.
     """
@@ -77,13 +110,43 @@ def create_torrent(
         )
     elif piece_length > limits.max_parse_piece_length:
         raise UsageError(f"piece size {piece_length} is larger than {limits.max_parse_piece_length}")
-    geometry = Geometry(piece_length, [f.length for f in selection.files])
-    pieces = hash_files([f.path for f in selection.files], geometry, workers=workers, progress=progress)
     listed: list[tuple[tuple[str, ...], int]]
     if selection.single_file:
         listed = [((selection.name,), selection.files[0].length)]
     else:
         listed = [(f.parts, f.length) for f in selection.files]
-    info = build_info(selection.name, listed, piece_length, pieces, single_file=selection.single_file)
-    torrent = encode_torrent(info, comment=comment, created_by=CREATED_BY, creation_date=int(time.time()))
-    return CreatedTorrent(selection, info, torrent)
+    paths = [f.path for f in selection.files]
+    layers: dict[bytes, bytes] = {}
+    if format == "v1":
+        geometry = Geometry(piece_length, [f.length for f in selection.files])
+        pieces = hash_files(paths, geometry, workers=workers, progress=progress)
+        info = build_info(selection.name, listed, piece_length, pieces, single_file=selection.single_file)
+    elif format in ("v2", "hybrid"):
+        lengths = [f.length for f in selection.files]
+        hashes = hash_files_v2(
+            paths,
+            lengths,
+            piece_length,
+            v1=format == "hybrid",
+            v1_pad_last=not selection.single_file,
+            workers=workers,
+            progress=progress,
+        )
+        info, layers = build_info_v2(
+            selection.name,
+            listed,
+            piece_length,
+            hashes.piece_hashes,
+            single_file=selection.single_file,
+            v1_pieces=hashes.v1_pieces,
+        )
+    else:
+        raise UsageError(f"unknown format {format!r}: choose v1, v2 or hybrid")
+    torrent = encode_torrent(
+        info,
+        comment=comment,
+        created_by=CREATED_BY,
+        creation_date=int(time.time()),
+        piece_layers=layers,
+    )
+    return CreatedTorrent(selection, info, torrent, layers)

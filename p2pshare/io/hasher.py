@@ -1,10 +1,15 @@
-"""SHA-1 of pieces, off the event loop and on every core.
+"""SHA-1 of pieces (v1) and SHA-256 merkle piece hashes (v2), off the event loop and on every core.
 
 ``hashlib`` releases the GIL while it hashes a large buffer, and so does reading a
 file, so plain threads give real parallelism.  Each worker takes a contiguous run
 of pieces and streams it with ``os.preadv`` into one reused buffer of one piece:
 memory is ``workers x piece_length`` whatever the size of the input, and nothing
 is joined in memory.
+
+For v2 and hybrid (:func:`hash_files_v2`) every file starts on a piece of its own,
+so each piece is read from one file; a worker computes the piece's merkle hash (its
+16 KiB leaf hashes release the GIL too) and, for hybrid, the SHA-1 of the same bytes
+padded with zeros to the piece boundary, as the v1 half's pad files make them.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from p2pshare.core import merkle
 from p2pshare.core.geometry import Geometry
 from p2pshare.errors import StorageError
 
-__all__ = ["hash_files", "sha1", "verify_files"]
+__all__ = ["V2Hashes", "hash_files", "hash_files_v2", "sha1", "verify_files"]
 
 ProgressCallback = Callable[[int], None]
 
@@ -140,6 +147,98 @@ def hash_files(
     workers = workers or min(4, os.cpu_count() or 1)
     digests = _run_parallel(paths, geometry, range(geometry.num_pieces), workers, progress, missing_ok=False)
     return b"".join(d for d in digests if d is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class V2Hashes:
+    """What :func:`hash_files_v2` returns: per-file merkle piece hashes, and v1 pieces for hybrid."""
+
+    piece_hashes: list[list[bytes]]  #: per file, one merkle piece hash per piece (none when empty)
+    v1_pieces: bytes | None  #: SHA-1 of the pad-aligned pieces (hybrid only)
+
+
+def _hash_run_v2(
+    paths: Sequence[Path],
+    lengths: Sequence[int],
+    piece_length: int,
+    items: Sequence[tuple[int, int, int]],
+    out_v2: list[bytes],
+    out_v1: list[bytes] | None,
+    pad_last: bool,
+    progress: ProgressCallback | None,
+    cancel: threading.Event,
+) -> None:
+    buf = bytearray(piece_length)
+    view = memoryview(buf)
+    zeros = bytes(piece_length)
+    last_file = len(lengths) - 1
+    files = _FileSet(paths, missing_ok=False)
+    try:
+        for slot, file_index, k in items:
+            if cancel.is_set():
+                return
+            length = lengths[file_index]
+            size = min(piece_length, length - k * piece_length)
+            fd = files.fd(file_index)
+            assert fd is not None
+            if _pread_full(fd, view[:size], k * piece_length) != size:
+                raise StorageError(f"{paths[file_index]} is shorter than expected")
+            out_v2[slot] = merkle.piece_hash(view[:size], piece_length, length)
+            if out_v1 is not None:
+                h = hashlib.sha1(view[:size])
+                if size < piece_length and (pad_last or file_index != last_file):
+                    h.update(zeros[: piece_length - size])
+                out_v1[slot] = h.digest()
+            if progress is not None:
+                progress(size)
+    finally:
+        files.close()
+
+
+def hash_files_v2(
+    paths: Sequence[Path],
+    lengths: Sequence[int],
+    piece_length: int,
+    *,
+    v1: bool = False,
+    v1_pad_last: bool = True,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> V2Hashes:
+    """Merkle piece hashes of every file (in order), and with ``v1`` the hybrid's SHA-1 pieces.
+
+    The SHA-1 pieces cover each file padded with zeros to a piece boundary; the last
+    file too when ``v1_pad_last`` (a folder; a single file has no pad file).
+    """
+    merkle.piece_layer_height(piece_length)  # a power of two of at least 16 KiB
+    workers = workers or min(4, os.cpu_count() or 1)
+    items: list[tuple[int, int, int]] = []
+    for file_index, length in enumerate(lengths):
+        for k in range((length + piece_length - 1) // piece_length):
+            items.append((len(items), file_index, k))
+    out_v2: list[bytes] = [b""] * len(items)
+    out_v1: list[bytes] | None = [b""] * len(items) if v1 else None
+    workers = max(1, min(workers, len(items)))
+    chunk = (len(items) + workers - 1) // workers if items else 0
+    runs = [items[i : i + chunk] for i in range(0, len(items), chunk)] if chunk else []
+    cancel = threading.Event()
+    with ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="p2pshare-hash") as pool:
+        futures = [
+            pool.submit(
+                _hash_run_v2, paths, lengths, piece_length, run, out_v2, out_v1, v1_pad_last, progress, cancel
+            )
+            for run in runs
+        ]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            cancel.set()
+            raise
+    per_file: list[list[bytes]] = [[] for _ in lengths]
+    for slot, file_index, _ in items:
+        per_file[file_index].append(out_v2[slot])
+    return V2Hashes(per_file, b"".join(out_v1) if out_v1 is not None else None)
 
 
 def verify_files(

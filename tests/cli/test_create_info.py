@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from p2pshare.cli.app import app
-from p2pshare.core import bencode
+from p2pshare.core import bencode, merkle
 from p2pshare.core.metainfo import parse_torrent
 from p2pshare.errors import ExitCode
 from tests.helpers import make_tree, reference_pieces
@@ -293,3 +293,129 @@ def test_create_shows_progress_on_a_terminal(tmp_path: Path, monkeypatch: pytest
     meta = parse_torrent(out.read_bytes())
     assert meta.info.total_length == 200_005
     assert meta.info_hash.hex in result.stdout
+
+
+V2_SPEC = {"a.txt": 1000, "b/big.bin": 70_000, "b/empty": 0, "c/d/e.bin": 16384, "z": 5}
+
+
+def _v2_files(made: dict[str, Path]) -> list[tuple[tuple[str, ...], bytes]]:
+    order = sorted(made, key=lambda rel: [c.encode() for c in rel.split("/")])
+    return [(tuple(rel.split("/")), made[rel].read_bytes()) for rel in order]
+
+
+@pytest.mark.parametrize("fmt", ["v2", "hybrid"])
+def test_create_v2_and_hybrid_json(tmp_path: Path, fmt: str) -> None:
+    """create --format v2/hybrid writes what an in-memory build gives, and reports both hashes."""
+    from tests.core.v2_helpers import build
+
+    made = make_tree(tmp_path / "share", V2_SPEC, seed=5)
+    out = tmp_path / "s.torrent"
+    obj = run_json(
+        "create", str(tmp_path / "share"), "--format", fmt, "--piece-size", "16KiB", "-o", str(out)
+    )
+    meta = parse_torrent(out.read_bytes())
+    expected, layers = build(_v2_files(made), 16384, hybrid=fmt == "hybrid")
+    assert meta.info.raw == expected.raw
+    assert dict(meta.piece_layers) == layers
+    assert obj["format"] == fmt
+    assert obj["info_hash_v2"] == hashlib.sha256(meta.info.raw).hexdigest()
+    if fmt == "v2":
+        assert obj["info_hash_v1"] is None
+        assert obj["info_hash"] == obj["info_hash_v2"][:40]
+        assert obj["magnet"] == f"magnet:?xt=urn:btmh:1220{obj['info_hash_v2']}&dn=share"
+    else:
+        assert obj["info_hash_v1"] == obj["info_hash"] == hashlib.sha1(meta.info.raw).hexdigest()
+        assert obj["magnet"].startswith(f"magnet:?xt=urn:btih:{obj['info_hash_v1']}&xt=urn:btmh:1220")
+    assert obj["files"] == [
+        {
+            "path": f"share/{rel}",
+            "length": len(data),
+            "pieces_root": merkle.MerkleTree.from_data(data).root.hex() if data else None,
+        }
+        for rel, data in (("/".join(p), d) for p, d in _v2_files(made))
+    ]
+    assert obj["total_size"] == sum(V2_SPEC.values())
+    assert obj["num_pieces"] == 1 + 5 + 1 + 1
+    shown = run_json("info", str(out))
+    for key in ("info_hash", "info_hash_v1", "info_hash_v2", "format", "files", "magnet", "total_size"):
+        assert shown[key] == obj[key], key
+
+
+def test_create_default_format_is_v1(tmp_path: Path) -> None:
+    """Without --format, create makes a v1 manifest (no pad files for v1-only clients to trip on)."""
+    make_tree(tmp_path / "share", V2_SPEC, seed=5)
+    obj = run_json("create", str(tmp_path / "share"), "-o", str(tmp_path / "s.torrent"))
+    assert obj["format"] == "v1"
+    assert obj["info_hash_v2"] is None
+    assert obj["info_hash_v1"] == obj["info_hash"]
+
+
+def test_create_single_file_v2(tmp_path: Path) -> None:
+    """A single file in v2 is a file tree of one entry named like the torrent, with a piece layer."""
+    made = make_tree(tmp_path, {"one.bin": 100_000}, seed=9)
+    out = tmp_path / "one.torrent"
+    obj = run_json("create", str(made["one.bin"]), "--format", "V2", "-o", str(out))
+    meta = parse_torrent(out.read_bytes())
+    assert meta.info.single_file
+    root = merkle.MerkleTree.from_data(made["one.bin"].read_bytes()).root.hex()
+    assert obj["files"] == [{"path": "one.bin", "length": 100_000, "pieces_root": root}]
+    assert len(meta.piece_layers) == 1
+
+
+@pytest.mark.parametrize("fmt", ["v3", "both", ""])
+def test_create_bad_format(tmp_path: Path, fmt: str) -> None:
+    """An unknown --format exits 2 with one line that lists the formats."""
+    make_tree(tmp_path, {"x": 10})
+    result = run("create", str(tmp_path / "x"), "--format", fmt, "-o", str(tmp_path / "x.torrent"))
+    assert_user_error(result, ExitCode.USAGE)
+    assert "v1, v2 or hybrid" in result.stderr
+
+
+def test_info_text_shows_both_hashes(tmp_path: Path) -> None:
+    """info on a hybrid prints the v1 hash, the v2 hash and the two-hash magnet link."""
+    make_tree(tmp_path / "share", V2_SPEC, seed=5)
+    out = tmp_path / "s.torrent"
+    obj = run_json("create", str(tmp_path / "share"), "--format", "hybrid", "-o", str(out))
+    text = run("info", str(out)).stdout
+    assert obj["info_hash_v1"] in text
+    assert obj["info_hash_v2"] in text
+    assert "hybrid" in text
+    assert ".pad" not in text
+
+
+def test_info_on_btmh_magnet() -> None:
+    """info on a v2 magnet link reports the v2 hash and the truncated swarm id."""
+    v2 = hashlib.sha256(b"v2 info").hexdigest()
+    obj = run_json("info", f"magnet:?xt=urn:btmh:1220{v2}&dn=n")
+    assert obj["info_hash_v2"] == v2
+    assert obj["info_hash_v1"] is None
+    assert obj["info_hash"] == v2[:40]
+    assert obj["magnet"] == f"magnet:?xt=urn:btmh:1220{v2}&dn=n"
+    assert v2 in run("info", f"magnet:?xt=urn:btmh:1220{v2}").stdout
+
+
+def test_hash_files_v2_workers_and_progress(tmp_path: Path) -> None:
+    """Hashing v2 pieces gives the same result on 1 or 3 workers and reports every byte once."""
+    from p2pshare.io.hasher import hash_files_v2
+
+    made = make_tree(tmp_path, V2_SPEC, seed=7)
+    paths = [made[rel] for rel in sorted(made, key=lambda r: [c.encode() for c in r.split("/")])]
+    lengths = [p.stat().st_size for p in paths]
+    seen: list[int] = []
+    one = hash_files_v2(paths, lengths, 16384, v1=True, workers=1)
+    three = hash_files_v2(paths, lengths, 16384, v1=True, workers=3, progress=seen.append)
+    assert one == three
+    assert sum(seen) == sum(lengths)
+    assert [len(h) for h in one.piece_hashes] == [-(-n // 16384) for n in lengths]
+
+
+def test_hash_files_v2_short_file_is_a_storage_error(tmp_path: Path) -> None:
+    """A file that shrank since it was listed stops v2 hashing with a StorageError naming it."""
+    from p2pshare.errors import StorageError
+    from p2pshare.io.hasher import hash_files_v2
+
+    made = make_tree(tmp_path, {"f": 20_000}, seed=1)
+    with pytest.raises(StorageError, match="shorter than expected"):
+        hash_files_v2([made["f"]], [40_000], 16384, workers=2)
+    with pytest.raises(ValueError, match="power of two"):
+        hash_files_v2([made["f"]], [20_000], 3 * 16384)

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from p2pshare.core.magnet import make_magnet, parse_magnet
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.errors import ExitCode, TargetError
 
 IH = InfoHash(hashlib.sha1(b"some info dict").digest())
@@ -89,12 +89,11 @@ def test_non_btih_xt_ignored_when_btih_present() -> None:
     [
         "magnet:?dn=nohash",
         "magnet:?",
-        f"magnet:?xt=urn:btmh:1220{'ab' * 32}",
         f"magnet:?xt=urn:sha1:{IH.hex}",
     ],
 )
 def test_missing_xt(text: str) -> None:
-    """A link without a btih is a TargetError that says what is missing."""
+    """A link without a btih or btmh is a TargetError that says what is missing."""
     with pytest.raises(TargetError, match="btih"):
         parse_magnet(text)
 
@@ -123,3 +122,78 @@ def test_bad_bare_hash(text: str) -> None:
     with pytest.raises(TargetError) as info:
         parse_magnet(text)
     assert info.value.exit_code == ExitCode.BAD_TARGET
+
+
+IH2 = InfoHashV2(hashlib.sha256(b"some v2 info dict").digest())
+
+
+def test_make_magnet_v2_only() -> None:
+    """A v2-only link carries the btmh as a SHA2-256 multihash (1220 + 64 hex) and no btih."""
+    link = make_magnet(None, "n", info_hash_v2=IH2)
+    assert link == f"magnet:?xt=urn:btmh:1220{IH2.hex}&dn=n"
+
+
+def test_make_magnet_hybrid_order() -> None:
+    """A hybrid link carries the btih first, then the btmh."""
+    link = make_magnet(IH, None, info_hash_v2=IH2)
+    assert link == f"magnet:?xt=urn:btih:{IH.hex}&xt=urn:btmh:1220{IH2.hex}"
+
+
+def test_make_magnet_needs_a_hash() -> None:
+    """A link with neither hash cannot be built."""
+    with pytest.raises(ValueError):
+        make_magnet(None, "n")
+
+
+def test_parse_btmh_alone() -> None:
+    """A btmh-only link gives the v2 hash and, as swarm id, its first 20 bytes."""
+    m = parse_magnet(f"magnet:?xt=urn:btmh:1220{IH2.hex.upper()}&dn=x")
+    assert m.info_hash_v2 == IH2
+    assert m.info_hash == InfoHash(IH2.value[:20])
+    assert m.info_hash_v1 is None
+    assert not m.has_v1
+    assert m.name == "x"
+
+
+def test_parse_btmh_beside_btih() -> None:
+    """A hybrid link gives both hashes, whichever comes first."""
+    for link in (
+        f"magnet:?xt=urn:btih:{IH.hex}&xt=urn:btmh:1220{IH2.hex}",
+        f"magnet:?xt=urn:btmh:1220{IH2.hex}&xt=urn:btih:{IH.hex}",
+        f"magnet:?xt.1=urn:btih:{IH.hex}&xt.2=urn:btmh:1220{IH2.hex}",
+    ):
+        m = parse_magnet(link)
+        assert m.info_hash == IH
+        assert m.info_hash_v1 == IH
+        assert m.info_hash_v2 == IH2
+
+
+@pytest.mark.parametrize(
+    ("btmh", "match"),
+    [
+        (f"1114{'ab' * 20}", "1220"),  # SHA-1 multihash
+        (f"1220{'ab' * 31}", "64-character"),
+        (f"1220{'ab' * 33}", "64-character"),
+        (f"1220{'zz' * 32}", "64-character"),
+        ("", "1220"),
+    ],
+)
+def test_bad_btmh(btmh: str, match: str) -> None:
+    """A btmh that is not a 32-byte SHA2-256 multihash is a TargetError that says so."""
+    with pytest.raises(TargetError, match=match):
+        parse_magnet(f"magnet:?xt=urn:btmh:{btmh}")
+
+
+def test_bare_v2_hash() -> None:
+    """A bare 64-hex string is read as a v2 info hash."""
+    m = parse_magnet(IH2.hex)
+    assert m.info_hash_v2 == IH2
+    assert not m.has_v1
+
+
+@pytest.mark.parametrize("name", [None, "café & co"])
+def test_round_trip_hybrid(name: str | None) -> None:
+    """make_magnet then parse_magnet keeps both hashes, the name and the peer hints."""
+    peers = (PeerAddress("127.0.0.2", 6881),)
+    m = parse_magnet(make_magnet(IH, name, peers, info_hash_v2=IH2))
+    assert (m.info_hash, m.info_hash_v2, m.name, m.peers) == (IH, IH2, name, peers)

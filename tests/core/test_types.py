@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from p2pshare.core.types import InfoHash, PeerAddress, parse_host_port, random_bytes
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress, parse_host_port, random_bytes
 
 RAW = hashlib.sha1(b"x").digest()
 
@@ -72,3 +72,19 @@ def test_random_bytes() -> None:
     a, b = random_bytes(20), random_bytes(20)
     assert len(a) == 20 and a != b
     assert random_bytes(0) == b""
+
+
+def test_info_hash_v2_is_32_bytes_and_truncates() -> None:
+    """A v2 hash holds exactly 32 bytes and truncates to the 20-byte swarm id."""
+    value = bytes(range(32))
+    h = InfoHashV2(value)
+    assert h.hex == value.hex() == str(h)
+    assert h.truncated == InfoHash(value[:20])
+    assert InfoHashV2.from_hex(value.hex().upper()) == h
+    assert "InfoHashV2(" in repr(h)
+    for bad in (value[:20], value + b"x", "x" * 32):
+        with pytest.raises(ValueError):
+            InfoHashV2(bad)  # type: ignore[arg-type]
+    for text in ("ab" * 31, "zz" * 32, "ab" * 33):
+        with pytest.raises(ValueError, match="64-character"):
+            InfoHashV2.from_hex(text)
