@@ -27,6 +27,7 @@ from p2pshare.cli.common import (
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import make_magnet
+from p2pshare.core.rate import rate_caps
 from p2pshare.core.types import PeerAddress
 from p2pshare.engine.create import parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
@@ -85,6 +86,24 @@ DhtReadOnlyOpt = Annotated[
         help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
     ),
 ]
+MaxUpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-up",
+        metavar="RATE",
+        help="Cap the upload over all peers (e.g. 500KiB/s, 8MiB/s; k = 1024); default: no cap.",
+        show_default=False,
+    ),
+]
+MaxDownOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-down",
+        metavar="RATE",
+        help="Cap the download over all peers (e.g. 2MiB/s); default: no cap.",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -100,12 +119,16 @@ def _options(
     bootstrap: list[tuple[str, int]] | None,
     dht_port: int | None,
     read_only: bool = False,
+    max_up: str | None = None,
+    max_down: str | None = None,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     config = DEFAULT_CONFIG
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
+    if max_up or max_down:
+        config = replace(config, coop=rate_caps(config.coop, max_up, max_down))
     return runner.SwarmOptions(
         config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
     )
@@ -164,6 +187,8 @@ def share(
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
+    max_up: MaxUpOpt = None,
+    max_down: MaxDownOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
@@ -232,7 +257,7 @@ def share(
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, max_up, max_down),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -276,6 +301,8 @@ def get(
         ),
     ] = None,
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
+    max_up: MaxUpOpt = None,
+    max_down: MaxDownOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Download a .torrent, magnet link or info hash; exit 0 only when every piece is verified.
@@ -313,7 +340,7 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, max_up, max_down),
                 out_dir=output,
                 info=info,
                 peers=peers,

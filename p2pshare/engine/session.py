@@ -22,6 +22,7 @@ from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
 from p2pshare.engine.coop import lookup_pause
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
+from p2pshare.engine.rate_limit import RateLimits
 from p2pshare.engine.torrent import Torrent
 from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
@@ -67,6 +68,7 @@ class Session:
             link_config=config.link,
         )
         self._rng = rng or random.Random()
+        self.rates = RateLimits(config.coop)  #: --max-up / --max-down, over all torrents
 
     @property
     def port(self) -> int:
@@ -150,6 +152,7 @@ class Session:
             storage=storage or file_storage(params, self._config),
             on_event=on_event,
             rng=self._rng,
+            rates=self.rates,
         )
         self.torrents[key] = torrent
         await torrent.start()

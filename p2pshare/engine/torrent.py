@@ -55,6 +55,7 @@ from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import KnownPeer, PeerBook
 from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
+from p2pshare.engine.rate_limit import RateLimits
 from p2pshare.engine.resume import save_resume
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
@@ -78,6 +79,7 @@ class Torrent(Transfer):
         storage: StorageFactory,
         on_event: Callable[[ev.EngineEvent], None] | None = None,
         rng: random.Random | None = None,
+        rates: RateLimits | None = None,
     ) -> None:
         info = params.info
         if info is not None and info.info_hash != params.info_hash:
@@ -97,6 +99,7 @@ class Torrent(Transfer):
         self.picker: PiecePicker[Peer] | None = None
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
+        self.rates = rates or RateLimits(config.coop)  #: the session's global caps
         self.pex = PexRoom(config.coop, self.add_peers, enabled=not (info is not None and info.private))
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
@@ -376,6 +379,8 @@ class Torrent(Transfer):
             return
         now = self._now()
         peer.last_recv = now
+        if self.rates.down.limited and self._loop is not None:
+            self.rates.received(peer.link, len(data), self._loop)  # per read batch, not per block
         conn = peer.conn
         try:
             conn.receive_data(data)

@@ -49,6 +49,7 @@ from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import PeerBook
 from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
+from p2pshare.engine.rate_limit import RateLimits
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.errors import RemoteProtocolError, StorageError, Violation
 
@@ -79,6 +80,7 @@ class Transfer:
     pieces: PieceIO | None
     metadata: MetadataExchange
     pex: PexRoom
+    rates: RateLimits
     closed: bool
     downloaded: int
     uploaded: int
@@ -404,17 +406,28 @@ class Transfer:
                 if data is None:
                     self._fail(StorageError(f"piece {req.index} can no longer be read from disk"))
                     return
-                # Cancelled, or discarded by a choke, while we were reading: nothing to send.
-                parts = peer.conn.send_piece(
-                    req.index, req.begin, memoryview(data)[req.begin : req.begin + req.length]
-                )
+                # One batch: this block and the queued requests for the same piece behind it
+                # (peers ask for a piece's blocks in a row), in one write, debited once.
+                batch = [req]
+                while peer.uploads and peer.uploads[0].index == req.index:
+                    batch.append(peer.uploads.popleft())
+                view = memoryview(data)
+                parts: list[bytes | memoryview] = []
+                sent = 0
+                for r in batch:
+                    # Cancelled, or discarded by a choke, while we were reading: nothing to send.
+                    block = peer.conn.send_piece(r.index, r.begin, view[r.begin : r.begin + r.length])
+                    if block:
+                        parts += block
+                        sent += r.length
                 if not parts:
                     continue
                 peer.flush()  # messages queued before this piece go first
                 link.writelines(parts)
                 peer.last_send = self._now()
-                peer.up.add(req.length)
-                self.uploaded += req.length
+                peer.up.add(sent)
+                self.uploaded += sent
+                await self.rates.sent(sent)
                 if not link.writable:
                     await link.wait_writable()
         except RemoteProtocolError as exc:
