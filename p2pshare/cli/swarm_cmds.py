@@ -303,6 +303,12 @@ def get(
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
     max_up: MaxUpOpt = None,
     max_down: MaxDownOpt = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Overwrite existing files in the folder that are not part of this download."
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Download a .torrent, magnet link or info hash; exit 0 only when every piece is verified.
@@ -347,6 +353,7 @@ def get(
                 magnet_peers=t.magnet.peers,
                 timeout=timeout,
                 seed=seed,
+                overwrite=overwrite,
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_complete=on_complete,

@@ -38,6 +38,7 @@ class TorrentParams:
     file_paths: Sequence[Path] | None = None  #: where each file lives (seeding a folder in place)
     assume_complete: bool = False  #: trust the files without hashing them (we just hashed them)
     resume_path: Path | None = None  #: where the resume state is kept (None: nowhere)
+    overwrite: bool = False  #: may overwrite existing files that are not ours (``--overwrite``)
 
 
 def file_storage(params: TorrentParams, config: Config) -> StorageFactory:

@@ -334,6 +334,7 @@ async def download(
     magnet_peers: Sequence[PeerAddress] = (),
     timeout: float | None = None,
     seed: bool = False,
+    overwrite: bool = False,
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
     on_complete: Callable[[DownloadResult], None] | None = None,
@@ -351,7 +352,9 @@ async def download(
     out_dir = check_writable(out_dir)
     resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
     on_event(ev.PhaseChanged(ev.Phase.FINDING_PEERS))
-    params = TorrentParams(info_hash, info=info, download_dir=out_dir, resume_path=resume)
+    params = TorrentParams(
+        info_hash, info=info, download_dir=out_dir, resume_path=resume, overwrite=overwrite
+    )
     async with open_swarm(params, options, on_event=on_event) as swarm:
         if on_swarm is not None:
             on_swarm(swarm)
