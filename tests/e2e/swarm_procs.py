@@ -8,15 +8,17 @@ test (small) and by ``benchmarks/swarm_coop_bench.py`` (the issue's scenario).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.procs import Proc, listening, processes, start
 
-__all__ = ["CoopResult", "Downloader", "make_payload_dir", "run_coop"]
+__all__ = ["CoopResult", "Downloader", "capped_seed", "make_payload_dir", "run_coop", "seed_uploaded"]
 
 
 @dataclass
@@ -68,30 +70,31 @@ def _last(proc: Proc, name: str) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-def run_coop(
-    tmp: Path, *, downloaders: int, stagger: float, size: int, cap: int, timeout: float = 120.0
-) -> CoopResult:
-    """Run the scenario; every process is killed by its PID on the way out."""
+@contextlib.contextmanager
+def capped_seed(tmp: Path, size: int, cap: int) -> Iterator[tuple[str, str, Proc, list[Proc]]]:
+    """A DHT node and a ``share`` capped at ``cap``: yields (bootstrap, info hash, sharer, procs)."""
     folder = make_payload_dir(tmp, size)
     with processes() as procs:
         dht = start(procs, ["dht", "--host", "127.0.0.1", "--port", "0", "--json"], tmp / "s-dht")
         boot = f"127.0.0.1:{listening(dht)['port']}"
-        sharer = start(
-            procs,
-            [
-                "share",
-                str(folder),
-                "--host",
-                "127.0.0.2",
-                "--bootstrap",
-                boot,
-                "--max-up",
-                str(cap),
-                "--json",
-            ],
-            tmp / "s-share",
-        )
+        args = ["share", str(folder), "--host", "127.0.0.2", "--bootstrap", boot]
+        sharer = start(procs, [*args, "--max-up", str(cap), "--json"], tmp / "s-share")
         info_hash = listening(sharer, timeout=60)["info_hash"]
+        yield boot, info_hash, sharer, procs
+
+
+def seed_uploaded(sharer: Proc) -> int:
+    """The sharer's upload total after one more progress event."""
+    time.sleep(1.5)
+    progress = _last(sharer, "progress") or {}
+    return int(progress.get("uploaded", 0))
+
+
+def run_coop(
+    tmp: Path, *, downloaders: int, stagger: float, size: int, cap: int, timeout: float = 120.0
+) -> CoopResult:
+    """Run the scenario with p2pshare downloaders; every process is killed by its PID on the way out."""
+    with capped_seed(tmp, size, cap) as (boot, info_hash, sharer, procs):
         getters: list[tuple[str, float, Proc]] = []
         t0 = time.monotonic()
         for i in range(downloaders):
@@ -115,7 +118,5 @@ def run_coop(
                     exit_code=code,
                 )
             )
-        time.sleep(1.5)  # one more progress event from the sharer
-        progress = _last(sharer, "progress") or {}
-        result.seed_uploaded = int(progress.get("uploaded", 0))
+        result.seed_uploaded = seed_uploaded(sharer)
         return result
