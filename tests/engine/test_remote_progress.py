@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from p2pshare.config import CoopConfig
 from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.coop import lookup_pause
-from tests.engine.memory_swarm import dial, make_payload, memory_swarm, of, until
+from tests.engine.memory_swarm import dial, make_payload, memory_swarm, of, quick_config, until
 
 
 async def test_a_downloader_tells_the_seed_each_piece_and_the_seed_sees_it_complete(tmp_path: Path) -> None:
@@ -65,3 +66,20 @@ def test_lookups_repeat_often_while_few_peers_are_connected_then_every_few_minut
     """Below the few-peers mark the pause is the short one; at or above it, the long one."""
     cfg = CoopConfig(lookup_few_peers=3, lookup_pause_few=4.0, lookup_pause_many=200.0)
     assert [lookup_pause(n, cfg) for n in range(5)] == [4.0, 4.0, 4.0, 200.0, 200.0]
+
+
+async def test_a_downloader_uploads_verified_pieces_to_a_newcomer_within_seconds(tmp_path: Path) -> None:
+    """While B still downloads from a capped seed, newcomer C (linked to B only) gets pieces from B in 2 s."""
+    async with memory_swarm(tmp_path) as swarm:
+        info, data = make_payload(64 * 16384, 16384)
+        base = quick_config()
+        capped = replace(base, coop=replace(base.coop, max_up=128 * 1024))
+        _, seed_host = await swarm.add("127.0.25.1", info, data=data, config=capped)
+        b, b_host = await swarm.add("127.0.25.2", info)
+        b.add_peers([seed_host.address], "test")
+        await until(lambda: b.picker is not None and len(b.picker.have) >= 4, "B's first pieces")
+        c, _ = await swarm.add("127.0.25.3", info)
+        c.add_peers([b_host.address], "test")
+        await until(lambda: c.picker is not None and len(c.picker.have) >= 1, "a piece from B", timeout=2)
+        assert not b.completed.is_set()
+        assert b.uploaded > 0
