@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean install dev uninstall fuzz fuzz-atheris
+.PHONY: demo test lint typecheck unit bench clean install dev uninstall fuzz fuzz-atheris tools
 
 # `make install`: the tool alone, for users (no test tools): its own virtualenv under
 # $(PREFIX)/share/p2pshare and a link in $(PREFIX)/bin.  `pipx install .` does the same.
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
-dev: $(STAMP)
+dev: $(STAMP) tools
+
+# The other engines and lab tools the tests use (opentracker, ...): each scripts/install-*.sh
+# installs its own where the user is root (apt), is quick when already there, and says
+# why when it cannot (those tests then skip; CI fails on such skips).
+tools:
+	@for script in scripts/install-*.sh; do bash "$$script" || exit 1; done
 
 install:
 	$(PYTHON) -m venv $(USER_VENV)
@@ -40,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit

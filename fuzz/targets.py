@@ -305,6 +305,48 @@ def _mse_run(data: bytes) -> None:
                 return
 
 
+# ---------------------------------------------------------------------- uTP (datagrams from anyone)
+
+
+def _utp_frames(datagrams: list[bytes]) -> bytes:
+    """Several datagrams in one input: each behind a 2-byte length."""
+    return b"".join(len(d).to_bytes(2, "big") + d for d in datagrams)
+
+
+def _utp_seeds() -> list[bytes]:
+    from p2pshare.core.utp import Packet, PacketType, encode
+
+    def pkt(kind: PacketType, seq: int, ack: int, payload: bytes = b"", sack: bytes | None = None) -> bytes:
+        return encode(Packet(kind, 1000, 1, 0, 1 << 20, seq, ack, sack, payload))
+
+    syn = pkt(PacketType.SYN, 1, 0)
+    return [
+        _utp_frames([syn, pkt(PacketType.DATA, 2, 1, b"x" * 100), pkt(PacketType.DATA, 4, 1, b"y" * 50,
+                                                                          sack=b"\x01\x00\x00\x00")]),
+        _utp_frames([syn, pkt(PacketType.STATE, 1, 1), pkt(PacketType.FIN, 2, 1)]),
+        _utp_frames([pkt(PacketType.RESET, 5, 5), syn, syn]),
+    ]
+
+
+def _utp_run(data: bytes) -> None:
+    from p2pshare.core.utp import UtpManager, UtpPacketError
+
+    manager = UtpManager()
+    now, pos = 0.0, 0
+    while pos + 2 <= len(data):
+        size = int.from_bytes(data[pos : pos + 2], "big")
+        manager.receive_datagram(data[pos + 2 : pos + 2 + size], ("127.0.0.9", 6881), now)
+        pos += 2 + size
+        now += 0.01
+        manager.datagrams_to_send(now)
+        manager.handle_timer(now)
+        for _ in range(10_000):
+            if manager.next_event() is None:
+                break
+    if manager.stats["malformed"]:
+        raise UtpPacketError("malformed datagrams were dropped")  # counted as a typed rejection
+
+
 # ---------------------------------------------------------------------- magnet links (user input)
 
 
@@ -357,6 +399,12 @@ TARGETS: dict[str, Target] = {
         Target("krpc", _krpc_run, (RemoteProtocolError,), _krpc_seeds, True),
         Target("magnet", _magnet_run, (TargetError,), _magnet_seeds, False),
         Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
+        Target("utp", _utp_run, (RemoteProtocolError,), _utp_seeds, False),
         Target("pex", _pex_run, (RemoteProtocolError,), _pex_seeds, True),
     )
 }
+
+# Tracker answers live in their own module (it imports Target from here).
+from fuzz.tracker_targets import TRACKER_TARGETS  # noqa: E402
+
+TARGETS.update((t.name, t) for t in TRACKER_TARGETS)

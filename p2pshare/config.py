@@ -25,9 +25,11 @@ __all__ = [
     "PickerConfig",
     "StorageConfig",
     "SwarmConfig",
+    "TrackerConfig",
     "WireLimits",
     "V2Config",
     "HashesLimits",
+    "UtpConfig",
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
@@ -265,6 +267,8 @@ class Config:
     link: LinkConfig = field(default_factory=lambda: LinkConfig())
     v2: V2Config = field(default_factory=V2Config)
     hashes: HashesLimits = field(default_factory=HashesLimits)
+    utp: UtpConfig = field(default_factory=lambda: UtpConfig())
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig())
     coop: CoopConfig = field(default_factory=lambda: CoopConfig())
 
 
@@ -294,6 +298,91 @@ class LinkConfig:
     read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
     write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
     write_low_water: int = 256 * KiB  #: ... until they drain below this
+
+
+@dataclass(frozen=True, slots=True)
+class UtpConfig:
+    """uTP (BEP 29): packet sizes, LEDBAT, timers and every buffer a peer can fill."""
+
+    #: Datagram size (header included) on paths we know nothing about: fits a 1,500-byte
+    #: MTU with IPv6, tunnels and PPPoE to spare (libtorrent uses about the same).
+    packet_size: int = 1400
+    #: Datagram size tried on destinations inside ``large_packet_networks`` (loopback):
+    #: one probe packet of this size; if it is not acknowledged we stay at ``packet_size``.
+    large_packet_size: int = 65_000
+    large_packet_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    max_datagram: int = 65_507  #: larger datagrams are dropped unread
+    target_delay: float = 0.100  #: LEDBAT target queuing delay (BEP 29: 100 ms)
+    gain_packets: float = 2.0  #: LEDBAT: cwnd growth per RTT at zero delay, in packets
+    base_delay_interval: float = 60.0  #: base delay: one minimum per interval ...
+    base_delay_history: int = 2  #: ... over this many intervals (BEP 29: 2 minutes)
+    initial_cwnd_packets: int = 4
+    min_cwnd_packets: int = 2  #: cwnd never drops below this many packets (except after a timeout)
+    loss_multiplier: float = 0.5  #: cwnd is multiplied by this on a loss (once per window)
+    slow_start: bool = True  #: grow by the bytes acknowledged until the first loss or delay
+    initial_rto: float = 1.0
+    min_rto: float = 0.5  #: BEP 29: the timeout is never below 500 ms
+    max_rto: float = 30.0  #: back-off stops doubling here
+    max_retransmits: int = 6  #: timeouts in a row before the connection is declared dead
+    syn_retransmits: int = 3  #: SYNs sent before connect gives up
+    dup_ack_limit: int = 3  #: duplicate acks / later packets SACKed that make a packet lost
+    recv_buffer: int = 4 * MiB  #: bytes buffered per connection (in order + out of order)
+    max_total_recv_buffer: int = 64 * MiB  #: the same, all connections together
+    max_reorder_packets: int = 1024  #: packets accepted beyond ack_nr; later ones are dropped
+    #: packets that did not fit our receive window (dropped) before the peer is cut off; zero-window
+    #: probes come once per timeout, so only a peer that ignores the window gets there
+    max_window_violations: int = 256
+    max_sack_bytes: int = 32  #: SACK bitmask we send covers at most this many bytes (x8 packets)
+    max_inflight_packets: int = 2048  #: packets sent and not yet acknowledged
+    keepalive_interval: float = 29.0  #: send an ack after this long without sending anything
+    #: delayed acks: in-order data is acknowledged every this many packets ...
+    ack_every_packets: int = 2
+    delayed_ack: float = 0.005  #: ... or after this long (out-of-order data, FIN: at once)
+    idle_timeout: float = 90.0  #: close when nothing was received for this long
+    syn_recv_timeout: float = 10.0  #: an accepted SYN not followed by a packet is dropped
+    fin_linger: float = 10.0  #: keep a closed connection this long to finish the FIN exchange
+    max_connections: int = 1000
+    max_half_open: int = 64  #: incoming connections that have sent only a SYN
+    max_resets_per_second: float = 50.0  #: ST_RESET replies to unknown connections (token bucket)
+    connect_timeout: float = 10.0  #: bound on ``UtpManager.connect`` (io layer)
+    socket_buffer: int = 4 * MiB  #: SO_RCVBUF / SO_SNDBUF asked for the UDP socket (io layer)
+    write_high_water: int = 1 * MiB  #: a link stops being writable above this (io layer)
+    write_low_water: int = 256 * KiB  #: ``wait_writable`` returns below this (io layer)
+    read_batch: int = 64  #: datagrams read per wake-up from uTP's own socket (io layer)
+    max_send_queue: int = 4096  #: datagrams waiting for a full socket buffer; more are dropped (io layer)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    """HTTP(S) and UDP trackers (BEP 3/7/12/15/23): limits on what a tracker can send, and timing."""
+
+    enabled: bool = True  #: ``--no-trackers`` turns this off
+    numwant: int = 50  #: peers we ask for in one announce
+    max_peers: int = 500  #: peers kept from one response (IPv4 and IPv6 together); the rest are dropped
+    max_response_bytes: int = 256 * KiB  #: body of one HTTP answer; more is a protocol error
+    max_header_bytes: int = 16 * KiB  #: status line plus headers of one HTTP answer
+    max_headers: int = 64  #: header lines in one HTTP answer
+    max_redirects: int = 5  #: HTTP redirects followed for one request
+    max_text: int = 1024  #: bytes kept of a failure reason / warning message
+    max_tracker_id: int = 256  #: bytes of a ``tracker id`` we echo back
+    max_scrape_files: int = 64  #: info hashes asked about / accepted in one scrape
+    max_trackers: int = 64  #: trackers kept from a manifest or magnet (all tiers)
+    decode_depth: int = 8  #: bencode nesting in a tracker answer (scrape needs 3)
+    connect_timeout: float = 10.0  #: TCP + TLS set-up of one HTTP request
+    http_timeout: float = 30.0  #: one whole HTTP request, redirects included
+    resolve_timeout: float = 5.0  #: resolving a tracker's host name
+    udp_retry_base: float = 15.0  #: BEP 15: wait 15 * 2**n for an answer ...
+    udp_max_retries: int = 3  #: ... retransmitting up to this n (BEP 15 allows 8: over 2 hours) ...
+    udp_retry_cap: float = 3840.0  #: ... and never waiting longer than this for one try
+    udp_connection_lifetime: float = 60.0  #: BEP 15: a connection id is good for one minute
+    udp_max_packet: int = 65536  #: a received datagram larger than this is dropped
+    default_interval: float = 1800.0  #: re-announce interval when the tracker names none
+    min_interval: float = 60.0  #: floor on any interval a tracker asks for (no hammering)
+    max_interval: float = 6 * 3600.0  #: ceiling on any interval a tracker asks for
+    retry_base: float = 60.0  #: every tracker failed: try again after base * 2**n ...
+    retry_max: float = 3600.0  #: ... capped here
+    stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
+    close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,11 +111,21 @@ def create(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of text.")
     ] = False,
+    tracker: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tracker",
+            "-t",
+            metavar="URL",
+            help="Tracker URL (http, https or udp) to put in the .torrent; repeat for more, tried in order.",
+        ),
+    ] = None,
 ) -> None:
     """Make a .torrent of PATH and print its info hash(es) and magnet link.
 
     Examples:  p2pshare create ./photos   |   p2pshare create big.iso --piece-size 4MiB -o big.torrent
     |   p2pshare create ./photos --format hybrid
+    |   p2pshare create ./photos -t udp://tracker.example:6969/announce -t https://t.example/announce
     """
     fmt = parse_format(format_name)
     piece_length = parse_size(piece_size) if piece_size else None
@@ -127,6 +137,7 @@ def create(
             include_hidden=include_hidden,
             include_symlinks=include_symlinks,
             format=fmt,
+            trackers=tracker or (),
         )
     else:
         with Progress(
@@ -157,6 +168,7 @@ def create(
                 include_symlinks=include_symlinks,
                 progress=advance,
                 format=fmt,
+                trackers=tracker or (),
             )
     info = created.info
     out = output or Path(f"{info.name}.torrent")
@@ -165,9 +177,16 @@ def create(
     except OSError as exc:
         raise NotWritableError(f"cannot write {out}: {exc.strerror}") from None
     if json_output:
-        print_json({**info_summary(info), "torrent": str(out)})
+        summary = info_summary(info)
+        if created.trackers:
+            summary["magnet"] = make_magnet(
+                info.info_hash_v1, info.name, info_hash_v2=info.info_hash_v2, trackers=created.trackers
+            )
+        print_json({**summary, "trackers": list(created.trackers), "torrent": str(out)})
         return
     _render_info(info)
+    for url in created.trackers:
+        out_console.print(f"  tracker     {url}", soft_wrap=True)
     out_console.print(f"  written to  {out}")
 
 

@@ -1,9 +1,12 @@
-"""Magnet links (BEP 9, BEP 52): ``magnet:?xt=urn:btih:<hash>&xt=urn:btmh:1220<sha256>&dn=<name>``.
+"""Magnet links (BEP 9, BEP 52): ``magnet:?xt=urn:btih:<hash>&xt=urn:btmh:1220<sha256>&dn=<name>&tr=<url>``.
 
 A link may carry the v1 hash (``btih``), the v2 hash (``btmh``, a multihash:
 ``12`` = SHA2-256, ``20`` = 32 bytes, then the hash in hex), or both for a hybrid.
 :attr:`Magnet.info_hash` is always the 20-byte swarm id: the v1 hash when there is
 one, else the v2 hash truncated to 20 bytes (what the DHT and handshake use).
+
+``tr=`` may repeat; the trackers keep the link's order (the engine puts each in its own
+BEP 12 tier, after a manifest's own, see :func:`p2pshare.core.tracker.tiers_from`).
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ def make_magnet(
     peers: tuple[PeerAddress, ...] = (),
     *,
     info_hash_v2: InfoHashV2 | None = None,
+    trackers: tuple[str, ...] = (),
 ) -> str:
-    """Build a magnet link: the hex btih and/or the btmh, a display name and ``x.pe`` peer hints."""
+    """Build a magnet link: the hex btih and/or the btmh, a display name, ``tr`` trackers, ``x.pe`` hints."""
     parts = []
     if info_hash is not None:
         parts.append(f"xt=urn:btih:{info_hash.hex}")
@@ -57,6 +61,7 @@ def make_magnet(
         raise ValueError("a magnet link needs a v1 or a v2 info hash")
     if name:
         parts.append("dn=" + quote(name, safe=""))
+    parts.extend("tr=" + quote(url, safe="") for url in trackers)
     parts.extend("x.pe=" + quote(str(p), safe=":[]") for p in peers)
     return "magnet:?" + "&".join(parts)
 
@@ -119,8 +124,8 @@ def parse_magnet(text: str) -> Magnet:
                 peers.append(parse_host_port(value))
             except ValueError:
                 continue  # a bad hint is not worth refusing the link for
-        elif key == "tr":
-            trackers.append(value)
+        elif (key == "tr" or key.startswith("tr.")) and value.strip() and value.strip() not in trackers:
+            trackers.append(value.strip())
     if info_hash is None and info_hash_v2 is None:
         raise TargetError("magnet link has no 'xt=urn:btih:' (v1) or 'xt=urn:btmh:' (v2) info hash")
     if info_hash is None:

@@ -14,6 +14,7 @@ twice the hashing.  ``hybrid`` is the choice once v2 peers are the goal.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from p2pshare.core.metainfo import (
     choose_piece_length,
     encode_torrent,
 )
+from p2pshare.core.tracker import UnsupportedTracker, parse_tracker_url
 from p2pshare.errors import UsageError
 from p2pshare.io.files import Selection, collect_files
 from p2pshare.io.hasher import ProgressCallback, hash_files, hash_files_v2
@@ -58,6 +60,7 @@ class CreatedTorrent:
     info: Info
     torrent: bytes  #: the whole .torrent file
     piece_layers: dict[bytes, bytes] = field(default_factory=dict)  #: v2/hybrid: root -> layer
+    trackers: tuple[str, ...] = ()  #: announce URLs written into it, in tier order
 
     @property
     def paths(self) -> list[Path]:
@@ -93,12 +96,16 @@ def create_torrent(
     workers: int | None = None,
     limits: MetainfoLimits | None = None,
     format: Format = DEFAULT_FORMAT,
+    trackers: Sequence[str] = (),
 ) -> CreatedTorrent:
     """Walk ``path``, hash its pieces on every core and build the .torrent in ``format``.
 
+    ``trackers`` (http, https or udp URLs) go into ``announce`` (the first) and, when there
+    are several, into ``announce-list`` with one tier each, tried in the order given (BEP 12).
     Blocking (it hashes); call it from a thread when an event loop is running.
     """
     limits = limits or MetainfoLimits()
+    urls = _check_trackers(trackers)
     selection = collect_files(Path(path), include_hidden=include_hidden, include_symlinks=include_symlinks)
     total = selection.total_length
     if piece_length is None:
@@ -144,9 +151,25 @@ def create_torrent(
         raise UsageError(f"unknown format {format!r}: choose v1, v2 or hybrid")
     torrent = encode_torrent(
         info,
+        announce=urls[0] if urls else None,
+        announce_list=[[url] for url in urls] if len(urls) > 1 else (),
         comment=comment,
         created_by=CREATED_BY,
         creation_date=int(time.time()),
         piece_layers=layers,
     )
-    return CreatedTorrent(selection, info, torrent, layers)
+    return CreatedTorrent(selection, info, torrent, layers, tuple(urls))
+
+
+def _check_trackers(trackers: Sequence[str]) -> list[str]:
+    """Validated tracker URLs, duplicates dropped, order kept; UsageError names a bad one."""
+    urls: list[str] = []
+    for raw in trackers:
+        url = raw.strip()
+        try:
+            parse_tracker_url(url)
+        except UnsupportedTracker as exc:
+            raise UsageError(f"--tracker: {exc}") from None
+        if url not in urls:
+            urls.append(url)
+    return urls

@@ -13,7 +13,10 @@ One :class:`DhtEndpoint` owns one UDP socket and one timer.  It parses nothing:
   drained while the transport accepts writes;
 * the single timer is re-armed from ``node.get_timer()``;
 * events the node produced are delivered to ``on_event`` on the next loop
-  iteration (so a caller that just started a lookup can register for its id first).
+  iteration (so a caller that just started a lookup can register for its id first);
+* the socket is shared with uTP, as libtorrent shares it: a datagram that is not a
+  bencoded dict (KRPC always starts with ``d``) goes to ``on_foreign_datagram`` when
+  one is set, and ``sendto`` sends another protocol's datagram through the socket.
 
 Host names (bootstrap routers) are resolved here, with a bounded wait, never in
 the core.
@@ -100,6 +103,8 @@ class DhtEndpoint(asyncio.DatagramProtocol):
             config.incoming_rate_per_source, config.incoming_burst, config.max_rate_sources
         )
         node.admit_query = self._admit_query
+        #: receives every datagram that is not KRPC (uTP shares this socket), unchecked
+        self.on_foreign_datagram: Callable[[bytes, Addr], None] | None = None
         self.closed = False
         self.stats: dict[str, int] = {
             "datagrams_in": 0,
@@ -189,6 +194,9 @@ class DhtEndpoint(asyncio.DatagramProtocol):
         self.stats["datagrams_in"] += 1
         if self.closed:
             return
+        if self.on_foreign_datagram is not None and data[:1] != b"d":
+            self.on_foreign_datagram(data, (str(addr[0]), int(addr[1])))
+            return
         if len(data) > self.config.max_packet:
             self.stats["dropped_oversized"] += 1
             return
@@ -250,6 +258,20 @@ class DhtEndpoint(asyncio.DatagramProtocol):
             except (OSError, ValueError) as exc:
                 self.stats["send_errors"] += 1
                 log.debug("DHT send to %s failed: %s", addr, exc)
+
+    def sendto(self, data: bytes | bytearray, addr: Addr) -> None:
+        """Send a datagram of another protocol (uTP) through this socket; errors are counted."""
+        transport = self._transport
+        if transport is None or self.closed:
+            return
+        try:
+            transport.sendto(data, addr)
+        except (OSError, ValueError):
+            self.stats["send_errors"] += 1
+
+    def get_extra_info(self, name: str) -> Any:
+        """The transport's extra info (``"socket"``, ``"sockname"``), for a protocol sharing it."""
+        return self._transport.get_extra_info(name) if self._transport is not None else None
 
     def _dispatch(self) -> None:
         self._dispatch_scheduled = False

@@ -136,6 +136,8 @@ def build_info_v2(
 def encode_torrent(
     info: Info,
     *,
+    announce: str | None = None,
+    announce_list: Sequence[Sequence[str]] = (),
     comment: str | None = None,
     created_by: str | None = None,
     creation_date: int | None = None,
@@ -143,13 +145,18 @@ def encode_torrent(
 ) -> bytes:
     """Bencode a .torrent around the info dict's exact bytes (so its hashes are kept)."""
     top: dict[bytes, object] = {}
+    if announce:
+        top[b"announce"] = announce.encode()
+    tiers = [[url.encode() for url in tier] for tier in announce_list if tier]
+    if tiers:
+        top[b"announce-list"] = tiers
     if comment:
         top[b"comment"] = comment.encode()
     if created_by:
         top[b"created by"] = created_by.encode()
     if creation_date is not None:
         top[b"creation date"] = creation_date
-    # Keys sorted: comment < created by < creation date < info < piece layers.
+    # Keys sorted: announce < announce-list < comment < created by < creation date < info < piece layers.
     encoded = bencode.encode(top)
     tail = b""
     if info.meta_version == 2:

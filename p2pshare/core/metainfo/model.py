@@ -127,6 +127,7 @@ class Metainfo:
 
     info: Info
     announce: str | None = None
+    announce_list: tuple[tuple[str, ...], ...] = ()  #: BEP 12 tiers; malformed entries are skipped
     comment: str | None = None
     created_by: str | None = None
     creation_date: int | None = None

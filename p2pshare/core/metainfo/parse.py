@@ -163,8 +163,22 @@ def parse_torrent(
     return Metainfo(
         info=info,
         announce=text(b"announce"),
+        announce_list=_announce_list(top.get(b"announce-list")),
         comment=text(b"comment"),
         created_by=text(b"created by"),
         creation_date=date if isinstance(date, int) and not isinstance(date, bool) else None,
         piece_layers=layers,
     )
+
+
+def _announce_list(value: object) -> tuple[tuple[str, ...], ...]:
+    """BEP 12 ``announce-list``: a list of tiers, each a list of URLs; anything else is skipped."""
+    if not isinstance(value, list):
+        return ()
+    tiers = []
+    for tier in value:
+        if isinstance(tier, list):
+            urls = tuple(u.decode("utf-8", "replace") for u in tier if isinstance(u, bytes) and u)
+            if urls:
+                tiers.append(urls)
+    return tuple(tiers)
