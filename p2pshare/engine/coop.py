@@ -1,10 +1,20 @@
-"""Small policies of a cooperating swarm: when to look peers up again on the DHT."""
+"""Small policies of a cooperating swarm: when to look peers up again; when a peer is complete."""
 
 from __future__ import annotations
 
 from p2pshare.config import CoopConfig
+from p2pshare.engine.peer import Peer
 
-__all__ = ["lookup_pause"]
+__all__ = ["lookup_pause", "newly_complete"]
+
+
+def newly_complete(peer: Peer) -> bool:
+    """True exactly once per connection: the first time the peer is seen with every piece."""
+    has = peer.conn.peer_has
+    if not peer.remote_complete and has is not None and has.length and has.complete:
+        peer.remote_complete = True
+        return True
+    return False
 
 
 def lookup_pause(connected: int, config: CoopConfig) -> float:

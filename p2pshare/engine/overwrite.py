@@ -21,9 +21,12 @@ from pathlib import Path
 
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.geometry import Geometry
+from p2pshare.engine.params import TorrentParams
+from p2pshare.engine.resume import load_resume
 from p2pshare.errors import ExistingFileError
+from p2pshare.io.storage import FileStorage, Storage
 
-__all__ = ["check_existing_files", "files_at_risk"]
+__all__ = ["check_existing_files", "files_at_risk", "protect_existing"]
 
 
 def files_at_risk(
@@ -56,3 +59,19 @@ def check_existing_files(
             f"{paths[risky[0]]} already exists and is not part of this download{more}; "
             "move it away, choose another folder with -o, or pass --overwrite"
         )
+
+
+def protect_existing(params: TorrentParams, storage: Storage, have: Bitfield) -> None:
+    """The rule for a torrent's real files (in-memory storage holds nothing of the user's)."""
+    if not isinstance(storage, FileStorage):
+        return
+    path = params.resume_path
+    resumed = path is not None and load_resume(path, params.info_hash.value, have.length) is not None
+    check_existing_files(
+        storage.geometry,
+        storage.paths,
+        storage.file_sizes_and_mtimes(),
+        have,
+        resumed=resumed,
+        overwrite=params.overwrite,
+    )

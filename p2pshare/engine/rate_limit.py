@@ -13,9 +13,32 @@ import asyncio
 
 from p2pshare.config import CoopConfig
 from p2pshare.core.rate import TokenBucket
+from p2pshare.core.wire.messages import Request
+from p2pshare.engine.peer import Peer
 from p2pshare.io.link import Link
 
-__all__ = ["RateLimits"]
+__all__ = ["RateLimits", "upload_batch"]
+
+
+def upload_batch(peer: Peer, first: Request, piece: bytes) -> tuple[list[bytes | memoryview], int]:
+    """The write for ``first`` and the requests queued behind it for the same piece: (parts, bytes).
+
+    Peers ask for a piece's blocks in a row, so one read of the piece answers several
+    requests in one write, debited from the upload bucket once.  Requests cancelled or
+    discarded by a choke while the piece was read give nothing.
+    """
+    batch = [first]
+    while peer.uploads and peer.uploads[0].index == first.index:
+        batch.append(peer.uploads.popleft())
+    view = memoryview(piece)
+    parts: list[bytes | memoryview] = []
+    sent = 0
+    for r in batch:
+        block = peer.conn.send_piece(r.index, r.begin, view[r.begin : r.begin + r.length])
+        if block:
+            parts += block
+            sent += r.length
+    return parts, sent
 
 
 class RateLimits:

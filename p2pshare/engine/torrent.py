@@ -50,20 +50,19 @@ from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
 from p2pshare.engine.metadata_exchange import MetadataExchange
-from p2pshare.engine.overwrite import check_existing_files
+from p2pshare.engine.overwrite import protect_existing
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import KnownPeer, PeerBook
 from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.rate_limit import RateLimits
-from p2pshare.engine.resume import load_resume, save_resume
+from p2pshare.engine.resume import save_resume
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
 from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, Violation
 from p2pshare.io.link import Link
-from p2pshare.io.storage import FileStorage
 
 __all__ = ["Torrent"]
 
@@ -211,7 +210,7 @@ class Torrent(Transfer):
             have = await asyncio.get_running_loop().run_in_executor(
                 None, pio.check_existing, self.params.resume_path
             )
-            self._protect_existing(pio, have)  # raises before anything is written
+            protect_existing(self.params, pio.storage, have)  # raises before anything is written
         self.picker = PiecePicker(geometry, have, self.config.picker, self._rng)
         swarm = self.config.swarm
         if have.complete and swarm.super_seed and geometry.num_pieces > 1:
@@ -223,20 +222,6 @@ class Torrent(Transfer):
             await self._on_complete()
         else:
             self._set_phase(Phase.DOWNLOADING)
-
-    def _protect_existing(self, pio: PieceIO, have: Bitfield) -> None:
-        storage = pio.storage
-        if isinstance(storage, FileStorage):
-            path = self.params.resume_path
-            resumed = path is not None and load_resume(path, self.info_hash.value, have.length) is not None
-            check_existing_files(
-                pio.info.geometry,
-                storage.paths,
-                storage.file_sizes_and_mtimes(),
-                have,
-                resumed=resumed,
-                overwrite=self.params.overwrite,
-            )
 
     async def _save_resume(self, force: bool = False) -> None:
         path = self.params.resume_path

@@ -43,13 +43,14 @@ from p2pshare.core.wire.metadata import (
 from p2pshare.core.wire.pex import UT_PEX, UT_PEX_ID
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
+from p2pshare.engine.coop import newly_complete
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import PeerBook
 from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
-from p2pshare.engine.rate_limit import RateLimits
+from p2pshare.engine.rate_limit import RateLimits, upload_batch
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.errors import RemoteProtocolError, StorageError, Violation
 
@@ -209,20 +210,15 @@ class Transfer:
             self._drop(peer, "both sides are seeds")
 
     def _on_bitfield(self, peer: Peer, event: object, now: float) -> None:
-        self._note_remote_complete(peer)
+        if newly_complete(peer):
+            self._emit(ev.PeerCompleted(peer.label))
         self._peer_bitfield_changed(peer)
         if self._super is not None:
             self._super.reveal(peer, now)
 
-    def _note_remote_complete(self, peer: Peer) -> None:
-        """Emit :class:`~p2pshare.engine.events.PeerCompleted` once, when the peer has every piece."""
-        has = peer.conn.peer_has
-        if not peer.remote_complete and has is not None and has.length and has.complete:
-            peer.remote_complete = True
-            self._emit(ev.PeerCompleted(peer.label))
-
     def _on_have(self, peer: Peer, event: wm.Have, now: float) -> None:
-        self._note_remote_complete(peer)
+        if newly_complete(peer):
+            self._emit(ev.PeerCompleted(peer.label))
         if self.picker is None:
             return
         if peer.revealed:
@@ -406,20 +402,7 @@ class Transfer:
                 if data is None:
                     self._fail(StorageError(f"piece {req.index} can no longer be read from disk"))
                     return
-                # One batch: this block and the queued requests for the same piece behind it
-                # (peers ask for a piece's blocks in a row), in one write, debited once.
-                batch = [req]
-                while peer.uploads and peer.uploads[0].index == req.index:
-                    batch.append(peer.uploads.popleft())
-                view = memoryview(data)
-                parts: list[bytes | memoryview] = []
-                sent = 0
-                for r in batch:
-                    # Cancelled, or discarded by a choke, while we were reading: nothing to send.
-                    block = peer.conn.send_piece(r.index, r.begin, view[r.begin : r.begin + r.length])
-                    if block:
-                        parts += block
-                        sent += r.length
+                parts, sent = upload_batch(peer, req, data)  # one write, debited once
                 if not parts:
                     continue
                 peer.flush()  # messages queued before this piece go first

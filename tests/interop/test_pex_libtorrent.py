@@ -45,7 +45,7 @@ async def test_p2pshare_learns_a_peer_from_libtorrents_ut_pex(
 async def test_libtorrent_learns_a_peer_from_our_ut_pex(
     make_share: MakeShare, sessions: MakeSession, lt_sessions: MakeLt, tmp_path: Path
 ) -> None:
-    """libtorrent A knows only us; our ut_pex names p2pshare peer C; A's record of C says it came from PEX."""
+    """libtorrent A knows only us; our ut_pex names p2pshare peer C; A dials C, its record saying PEX."""
     share = make_share(SPEC, piece_length=65536)
     a, a_port = lt_sessions("127.0.0.53")
     ha = add_torrent(a, share.torrent, tmp_path / "a")
@@ -57,12 +57,14 @@ async def test_libtorrent_learns_a_peer_from_our_ut_pex(
     c = await c_s.add_torrent(
         TorrentParams(share.info.info_hash, info=share.info, download_dir=tmp_path / "c")
     )
+    c.pex.enabled = False  # C must not learn A (and dial it) itself: only A's dial can join them
     c.add_peers([("127.0.0.54", hub_s.port)], "test")
     hub.add_peers([("127.0.0.53", a_port)], "test")
 
     def a_has_c_from_pex() -> bool:
         return any(
-            p.ip[0] == "127.0.0.55" and int(p.source) & int(lt.peer_info.pex) for p in ha.get_peer_info()
+            p.ip[0] == "127.0.0.55" and int(p.source) & int(lt.peer_info.pex) and p.ip[1] == c_s.port
+            for p in ha.get_peer_info()
         )
 
     await wait_until(a_has_c_from_pex, 30, "libtorrent to connect to C through PEX")
