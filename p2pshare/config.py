@@ -400,6 +400,7 @@ class CoopConfig:
     pex_max_received_dropped: int = 200  #: dropped entries a received message may carry
     pex_max_payload: int = 16 * KiB  #: bytes of one received ut_pex message (200 v6 entries fit)
     pex_min_gap: float = 20.0  #: messages from one peer closer than this are ignored (flooding)
+    pex_flags_remembered: int = 2000  #: addresses whose uTP/encryption flags (from PEX) we pass on
     max_up: int = 0  #: global upload cap in bytes/s (0: none); ``--max-up``
     max_down: int = 0  #: global download cap in bytes/s (0: none); ``--max-down``
     bucket_seconds: float = 0.25  #: a rate bucket holds at most this many seconds of its rate

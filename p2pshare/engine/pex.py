@@ -6,7 +6,8 @@ that it was not told about, and those that left, through a sans-I/O
 :class:`~p2pshare.core.wire.pex.PexDiff`.  Only addresses that accept connections
 are shared: the address we dialled, or the host of an incoming peer with the listen
 port from its extension handshake.  Flags say seed (it has every piece), reachable
-(we dialled it) and uTP/encryption as far as we know them.
+(we dialled it), and uTP / prefers-encryption as PEX told us of that address (a
+bounded memory).
 
 Receiving: a message is decoded and validated (:func:`~p2pshare.core.wire.pex.decode_pex`);
 messages closer together than ``pex_min_gap`` are ignored; the added addresses go to
@@ -43,6 +44,8 @@ class PexRoom:
         self._diffs: dict[Peer, PexDiff] = {}
         self._listen: dict[Peer, PeerAddress] = {}  #: where each peer accepts connections
         self._last_in: dict[Peer, float] = {}
+        #: what PEX told us of an address that we cannot see ourselves (uTP, prefers encryption)
+        self._learned: dict[PeerAddress, PexFlags] = {}
         self.received = 0  #: addresses learned through PEX
         self.sent = 0  #: messages sent
 
@@ -74,7 +77,7 @@ class PexRoom:
             flags |= PexFlags.SEED
         if peer.outgoing:
             flags |= PexFlags.REACHABLE
-        return flags
+        return flags | self._learned.get(self._listen[peer], PexFlags.NONE)
 
     def tick(self, now: float, peers: Iterable[Peer]) -> None:
         """Send each PEX peer its due message (at most one per interval)."""
@@ -104,6 +107,13 @@ class PexRoom:
         self._last_in[peer] = now
         msg = decode_pex(payload, self.config)  # RemoteProtocolError drops the peer
         mine = set(self._listen.values())
+        passed_on = PexFlags.UTP | PexFlags.PREFERS_ENCRYPTION
+        for p in msg.added:
+            if p.flags & passed_on:
+                self._learned.pop(p.address, None)
+                self._learned[p.address] = p.flags & passed_on
+                if len(self._learned) > self.config.pex_flags_remembered:
+                    del self._learned[next(iter(self._learned))]  # the oldest
         fresh = [p.address for p in msg.added if p.address not in mine]
         if fresh:
             self.received += self._add_peers(fresh, "pex")

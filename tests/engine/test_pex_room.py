@@ -9,7 +9,7 @@ from p2pshare.config import Config
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire import messages as wm
 from p2pshare.core.wire.extension import ExtensionHandshake
-from p2pshare.core.wire.pex import UT_PEX, UT_PEX_ID, PexMessage, PexPeer, decode_pex, encode_pex
+from p2pshare.core.wire.pex import UT_PEX, UT_PEX_ID, PexFlags, PexMessage, PexPeer, decode_pex, encode_pex
 from p2pshare.engine import events as ev
 from p2pshare.errors import Violation
 from tests.engine.memory_swarm import dial, make_payload, memory_swarm, of, quick_config, until
@@ -91,3 +91,29 @@ async def test_ut_pex_sooner_than_the_minimum_gap_is_ignored(tmp_path: Path) -> 
         peer.send(wm.KeepAlive())
         await until(lambda: PeerAddress("127.0.24.1", 80) in t.book.known, "the first message's peer")
         assert PeerAddress("127.0.24.2", 80) not in t.book.known
+
+
+async def test_utp_and_encryption_flags_learned_from_pex_are_passed_on(tmp_path: Path) -> None:
+    """A peer advertised to us with uTP and prefers-encryption keeps those flags when we advertise it."""
+    async with memory_swarm(tmp_path) as swarm:
+        info, _ = make_payload(8 * 16384, 16384)
+        cfg = _config()
+        _, host = await swarm.add("127.0.26.1", info, config=cfg)
+        first = await _pex_peer(swarm, info, host, "127.0.26.2")
+        flags = PexFlags.UTP | PexFlags.PREFERS_ENCRYPTION
+        told = PexMessage((PexPeer(PeerAddress("127.0.26.3", 7001), flags),))
+        first.send(wm.Extended(UT_PEX_ID, encode_pex(told)))
+        second = await _pex_peer(swarm, info, host, "127.0.26.3")
+
+        def about_second() -> list[PexPeer]:
+            return [
+                p
+                for m in first.wire
+                if isinstance(m, wm.Extended) and m.ext_id == 5
+                for p in decode_pex(bytes(m.payload)).added
+                if p.address == PeerAddress("127.0.26.3", 7001)
+            ]
+
+        await until(lambda: bool(about_second()), "a ut_pex naming the second peer", timeout=5)
+        assert about_second()[0].flags & flags == flags
+        assert second.closed is False
