@@ -50,7 +50,7 @@ class ExitCode(IntEnum):
     DISK_FULL = 8  #: no space left on the device
     NOT_WRITABLE = 9  #: the output folder cannot be written
     INCOMPLETE = 10  #: timed out before every piece was verified
-    EXISTING_FILE = 11  #: a file in the output folder is not ours and would be overwritten
+    EXISTING_FILE = 12  #: a file in the output folder is not ours and would be overwritten
     INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, as shells report it)
 
 

@@ -146,7 +146,7 @@ def test_files_at_risk_are_the_non_empty_existing_ones_without_a_verifying_piece
 def test_the_cli_exits_with_the_existing_file_code_and_one_line_naming_the_file(
     make_share: MakeShare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`get` into a folder holding a user's file of the same name exits 11 with one error line naming it."""
+    """`get` into a folder holding a user's file of the same name exits 12 with one error line naming it."""
     share = _share(make_share)
     torrent = tmp_path / "t.torrent"
     torrent.write_bytes(share.torrent)
