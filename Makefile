@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 dev: $(STAMP) tools
 
-# The other engines and lab tools the tests use (opentracker, ...): each scripts/install-*.sh
+# The other engines and lab tools the tests use (opentracker, aria2, transmission, webtorrent,
+# iproute2, nftables, miniupnpd): each scripts/install-*.sh
 # installs its own where the user is root (apt), is quick when already there, and says
 # why when it cannot (those tests then skip; CI fails on such skips).
 tools:
@@ -65,4 +66,4 @@ fuzz-atheris: $(STAMP)
 	$(PY) -m fuzz.run --engine atheris --inputs $${FUZZ_INPUTS:-1000000} --out benchmarks/results/fuzz-atheris.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work
+	rm -rf $(VENV) .engines .mypy_cache .ruff_cache .pytest_cache .hypothesis benchmarks/.work

@@ -53,9 +53,9 @@ def _msg(msg_id: int, payload: bytes) -> bytes:
     [
         ("oversized", "127.0.6.2", "exceeds", Violation.TOO_LARGE),
         ("bitfield-size", "127.0.7.2", "bitfield", Violation.MALFORMED),
-        ("bitfield-spare-bits", "127.0.8.2", "spare bits", Violation.MALFORMED),
-        ("unrequested-piece", "127.0.9.2", "never requested", Violation.UNREQUESTED),
-        ("request-too-long", "127.0.10.2", "request for", Violation.TOO_LARGE),
+        ("have-all-without-fast", "127.0.8.2", "fast extension", Violation.NOT_NEGOTIATED),
+        ("piece-past-the-last", "127.0.9.2", "past the last", Violation.OUT_OF_RANGE),
+        ("have-wrong-length", "127.0.10.2", "must be 5", Violation.MALFORMED),
         ("have-out-of-range", "127.0.11.2", "past the last", Violation.OUT_OF_RANGE),
     ],
 )
@@ -69,8 +69,10 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
     expect: str,
     kind: Violation,
 ) -> None:
-    """A peer that sends an oversized message, a bad bitfield, an unrequested piece, an overlong request or
-    a have past the last piece is disconnected with the Violation kind, and the log names it and the rule."""
+    """A peer that sends an oversized message, a bad bitfield, have-all without BEP 6, a piece past the last,
+    a have of the wrong length or past the last piece is dropped with the Violation kind, named in the log.
+
+    Spare bits, unrequested pieces and invalid requests are no longer fatal (docs/wire-rules.md)."""
     caplog.set_level(logging.INFO, logger="p2pshare.torrent")
     log = EventLog()
     reader, writer, n = await _raw_peer(sessions, make_share, tmp_path, client, log)
@@ -79,12 +81,12 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
         data = struct.pack(">IB", 10 * 1024 * 1024, 7)
     elif case == "bitfield-size":
         data = _msg(5, b"\x00" * (nbytes + 3))
-    elif case == "bitfield-spare-bits":
-        data = _msg(5, b"\x00" * (nbytes - 1) + b"\x01")
-    elif case == "unrequested-piece":
-        data = _msg(7, struct.pack(">II", 0, 0) + b"\x00" * 16384)
-    elif case == "request-too-long":
-        data = _msg(2, b"") + _msg(6, struct.pack(">III", 0, 0, 1 << 20))
+    elif case == "have-all-without-fast":
+        data = _msg(0x0E, b"")
+    elif case == "piece-past-the-last":
+        data = _msg(7, struct.pack(">II", n, 0) + b"\x00" * 16384)
+    elif case == "have-wrong-length":
+        data = _msg(4, struct.pack(">IB", 0, 0))
     else:
         data = _msg(4, struct.pack(">I", n + 5))
     writer.write(data)

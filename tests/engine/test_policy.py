@@ -67,7 +67,7 @@ async def test_a_peer_whose_piece_fails_its_hash_is_banned_and_not_redialled(tmp
 
 
 async def test_a_protocol_violation_drops_the_peer_with_its_kind(tmp_path: Path) -> None:
-    """A piece nobody asked for drops the peer with Violation.UNREQUESTED, without a ban."""
+    """A piece outside the torrent drops the peer with Violation.OUT_OF_RANGE, without a ban."""
     info, data = make_payload(4 * 16384, 16384)
     async with memory_swarm(tmp_path) as swarm:
         leech, host = await swarm.add("127.0.22.1", info)
@@ -75,11 +75,11 @@ async def test_a_protocol_violation_drops_the_peer_with_its_kind(tmp_path: Path)
         await until(lambda: bool(peer.wire), "the leecher's first message")
         peer.send(wm.HaveAll())
         await until(lambda: bool(peer.of(wm.Interested)), "the leecher to be interested")
-        peer.link.write(wm.encode(wm.Piece(0, 0, data[:16384])))  # never requested: we are choked
+        peer.link.write(wm.encode(wm.Piece(4, 0, data[:16384])))  # the torrent has pieces 0..3
         events = swarm.events["127.0.22.1"]
         await until(lambda: bool(of(events, ev.PeerDisconnected)), "the peer to be dropped")
         dropped = of(events, ev.PeerDisconnected)[0]
-        assert dropped.kind is Violation.UNREQUESTED
+        assert dropped.kind is Violation.OUT_OF_RANGE
         assert not of(events, ev.PeerBanned)
         assert not leech.book.is_banned("127.0.22.2")
         await until(lambda: peer.closed is not False, "the link to close")

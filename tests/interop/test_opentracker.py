@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import libtorrent as lt
 import pytest
 
 from p2pshare.config import TrackerConfig
@@ -30,12 +29,15 @@ from p2pshare.core.metainfo import encode_torrent
 from p2pshare.core.tracker import AnnounceEvent, AnnounceRequest, TrackerError
 from p2pshare.core.types import InfoHash, PeerAddress
 from p2pshare.engine.create import CreatedTorrent
+from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.trackers import TrackerService, TrackerState, TransferTotals
 from p2pshare.io.tracker_client import TrackerClient
 from tests.engine.conftest import MakeSession, MakeShare, assert_same_files, seed, wait_complete, wait_until
 from tests.helpers.tracker_servers import peer_id
 from tests.interop.conftest import MakeLt
 from tests.interop.ltpeer import lt_seed, save_path_of
+
+lt = pytest.importorskip("libtorrent")  # without it the module skips (test_without_libtorrent.py)
 
 pytestmark = [
     pytest.mark.interop,
@@ -240,7 +242,7 @@ async def test_p2pshare_downloads_from_a_libtorrent_seed_it_found_through_opentr
     lt_seed(ses, ti, save_path_of(share.paths, share.info.file_paths()))
     us = await sessions("127.0.0.7")
     out = tmp_path / "out"
-    t = await us.add_torrent(share.info.info_hash, info=share.info, download_dir=out)
+    t = await us.add_torrent(TorrentParams(share.info.info_hash, info=share.info, download_dir=out))
     got: list[PeerAddress] = []
 
     def on_peers(peers: list[PeerAddress]) -> None:
@@ -309,11 +311,6 @@ async def test_tiers_fail_over_to_opentracker_and_the_answering_tracker_leads_it
 
 
 @pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c not installed (apt-get install aria2)")
-@pytest.mark.xfail(
-    reason="aria2 re-sends its bitfield mid-connection and main's wire parser stalls on it; "
-    "the interop branch makes the parser liberal (test_wire_liberal): drop this mark after that merge",
-    strict=False,
-)
 async def test_aria2_downloads_from_a_p2pshare_seed_it_found_through_opentracker(
     opentracker: OpenTracker, make_share: MakeShare, sessions: MakeSession, tmp_path: Path
 ) -> None:

@@ -32,6 +32,9 @@ def test_interop_modules_skip_when_libtorrent_is_missing(tmp_path: Path) -> None
     assert run.returncode == 0, out
     assert "error" not in out.lower(), out
     others = [p for p in (ROOT / "tests" / "interop").glob("test_*.py") if p.name != THIS]
+    # The engine cells of aria2, transmission and webtorrent need no libtorrent: they collect.
+    needs_lt = [p for p in others if "libtorrent" in p.read_text() or "ltpeer" in p.read_text()]
     skipped = sum(int(n) for n in re.findall(r"^SKIPPED \[(\d+)\]", out, flags=re.M))
-    assert len(others) >= 4 and skipped == len(others), out  # every module skipped itself
-    assert "1 test collected" in out, out  # only this module's own test
+    assert len(needs_lt) >= 4 and skipped == len(needs_lt), out  # every module that needs it skipped itself
+    if len(needs_lt) == len(others):
+        assert "1 test collected" in out, out  # only this module's own test

@@ -29,15 +29,20 @@ Link phases (``state``)::
                                             extended or port--> ACTIVE
     any --b"" received--> CLOSED (after the buffered events)   any --peer broke a rule--> ERROR
 
-In FIRST the peer may send its bitfield, or (BEP 6) have-all / have-none; after
-that none of the three is allowed.  Each side's choke/interest flags, our requests
-to the peer (``outstanding``), the peer's requests to us (``incoming``), the
-requests we still owe a reject for (``owed_rejects``), and both allowed-fast sets
-are kept here, with these rules:
+In FIRST the peer may send its bitfield, or (BEP 6) have-all / have-none, after
+any extended, port or keep-alive messages.  A later one is not an error (aria2
+re-sends its bitfield in place of a run of haves): the pieces it adds come out as
+:class:`Have` events, and have-none adds nothing.  See docs/wire-rules.md for every
+rule that drops a peer and the ones relaxed to match libtorrent and Transmission.
 
-* A piece must answer one of our requests (same index, begin and length).  A piece
-  for a request we cancelled, or one a non-fast peer's choke dropped, is no error
-  (BEP 3 allows it): it comes out as :class:`UnwantedPiece`.
+Each side's choke/interest flags, our requests to the peer (``outstanding``), the
+peer's requests to us (``incoming``), the requests we still owe a reject for
+(``owed_rejects``), and both allowed-fast sets are kept here, with these rules:
+
+* A piece that answers none of our requests (cancelled, dropped by a non-fast
+  peer's choke, or never asked for) comes out as :class:`UnwantedPiece`, as
+  libtorrent counts it as waste; a piece outside the torrent, or at a requested
+  offset with another length, is an error.
 * When a non-fast peer chokes us, all our requests are void (BEP 3):
   :class:`RequestsDropped` follows the :class:`Choke`.  A fast peer must reject
   each one instead (BEP 6), so nothing is dropped implicitly.
@@ -55,8 +60,10 @@ are kept here, with these rules:
 * ``send(Piece)`` / ``send(RejectRequest)`` for a request the peer no longer
   wants (cancelled by a non-fast peer, or already answered) return ``b""``: write
   what you get and the link stays correct.
-* Fast-extension messages need both fast bits; extended messages need both
-  extension bits; a reject must match a request we sent.
+* Fast-extension messages need both fast bits (else an error); extended messages
+  without both extension bits, a malformed extension handshake, a reject that
+  matches no request of ours and a suggest / allowed-fast past the last piece are
+  ignored.  Spare bits set in a bitfield are masked off.
 
 The peer's piece count may be unknown at first (magnet links): bitfield, have and
 allowed-fast are then kept aside and checked by :meth:`set_num_pieces`; an error

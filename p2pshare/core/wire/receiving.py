@@ -38,7 +38,7 @@ from p2pshare.core.wire.messages import (
 from p2pshare.core.wire.metadata import (
     decode_metadata_message,
 )
-from p2pshare.core.wire.state import ConnectionBase, ConnectionState, require
+from p2pshare.core.wire.state import ConnectionBase, ConnectionState, peer_bitfield, require
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError, Violation
 
 __all__ = ["Receiving"]
@@ -149,18 +149,13 @@ class Receiving(ConnectionBase):
             case BitfieldMsg() | HaveAll() | HaveNone():
                 if not isinstance(msg, BitfieldMsg):
                     self._require_fast(msg)
-                require(
-                    first,
-                    Violation.OUT_OF_ORDER,
-                    f"{type(msg).__name__} is only allowed as the first message after the handshake",
-                )
+                if not first:
+                    self._receive_later_have_set(msg)
+                    return
                 if self.num_pieces is None:
                     self._peer_first = msg
                 elif isinstance(msg, BitfieldMsg):
-                    try:
-                        self.peer_has = Bitfield.from_bytes(msg.data, self.num_pieces)
-                    except ValueError as exc:
-                        raise RemoteProtocolError(f"bad bitfield: {exc}", kind=Violation.MALFORMED) from None
+                    self.peer_has = peer_bitfield(msg.data, self.num_pieces)
                 else:
                     self.peer_has = Bitfield(self.num_pieces, full=isinstance(msg, HaveAll))
                 emit(msg)
@@ -205,14 +200,10 @@ class Receiving(ConnectionBase):
                 if key in self.outstanding:
                     self.outstanding.discard(key)
                     emit(msg)
-                elif key in self._late:
-                    del self._late[key]
+                else:  # cancelled, dropped by a choke, or never asked for: unwanted, as libtorrent
+                    self._check_unrequested_piece(index, begin, len(data))
+                    self._late.pop(key, None)
                     emit(UnwantedPiece(index, begin, data))
-                else:
-                    raise RemoteProtocolError(
-                        f"the peer sent piece {index} begin {begin} length {len(data)}: never requested",
-                        kind=Violation.UNREQUESTED,
-                    )
             case Cancel(index=index, begin=begin, length=length):
                 key = (index, begin, length)
                 if key in self.incoming:
@@ -223,8 +214,7 @@ class Receiving(ConnectionBase):
                 # else: already answered (or never queued) -- nothing to do
             case Suggest(index=index):
                 self._require_fast(msg)
-                self._check_index(index, "suggest")
-                if self.num_pieces is not None:
+                if self.num_pieces is not None and index < self.num_pieces:  # else ignored, as libtorrent
                     emit(msg)
             case RejectRequest(index=index, begin=begin, length=length):
                 self._require_fast(msg)
@@ -232,27 +222,23 @@ class Receiving(ConnectionBase):
                 if key in self.outstanding:
                     self.outstanding.discard(key)
                     emit(msg)
-                elif key in self._late:
-                    del self._late[key]  # a reject for a request we cancelled: fine, nothing to report
-                else:
-                    raise RemoteProtocolError(
-                        f"the peer rejected piece {index} begin {begin} length {length}: never requested",
-                        kind=Violation.UNREQUESTED,
-                    )
+                else:  # for a request we cancelled, or never sent: nothing to do (libtorrent ignores it)
+                    self._late.pop(key, None)
             case AllowedFast(index=index):
                 self._require_fast(msg)
-                self._check_index(index, "allowed-fast")
+                if self.num_pieces is not None and index >= self.num_pieces:
+                    return  # past the last piece: ignored, as libtorrent and Transmission do
                 if len(self.allowed_fast_in) < self.limits.max_allowed_fast or index in self.allowed_fast_in:
                     self.allowed_fast_in.add(index)
                     emit(msg)
             case Extended(ext_id=ext_id, payload=payload):
-                require(
-                    self.extensions_enabled,
-                    Violation.NOT_NEGOTIATED,
-                    "extended message from a peer without BEP 10 negotiated",
-                )
+                if not self.extensions_enabled:
+                    return  # BEP 10 not negotiated: ignored (libtorrent and Transmission do not drop)
                 if ext_id == 0:
-                    hs = ExtensionHandshake.decode(payload, self.limits)
+                    try:
+                        hs = ExtensionHandshake.decode(payload, self.limits)
+                    except RemoteProtocolError:
+                        return  # malformed or over a limit: nothing kept, ignored (libtorrent, Transmission)
                     old = self.peer_extensions
                     self.peer_extensions = hs if old is None else old.merged(hs)
                     emit(ExtensionHandshakeReceived(self.peer_extensions))
@@ -263,27 +249,69 @@ class Receiving(ConnectionBase):
                 else:
                     emit(msg)
 
-    def _receive_request(self, msg: Request) -> None:
-        index, begin, length = key = (msg.index, msg.begin, msg.length)
-        require(
-            0 < length <= self.limits.max_request_length,
-            Violation.TOO_LARGE,
-            f"request for {length} bytes; allowed 1..{self.limits.max_request_length}",
-        )
-        self._check_index(index, "request")
-        if self.num_pieces is not None and self.piece_size is not None:
+    def _receive_later_have_set(self, msg: BitfieldMsg | HaveAll | HaveNone) -> None:
+        """A bitfield / have-all / have-none after the first message: more haves, not an error.
+
+        aria2 sends its bitfield again mid-connection in place of a run of haves
+        (libtorrent, Transmission and webtorrent accept a later one).  Pieces it adds
+        come out as :class:`Have` events, so the engine counts them once; pieces it
+        leaves out are kept (a peer does not lose pieces), and have-none adds nothing.
+        """
+        if isinstance(msg, HaveNone):
+            return
+        if self.num_pieces is None:  # no piece count yet: merge into what waits for it
+            first = self._peer_first
+            if first is None or isinstance(first, HaveNone) or isinstance(msg, HaveAll):
+                self._peer_first = msg
+            elif isinstance(first, BitfieldMsg):  # two bitfields: their union (the parser bounds both)
+                a, b = sorted((first.data, msg.data), key=len)
+                union = int.from_bytes(a.ljust(len(b), b"\0"), "big") | int.from_bytes(b, "big")
+                self._peer_first = BitfieldMsg(union.to_bytes(len(b), "big"))
+            return
+        assert self.peer_has is not None
+        new = Bitfield(self.num_pieces, full=True) if isinstance(msg, HaveAll) else None
+        if new is None:
+            assert isinstance(msg, BitfieldMsg)
+            new = peer_bitfield(msg.data, self.num_pieces)
+        for index in new:
+            if index not in self.peer_has:
+                self.peer_has.add(index)
+                self._events.append(Have(index))
+
+    def _check_unrequested_piece(self, index: int, begin: int, length: int) -> None:
+        """A piece nobody asked for is wasted, not fatal; one that cannot be a block is (as libtorrent)."""
+        n = self.num_pieces
+        require(n is None or index < n, Violation.OUT_OF_RANGE, f"piece {index} past the last ({n})")
+        if n is not None and self.piece_size is not None:
             size = self.piece_size(index)
             require(
                 begin + length <= size,
                 Violation.OUT_OF_RANGE,
-                f"request {begin}+{length} past piece {index} ({size} bytes)",
+                f"piece {index} begin {begin} length {length} past its end",
             )
+        wrong = [k for k in self.outstanding if k[0] == index and k[1] == begin]
+        require(
+            not wrong,
+            Violation.MALFORMED,
+            f"piece {index} begin {begin} of {length} bytes; we asked for {wrong[:1]}",
+        )
+
+    def _receive_request(self, msg: Request) -> None:
+        index, begin, length = key = (msg.index, msg.begin, msg.length)
         if key in self.incoming or key in self.owed_rejects:
             return  # a duplicate: it will be answered once
+        # An invalid request is refused, not fatal: libtorrent and Transmission reject it too.
         cap = self.limits.max_incoming_requests
+        n = self.num_pieces
         reason: str | None = None
-        if self.num_pieces is None or self.we_have is None:
+        if not 0 < length <= self.limits.max_request_length:
+            reason = f"request for {length} bytes; allowed 1..{self.limits.max_request_length}"
+        elif n is None or self.we_have is None:
             reason = "we do not have the metadata yet"
+        elif index >= n:
+            reason = f"request for piece {index} past the last ({n})"
+        elif self.piece_size is not None and begin + length > self.piece_size(index):
+            reason = f"request {begin}+{length} past the end of piece {index}"
         elif index not in self.we_have:
             reason = "we never said we have that piece"
         elif self.am_choking and not (self.fast_enabled and index in self.allowed_fast_out):

@@ -44,6 +44,17 @@ class ConnectionState(Enum):
     ERROR = "error"  #: the peer broke the protocol
 
 
+def peer_bitfield(data: bytes, n: int) -> Bitfield:
+    """The peer's bitfield for ``n`` pieces; set spare bits are ignored, as libtorrent and Transmission do."""
+    spare = len(data) * 8 - n
+    if 0 < spare < 8 and data[-1] & ((1 << spare) - 1):
+        data = data[:-1] + bytes([data[-1] & (0xFF << spare) & 0xFF])
+    try:
+        return Bitfield.from_bytes(data, n)
+    except ValueError as exc:
+        raise RemoteProtocolError(f"bad bitfield: {exc}", kind=Violation.MALFORMED) from None
+
+
 def require(condition: bool, kind: Violation, message: str, *, ban: bool = False) -> None:
     """Raise RemoteProtocolError(message, kind, ban) unless ``condition`` holds."""
     if not condition:
@@ -222,10 +233,7 @@ class ConnectionBase:
     def _apply_pending_peer_state(self, n: int) -> None:
         first, self._peer_first = self._peer_first, None
         if isinstance(first, BitfieldMsg):
-            try:
-                has = Bitfield.from_bytes(first.data, n)
-            except ValueError as exc:
-                raise RemoteProtocolError(f"bad bitfield: {exc}", kind=Violation.MALFORMED) from None
+            has = peer_bitfield(first.data, n)
         else:
             has = Bitfield(n, full=isinstance(first, HaveAll))
         nbytes = (n + 7) // 8
@@ -244,11 +252,7 @@ class ConnectionBase:
         for index in haves:
             has.add(index)
         self.peer_has = has
-        bad = [i for i in self.allowed_fast_in if i >= n]
-        if bad:
-            raise RemoteProtocolError(
-                f"allowed-fast piece {bad[0]} out of range ({n} pieces)", kind=Violation.OUT_OF_RANGE
-            )
+        self.allowed_fast_in = {i for i in self.allowed_fast_in if i < n}  # past the end: ignored
 
     def _remember_late(self, key: Key) -> None:
         self._late[key] = None

@@ -23,23 +23,16 @@ def _kind(pair: Pair, data: bytes) -> Violation:
     return info.value.kind
 
 
-def test_a_piece_we_never_asked_for_is_unrequested() -> None:
-    """A piece message that answers no request of ours is Violation.UNREQUESTED."""
-    pair = Pair()
-    assert _kind(pair, _msg(7, struct.pack(">II", 0, 0) + b"x")) is Violation.UNREQUESTED
+def test_a_piece_outside_the_torrent_is_out_of_range() -> None:
+    """A piece message for a piece past the last is Violation.OUT_OF_RANGE (an unasked one is only waste)."""
+    pair = Pair(num_pieces=8)
+    assert _kind(pair, _msg(7, struct.pack(">II", 8, 0) + b"x")) is Violation.OUT_OF_RANGE
 
 
 def test_a_have_past_the_last_piece_is_out_of_range() -> None:
     """A have for a piece index the torrent does not have is Violation.OUT_OF_RANGE."""
     pair = Pair(num_pieces=8)
     assert _kind(pair, _msg(4, struct.pack(">I", 8))) is Violation.OUT_OF_RANGE
-
-
-def test_a_second_bitfield_is_out_of_order() -> None:
-    """A bitfield after the first message is Violation.OUT_OF_ORDER."""
-    pair = Pair(num_pieces=8, a_fast=False, b_fast=False)
-    pair.to_b(_msg(5, b"\x00"))
-    assert _kind(pair, _msg(5, b"\x00")) is Violation.OUT_OF_ORDER
 
 
 def test_a_fast_message_without_the_fast_bits_is_not_negotiated() -> None:

@@ -1,0 +1,4 @@
+import stub from './index.cjs'
+
+export const { PeerConnection, RtcpReceivingSession, Video, Audio, cleanup } = stub
+export default stub
