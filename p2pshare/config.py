@@ -321,6 +321,8 @@ class Config:
     natpmp: NatPmpConfig = field(default_factory=NatPmpConfig)
     portmap: PortMapConfig = field(default_factory=PortMapConfig)
     lsd: LsdConfig = field(default_factory=LsdConfig)
+    announce: AnnounceConfig = field(default_factory=lambda: AnnounceConfig())
+    stream: StreamConfig = field(default_factory=lambda: StreamConfig())
     coop: CoopConfig = field(default_factory=lambda: CoopConfig())
 
 
@@ -435,6 +437,29 @@ class TrackerConfig:
     retry_max: float = 3600.0  #: ... capped here
     stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
     close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceConfig:
+    """How a running torrent uses its trackers (the protocol limits are in :class:`TrackerConfig`)."""
+
+    scrape_interval: float = 1800.0  #: seconds between scrapes of the tracker in use (first: after announce)
+    first_scrape_delay: float = 2.0  #: the first scrape waits this long after the torrent starts
+    unknown_left: int = 16 * KiB  #: ``left`` we report while the manifest is unknown (not zero: not a seed)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Choosing files and streaming: ``--select``, ``--sequential``, ``--stdout``."""
+
+    #: --sequential: the read-ahead window (pieces from the first missing one that may be in flight)
+    #: is this many pieces, or enough pieces to cover ``read_ahead_bytes``, whichever is more
+    read_ahead_pieces: int = 8
+    read_ahead_bytes: int = 8 * MiB
+    stdout_chunk: int = 256 * KiB  #: bytes written to standard output at once
+    stdout_poll: float = 0.05  #: how often the streamer looks for the next verified piece
+    #: the hidden ".<info hash><suffix>" file beside a download keeps straddling pieces' unselected bytes
+    parts_suffix: str = ".parts"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ one line and an exit code.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +23,20 @@ from p2pshare.cli.common import (
     resolve_bootstrap,
     run_async,
 )
+from p2pshare.cli.file_options import (
+    ListOpt,
+    NoTrackersOpt,
+    SelectOpt,
+    SequentialOpt,
+    StdoutOpt,
+    TrackerOpt,
+    check_selection,
+    describe_choice,
+    print_file_list,
+    selection_for,
+    stdout_stream,
+    tiers_for,
+)
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import make_magnet
@@ -36,7 +49,7 @@ from p2pshare.errors import P2PShareError
 if TYPE_CHECKING:
     from p2pshare.engine import runner
 
-__all__ = ["demo", "dht", "get", "share"]
+__all__ = ["demo", "get", "share"]  # dht: cli/dht_cmd.py
 
 # ---------------------------------------------------------------------- shared options
 
@@ -121,6 +134,7 @@ def _options(
     read_only: bool = False,
     max_up: str | None = None,
     max_down: str | None = None,
+    no_trackers: bool = False,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
@@ -129,6 +143,8 @@ def _options(
         config = replace(config, dht=replace(config.dht, read_only=True))
     if max_up or max_down:
         config = replace(config, coop=rate_caps(config.coop, max_up, max_down))
+    if no_trackers:
+        config = replace(config, tracker=replace(config.tracker, enabled=False))
     return runner.SwarmOptions(
         config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
     )
@@ -189,9 +205,11 @@ def share(
     ] = False,
     max_up: MaxUpOpt = None,
     max_down: MaxDownOpt = None,
+    tracker: TrackerOpt = None,
+    no_trackers: NoTrackersOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
+    """Share a file or folder: hash it, announce it on the DHT (and --tracker), and seed until Ctrl-C.
 
     Prints the info hash and a magnet link to give to others, writes the .torrent in
     the state folder, and shows who is downloading.  An unchanged folder reuses its
@@ -204,6 +222,8 @@ def share(
       p2pshare share big.iso --port 6881 --bootstrap 192.168.1.2:6881
 
       p2pshare share ./docs --host 192.168.1.5 --json
+
+      p2pshare share ./album --tracker udp://tracker.lan:6969/announce
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
@@ -216,7 +236,13 @@ def share(
         piece_length = parse_size(piece_size) if piece_size else None
         state = _state()
         manifest = _hash_with_progress(
-            state, path, mode, view, piece_length=piece_length, include_hidden=include_hidden
+            state,
+            path,
+            mode,
+            view,
+            piece_length=piece_length,
+            include_hidden=include_hidden,
+            trackers=tracker or (),
         )
         info = manifest.created.info
         view.json(
@@ -237,7 +263,7 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
-            magnet = make_magnet(info.info_hash, info.name, hints)
+            magnet = make_magnet(info.info_hash, info.name, hints, trackers=manifest.created.trackers)
             view.extra_listening["magnet"] = magnet
             if mode is Mode.JSON:
                 return
@@ -257,7 +283,16 @@ def share(
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only, max_up, max_down),
+                _options(
+                    host,
+                    port,
+                    boot,
+                    dht_port,
+                    dht_read_only,
+                    max_up=max_up,
+                    max_down=max_down,
+                    no_trackers=no_trackers,
+                ),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -309,11 +344,17 @@ def get(
             "--overwrite", help="Overwrite existing files in the folder that are not part of this download."
         ),
     ] = False,
+    no_trackers: NoTrackersOpt = False,
+    list_files: ListOpt = False,
+    select: SelectOpt = None,
+    sequential: SequentialOpt = False,
+    stdout: StdoutOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Download a .torrent, magnet link or info hash; exit 0 only when every piece is verified.
+    """Download a .torrent, magnet link or info hash; exit 0 only when every chosen piece is verified.
 
-    Peers come from the DHT, from --peer, and from x.pe hints in a magnet link.  Run the
+    Peers come from the DHT, from --peer, from the trackers of the .torrent or the magnet's
+    tr=, and from x.pe hints in a magnet link.  Run the
     same command again after an interruption: verified pieces are kept.
 
     Examples:
@@ -323,20 +364,52 @@ def get(
       p2pshare get 'magnet:?xt=urn:btih:...' --timeout 300 --peers
 
       p2pshare get photos.torrent --peer 192.168.1.5:6881 --no-dht --seed
+
+      p2pshare get show.torrent --list
+
+      p2pshare get show.torrent --select 1,3-5 --select '*.srt'
+
+      p2pshare get show.torrent --select movie.mkv --stdout | mpv -
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     mode = choose_mode(json_output)
     view = View(mode, "get", show_peers=show_peers)
-    with view.guard():
+    with stdout_stream(stdout) as stream, view.guard():  # --stdout: every message goes to stderr
         t = load_target(target)
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         info = t.metainfo.info if t.metainfo is not None else None
+        tiers = tiers_for(t.metainfo, t.magnet)
+        chosen = selection_for(select, t.magnet)
+        options = _options(
+            host,
+            port,
+            boot,
+            dht_port,
+            dht_read_only,
+            max_up=max_up,
+            max_down=max_down,
+            no_trackers=no_trackers,
+        )
+        if list_files:
+            if info is None:
+                view.line(f"fetching the manifest of {t.info_hash.hex}...")
+                info = run_async(
+                    runner.fetch_manifest(
+                        t.info_hash, options, peers=[*peers, *t.magnet.peers], trackers=tiers, timeout=timeout
+                    )
+                )
+            print_file_list(info, mode is Mode.JSON)
+            return
+        if info is not None:
+            check_selection(info, chosen, stdout=stdout)
         name = info.name if info is not None else t.magnet.name
         view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
         what = f"{name} ({t.info_hash.hex})" if name else t.info_hash.hex
         view.line(f"getting {what} into {output}", style="bold")
+        if info is not None and chosen is not None:
+            view.line(describe_choice(info, chosen))
 
         def on_complete(result: runner.DownloadResult) -> None:
             view.done(result)
@@ -346,7 +419,7 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port, dht_read_only, max_up, max_down),
+                options,
                 out_dir=output,
                 info=info,
                 peers=peers,
@@ -357,89 +430,12 @@ def get(
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_complete=on_complete,
+                trackers=tiers,
+                select=chosen,
+                sequential=sequential,
+                stream=stream,
             )
         )
-
-
-# ---------------------------------------------------------------------- dht
-
-
-@handle_errors
-def dht(
-    port: PortOpt = 0,
-    host: HostOpt = "0.0.0.0",
-    bootstrap: BootstrapOpt = None,
-    no_bootstrap: Annotated[
-        bool, typer.Option("--no-bootstrap", help="Start a new DHT: join through no other node.")
-    ] = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Run a standalone DHT node until Ctrl-C (for example a LAN's bootstrap node).
-
-    Others then use --bootstrap HOST:PORT (or P2PSHARE_BOOTSTRAP=HOST:PORT) to find it.
-
-    Examples:
-
-      p2pshare dht --port 6881 --no-bootstrap
-
-      p2pshare dht --host 127.0.0.1 --port 0 --json
-    """
-    from p2pshare.engine.dht_node import DhtService, run_standalone
-
-    mode = choose_mode(json_output)
-    view = View(mode, "dht")
-    boot: list[tuple[str, int]] = [] if no_bootstrap else resolve_bootstrap(bootstrap, host=host) or []
-    state = _state()
-
-    async def main() -> None:
-        state_dir = state.claim_dht_state()
-
-        async def on_ready(service: DhtService) -> None:
-            shown = host if host not in ("0.0.0.0", "::") else "THIS-MACHINE"
-            view.json(
-                {
-                    "event": "listening",
-                    "host": host,
-                    "port": service.port,
-                    "node_id": service.node_id.hex(),
-                    "bootstrap": [f"{h}:{p}" for h, p in boot],
-                }
-            )
-            view.line(
-                f"DHT node {service.node_id.hex()} listening on {host}:{service.port} (UDP)", essential=True
-            )
-            view.line(f"others join with: --bootstrap {shown}:{service.port}")
-            asyncio.get_running_loop().create_task(_dht_status_loop(service, view))
-
-        try:
-            await run_standalone(port, boot, state_dir, DEFAULT_CONFIG.dht, on_ready, host=host)
-        finally:
-            state.release()
-
-    with view.guard():
-        view.start(host=host, port=port)
-        view.seeding = True  # Ctrl-C is the normal way to stop: report "stopped", not an error
-        run_async(main())
-
-
-async def _dht_status_loop(service: Any, view: View) -> None:
-    last = None
-    while True:
-        await asyncio.sleep(5.0 if view.mode is Mode.JSON else 10.0)
-        try:
-            status = service.status()
-        except Exception:
-            continue
-        summary = {k: v for k, v in status.items() if isinstance(v, int | float | str)}
-        view.json({"event": "dht_status", **summary})
-        text = (
-            f"DHT: {status.get('nodes', '?')} nodes in the table, "
-            f"{status.get('stored_peers', '?')} peers stored "
-            f"for {status.get('stored_info_hashes', '?')} hashes"
-        )
-        if text != last:
-            view.line(text)
-            last = text
 
 
 # ---------------------------------------------------------------------- demo

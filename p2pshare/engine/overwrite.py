@@ -61,16 +61,24 @@ def check_existing_files(
         )
 
 
-def protect_existing(params: TorrentParams, storage: Storage, have: Bitfield) -> None:
-    """The rule for a torrent's real files (in-memory storage holds nothing of the user's)."""
+def protect_existing(
+    params: TorrentParams, storage: Storage, have: Bitfield, selected: Sequence[bool] | None = None
+) -> None:
+    """The rule for a torrent's real files (in-memory storage holds nothing of the user's).
+
+    Files left out by ``--select`` are never written, so they are not checked.
+    """
     if not isinstance(storage, FileStorage):
         return
     path = params.resume_path
     resumed = path is not None and load_resume(path, params.info_hash.value, have.length) is not None
+    fingerprint = storage.file_sizes_and_mtimes()
+    if selected is not None:
+        fingerprint = [fp if chosen else None for fp, chosen in zip(fingerprint, selected, strict=True)]
     check_existing_files(
         storage.geometry,
         storage.paths,
-        storage.file_sizes_and_mtimes(),
+        fingerprint,
         have,
         resumed=resumed,
         overwrite=params.overwrite,

@@ -49,6 +49,7 @@ from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
+from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.overwrite import protect_existing
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
@@ -98,6 +99,7 @@ class Torrent(Transfer):
         self.peers: dict[PeerAddress, Peer] = {}
         self.book = PeerBook(config.swarm)
         self.picker: PiecePicker[Peer] | None = None
+        self.choice = FileChoice(None, None)  #: the files chosen (known with the manifest)
         self.pieces: PieceIO | None = None
         self.metadata = MetadataExchange(params.info_hash, config)
         self.rates = rates or RateLimits(config.coop)  #: the session's global caps
@@ -210,15 +212,19 @@ class Torrent(Transfer):
             have = await asyncio.get_running_loop().run_in_executor(
                 None, pio.check_existing, self.params.resume_path
             )
-            protect_existing(self.params, pio.storage, have)  # raises before anything is written
-        self.picker = PiecePicker(geometry, have, self.config.picker, self._rng)
+        self.choice = choose(info, self.params.select)
+        if not self.params.assume_complete:  # raises before anything is written
+            protect_existing(self.params, pio.storage, have, self.choice.selected)
+        self.picker = PiecePicker(geometry, have, self.config.picker, self._rng, wanted=self.choice.wanted)
+        if self.params.sequential:
+            self.picker.set_sequential(read_ahead_window(self.config.stream, info.piece_length))
         swarm = self.config.swarm
         if have.complete and swarm.super_seed and geometry.num_pieces > 1:
             self._super = SuperSeeder(
                 geometry.num_pieces, info.piece_length, swarm.super_seed_window, self._rng
             )
         self.metadata_ready.set()
-        if have.complete:
+        if self.picker.complete:
             await self._on_complete()
         else:
             self._set_phase(Phase.DOWNLOADING)
@@ -246,7 +252,7 @@ class Torrent(Transfer):
         if not self.completed.is_set():
             self.completed.set()
             self._set_phase(Phase.SEEDING)
-            self._emit(ev.Completed(self.info.total_length if self.info else 0))
+            self._emit(ev.Completed(self.status().total_size))
         for peer in list(self.peers.values()):
             has = peer.conn.peer_has
             if has is not None and has.complete:
