@@ -76,7 +76,30 @@ def _torrent_seeds() -> list[bytes]:
     return [
         bencode.encode({b"announce": b"http://127.0.0.1/a", b"info": single}),
         bencode.encode({b"info": multi, b"comment": b"c", b"creation date": 1}),
+        *_v2_torrent_seeds(),
     ]
+
+
+def _v2_torrent_seeds() -> list[bytes]:
+    """A v2 and a hybrid .torrent (file tree, piece layers, pad files) of a small folder."""
+    from p2pshare.core import merkle
+    from p2pshare.core.metainfo import build_info_v2, encode_torrent
+
+    piece = 16384
+    files = [(("a",), bytes(range(256)) * 150), (("b", "c"), b"x" * 5000), (("e",), b"")]
+    per_file = [
+        [merkle.piece_hash(d[i : i + piece], piece, len(d)) for i in range(0, len(d), piece)]
+        for _, d in files
+    ]
+    stream = b"".join(d + bytes(-len(d) % piece) for _, d in files)
+    v1 = b"".join(hashlib.sha1(stream[i : i + piece]).digest() for i in range(0, len(stream), piece))
+    out = []
+    for v1_pieces in (None, v1):
+        info, layers = build_info_v2(
+            "v2dir", [(p, len(d)) for p, d in files], piece, per_file, single_file=False, v1_pieces=v1_pieces
+        )
+        out.append(encode_torrent(info, piece_layers=layers))
+    return out
 
 
 def _metainfo_run(data: bytes) -> None:
@@ -118,6 +141,15 @@ def _wire_seeds() -> list[bytes]:
         Extended(1, b"d8:msg_typei0e5:piecei0ee"),
     ]
     seeds = [hs + b"".join(encode(m) for m in body), hs + encode(HaveAll()) + encode(Request(9, 0, 16384))]
+    from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
+
+    root = bytes(range(32))
+    bep52 = [
+        HashRequest(root, 0, 0, 2, 1),
+        Hashes(root, 0, 0, 2, 2, (b"\x01" * 32,) * 4),
+        HashReject(root, 1, 4, 4, 0),
+    ]
+    seeds.append(hs + encode(HaveAll()) + b"".join(encode(m) for m in bep52))
     return seeds
 
 
@@ -321,8 +353,13 @@ def _utp_seeds() -> list[bytes]:
 
     syn = pkt(PacketType.SYN, 1, 0)
     return [
-        _utp_frames([syn, pkt(PacketType.DATA, 2, 1, b"x" * 100), pkt(PacketType.DATA, 4, 1, b"y" * 50,
-                                                                          sack=b"\x01\x00\x00\x00")]),
+        _utp_frames(
+            [
+                syn,
+                pkt(PacketType.DATA, 2, 1, b"x" * 100),
+                pkt(PacketType.DATA, 4, 1, b"y" * 50, sack=b"\x01\x00\x00\x00"),
+            ]
+        ),
         _utp_frames([syn, pkt(PacketType.STATE, 1, 1), pkt(PacketType.FIN, 2, 1)]),
         _utp_frames([pkt(PacketType.RESET, 5, 5), syn, syn]),
     ]
@@ -388,6 +425,29 @@ def _pex_seeds() -> list[bytes]:
     ]
 
 
+# ---------------------------------------------------------------------- BEP 46 pointer items
+
+
+def _pointer_run(data: bytes) -> None:
+    from p2pshare.core.updatable import parse_btpk_magnet, parse_pointer
+
+    if data[:7].lower() == b"magnet:":
+        try:
+            parse_btpk_magnet(data.decode("latin-1"))
+        except TargetError as exc:
+            raise RemoteProtocolError(str(exc)) from None  # a typed rejection, as for items
+        return
+    parse_pointer(data)
+
+
+def _pointer_seeds() -> list[bytes]:
+    return [
+        bencode.encode({b"ih": INFO_HASH}),
+        bencode.encode({b"ih": INFO_HASH, b"ih2": INFO_HASH + bytes(12)}),
+        b"magnet:?xs=urn:btpk:" + bytes(range(32)).hex().encode() + b"&s=0102&dn=x",
+    ]
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -400,6 +460,7 @@ TARGETS: dict[str, Target] = {
         Target("magnet", _magnet_run, (TargetError,), _magnet_seeds, False),
         Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
         Target("utp", _utp_run, (RemoteProtocolError,), _utp_seeds, False),
+        Target("bep46", _pointer_run, (RemoteProtocolError,), _pointer_seeds, False),
         Target("pex", _pex_run, (RemoteProtocolError,), _pex_seeds, True),
     )
 }

@@ -36,6 +36,8 @@ __all__ = [
     "LsdConfig",
     "NatPmpConfig",
     "PortMapConfig",
+    "HashExchangeConfig",
+    "UpdatableConfig",
 ]
 
 KiB = 1024
@@ -323,6 +325,8 @@ class Config:
     lsd: LsdConfig = field(default_factory=LsdConfig)
     announce: AnnounceConfig = field(default_factory=lambda: AnnounceConfig())
     stream: StreamConfig = field(default_factory=lambda: StreamConfig())
+    hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
+    updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
     coop: CoopConfig = field(default_factory=lambda: CoopConfig())
 
 
@@ -460,6 +464,29 @@ class StreamConfig:
     stdout_poll: float = 0.05  #: how often the streamer looks for the next verified piece
     #: the hidden ".<info hash><suffix>" file beside a download keeps straddling pieces' unselected bytes
     parts_suffix: str = ".parts"
+
+
+@dataclass(frozen=True, slots=True)
+class HashExchangeConfig:
+    """The engine's BEP 52 hash exchange: fetching piece layers, serving them, and the flood guard."""
+
+    requests_per_peer: int = 4  #: hash requests we keep in flight with one peer
+    request_timeout: float = 10.0  #: seconds before an unanswered hash request goes to another peer
+    max_served_per_tick: int = 256  #: hash requests one peer may send per status tick before it floods
+    max_failed_pieces_kept: int = 4  #: failed v2 pieces kept until their leaf hashes name the bad blocks
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatableConfig:
+    """Updatable shares (BEP 46): how often the publisher looks and republishes, the follower polls."""
+
+    watch_interval: float = 1.0  #: seconds between looks at a published folder for changes
+    settle_time: float = 0.5  #: a change is hashed once the folder stayed the same this long
+    republish_interval: float = 1800.0  #: put the item again this often (BEP 44 items expire in ~2 h)
+    put_timeout: float = 15.0  #: bound on one put of the item
+    lookup_timeout: float = 5.0  #: bound on one DHT lookup of the item (publisher's seq, follower's poll)
+    follow_interval: float = 2.0  #: seconds between a follower's lookups of the item
+    metadata_timeout: float = 120.0  #: a version whose manifest never arrives is skipped after this
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from p2pshare.cli import updatable_cmds as upd
 from p2pshare.cli.common import (
     handle_errors,
     load_target,
@@ -39,10 +40,11 @@ from p2pshare.cli.file_options import (
 )
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG
-from p2pshare.core.magnet import make_magnet
+from p2pshare.core.magnet import magnet_for_info
 from p2pshare.core.rate import rate_caps
 from p2pshare.core.types import PeerAddress
-from p2pshare.engine.create import parse_size
+from p2pshare.core.updatable import parse_btpk_magnet
+from p2pshare.engine.create import parse_format, parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.errors import P2PShareError
 
@@ -207,6 +209,17 @@ def share(
     max_down: MaxDownOpt = None,
     tracker: TrackerOpt = None,
     no_trackers: NoTrackersOpt = False,
+    format_name: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="v1 (BEP 3), v2 (BEP 52) or hybrid (one swarm under both hashes). Default v1: "
+            "v1-only clients such as aria2 1.36 and Transmission 3 write a hybrid's pad files to disk.",
+            show_default=False,
+        ),
+    ] = None,
+    publish: upd.PublishOpt = False,
+    key: upd.KeyOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Share a file or folder: hash it, announce it on the DHT (and --tracker), and seed until Ctrl-C.
@@ -234,6 +247,12 @@ def share(
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
+        if publish:  # BEP 46: a v2 share under a public key, re-published as the folder changes
+            options = _options(host, port, boot, dht_port, dht_read_only)
+            return upd.run_publish(
+                path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
+            )
+        fmt = parse_format(format_name)
         state = _state()
         manifest = _hash_with_progress(
             state,
@@ -243,12 +262,15 @@ def share(
             piece_length=piece_length,
             include_hidden=include_hidden,
             trackers=tracker or (),
+            format=fmt,
         )
         info = manifest.created.info
         view.json(
             {
                 "event": "manifest",
                 "info_hash": info.info_hash.hex,
+                "info_hash_v2": info.info_hash_v2.hex if info.info_hash_v2 is not None else None,
+                "format": info.format,
                 "name": info.name,
                 "total_size": info.total_length,
                 "num_pieces": info.num_pieces,
@@ -263,7 +285,7 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
-            magnet = make_magnet(info.info_hash, info.name, hints, trackers=manifest.created.trackers)
+            magnet = magnet_for_info(info, hints, trackers=manifest.created.trackers)  # btih, btmh or both
             view.extra_listening["magnet"] = magnet
             if mode is Mode.JSON:
                 return
@@ -349,6 +371,8 @@ def get(
     select: SelectOpt = None,
     sequential: SequentialOpt = False,
     stdout: StdoutOpt = False,
+    follow: upd.FollowOpt = False,
+    delete: upd.DeleteOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Download a .torrent, magnet link or info hash; exit 0 only when every chosen piece is verified.
@@ -376,9 +400,15 @@ def get(
     mode = choose_mode(json_output)
     view = View(mode, "get", show_peers=show_peers)
     with stdout_stream(stdout) as stream, view.guard():  # --stdout: every message goes to stderr
-        t = load_target(target)
+        followed = parse_btpk_magnet(target)
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
+        if followed is not None:  # BEP 46: follow a public key, not one hash
+            view.start(public_key=followed.public_key.hex(), name=followed.name, output=str(output))
+            options = _options(host, port, boot, dht_port, dht_read_only)
+            args = upd.FollowArgs(output, follow, delete, peers, timeout)
+            return upd.run_follow(followed, options, view, args)
+        t = load_target(target)
         info = t.metainfo.info if t.metainfo is not None else None
         tiers = tiers_for(t.metainfo, t.magnet)
         chosen = selection_for(select, t.magnet)
@@ -422,6 +452,8 @@ def get(
                 options,
                 out_dir=output,
                 info=info,
+                info_hash_v2=t.magnet.info_hash_v2,
+                piece_layers=t.metainfo.piece_layers if t.metainfo is not None else None,
                 peers=peers,
                 magnet_peers=t.magnet.peers,
                 timeout=timeout,

@@ -68,9 +68,9 @@ def make_magnet(
     return "magnet:?" + "&".join(parts)
 
 
-def magnet_for_info(info: Info, peers: tuple[PeerAddress, ...] = ()) -> str:
-    """The magnet link of a manifest: btih for v1, btmh for v2, both for hybrid."""
-    return make_magnet(info.info_hash_v1, info.name, peers, info_hash_v2=info.info_hash_v2)
+def magnet_for_info(info: Info, peers: tuple[PeerAddress, ...] = (), trackers: tuple[str, ...] = ()) -> str:
+    """The magnet link of a manifest: btih for v1, btmh for v2, both for hybrid; ``tr`` trackers."""
+    return make_magnet(info.info_hash_v1, info.name, peers, info_hash_v2=info.info_hash_v2, trackers=trackers)
 
 
 def _parse_btmh(value: str) -> InfoHashV2:

@@ -383,6 +383,11 @@ class PiecePicker(PickerState[K]):
             if ps.has is not None and index in ps.has:
                 ps.interesting -= 1
 
+    def block_senders(self, index: int) -> list[K | None]:
+        """Who sent each block of partial piece ``index`` (None: not received); [] if not partial."""
+        part = self._partials.get(index)
+        return list(part.senders) if part is not None else []
+
     def piece_failed(self, index: int) -> set[K]:
         """Piece ``index`` failed its hash: reset it to FREE and return the peers that sent blocks of it."""
         self._geometry.check_piece(index)

@@ -11,15 +11,16 @@ the torrent only ever receives a :class:`~p2pshare.io.link.Link`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from p2pshare.config import Config
+from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info
 from p2pshare.core.selection import FileSelection
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine.file_choice import choose
 from p2pshare.io.link import Link
 from p2pshare.io.parts_storage import PartsStorage
@@ -44,6 +45,10 @@ class TorrentParams:
     trackers: tuple[tuple[str, ...], ...] = ()  #: tracker tiers (BEP 12), manifest's then magnet's
     select: FileSelection | None = None  #: files to download (None: all); the rest are not created
     sequential: bool = False  #: pieces in file order (a read-ahead window first), for streaming
+    info_hash_v2: InfoHashV2 | None = None  #: a btmh magnet: the manifest is checked by SHA-256
+    piece_layers: Mapping[bytes, bytes] | None = None  #: BEP 52 layers of a v2 .torrent (else fetched)
+    #: pieces already known good once the manifest is known (a follower's unchanged files)
+    known_pieces: Callable[[Info], Bitfield] | None = None
     overwrite: bool = False  #: may overwrite existing files that are not ours (``--overwrite``)
 
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.metainfo import Info
 from p2pshare.core.selection import FileSelection
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
@@ -345,6 +345,7 @@ def seed_params(created: CreatedTorrent) -> TorrentParams:
         file_paths=created.paths,
         assume_complete=True,
         trackers=tuple((url,) for url in created.trackers),
+        piece_layers=created.piece_layers or None,
     )
 
 
@@ -366,6 +367,8 @@ async def download(
     select: FileSelection | None = None,
     sequential: bool = False,
     stream: StreamRequest | None = None,
+    info_hash_v2: InfoHashV2 | None = None,
+    piece_layers: Mapping[bytes, bytes] | None = None,
 ) -> DownloadResult:
     """Fetch ``info_hash`` (its manifest too, when ``info`` is None) into ``out_dir``.
 
@@ -395,6 +398,8 @@ async def download(
         trackers=tuple(tuple(tier) for tier in trackers),
         select=select,
         sequential=sequential or stream is not None,
+        info_hash_v2=info_hash_v2,  # a btmh magnet: the manifest is checked by SHA-256
+        piece_layers=piece_layers,  # a v2 .torrent's layers (else fetched from peers)
         overwrite=overwrite,
     )
     async with open_swarm(params, options, on_event=on_event) as swarm:
