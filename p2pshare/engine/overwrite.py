@@ -66,15 +66,19 @@ def protect_existing(
 ) -> None:
     """The rule for a torrent's real files (in-memory storage holds nothing of the user's).
 
-    Files left out by ``--select`` are never written, so they are not checked.
+    Files left out by ``--select`` and pad files are never written, so they are not checked.
     """
     if not isinstance(storage, FileStorage):
         return
     path = params.resume_path
     resumed = path is not None and load_resume(path, params.info_hash.value, have.length) is not None
     fingerprint = storage.file_sizes_and_mtimes()
-    if selected is not None:
-        fingerprint = [fp if chosen else None for fp, chosen in zip(fingerprint, selected, strict=True)]
+    chosen = selected if selected is not None else [True] * len(fingerprint)
+    # Pad files (BEP 47) are zeros nobody writes to disk; unselected files are never written.
+    fingerprint = [
+        fp if keep and not f.pad else None
+        for fp, keep, f in zip(fingerprint, chosen, storage.info.files, strict=True)
+    ]
     check_existing_files(
         storage.geometry,
         storage.paths,
