@@ -306,15 +306,17 @@ def test_dht_read_only_flag_reaches_the_dht_config() -> None:
     assert _options("127.0.0.1", 0, [], None).config.dht.read_only is False
 
 
-def test_human_time_reads_well_at_every_scale() -> None:
-    """Durations print as milliseconds, seconds, or clock time, never as a bare '0.0 s'."""
+def test_human_time_is_one_clock_style_at_every_scale() -> None:
+    """Durations and ETAs are all clocks (m:ss or h:mm:ss), rounded up so a running job never reads 0:00."""
     from p2pshare.cli.views import human_time
 
-    assert human_time(0.042) == "42 ms"
-    assert human_time(2.5) == "2.5 s"
+    assert human_time(0.042) == "0:01"
+    assert human_time(0) == "0:00"
+    assert human_time(2.5) == "0:03"
     assert human_time(125) == "2:05"
     assert human_time(3725) == "1:02:05"
     assert human_time(None) == "--:--"
+    assert human_time(float("inf")) == "--:--"
 
 
 def test_cli_start_up_does_not_load_the_swarm_engine() -> None:
