@@ -42,7 +42,7 @@ def mutate_bytes(data: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
             end = min(len(buf), pos + rng.choice((1, 2, 8, 64, 1000)))
             del buf[pos:end]
         elif op == 3:  # an interesting integer
-            buf[pos:pos + 4] = _pack_interesting(rng)
+            buf[pos : pos + 4] = _pack_interesting(rng)
         elif op == 4 and corpus:  # splice with another seed
             other = rng.choice(corpus)
             cut = rng.randrange(len(other) + 1)

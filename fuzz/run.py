@@ -127,8 +127,17 @@ def _save(target: Target, data: bytes, why: str, save: bool) -> str:
 
 def fuzz_atheris(target: Target, inputs: int, seed: int) -> int:
     """Run one target under atheris in a child process; its exit code (0: no finding)."""
-    cmd = [sys.executable, "-m", "fuzz.atheris_main", target.name, f"-runs={inputs}", f"-seed={seed}",
-           "-rss_limit_mb=1024", "-timeout=5", f"-artifact_prefix={FINDINGS}/{target.name}-"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fuzz.atheris_main",
+        target.name,
+        f"-runs={inputs}",
+        f"-seed={seed}",
+        "-rss_limit_mb=1024",
+        "-timeout=5",
+        f"-artifact_prefix={FINDINGS}/{target.name}-",
+    ]
     FINDINGS.mkdir(parents=True, exist_ok=True)
     return subprocess.call(cmd, cwd=ROOT)
 

@@ -401,6 +401,30 @@ def _magnet_seeds() -> list[bytes]:
     ]
 
 
+def _pex_run(data: bytes) -> None:
+    from p2pshare.core.wire.pex import decode_pex, encode_pex
+
+    msg = decode_pex(data)
+    if decode_pex(encode_pex(msg)) != msg:  # what we accept we can say again, unchanged
+        raise AssertionError("ut_pex round trip changed the message")
+
+
+def _pex_seeds() -> list[bytes]:
+    return [
+        bencode.encode(
+            {
+                b"added": b"\x7f\x00\x00\x02\x1a\xe1\x7f\x00\x00\x03\x1a\xe2",
+                b"added.f": b"\x12\x01",
+                b"added6": bytes(15) + b"\x01\x1a\xe1",
+                b"added6.f": b"\x04",
+                b"dropped": b"\x7f\x00\x00\x04\x1a\xe3",
+                b"dropped6": b"",
+            }
+        ),
+        b"d5:added0:7:dropped0:e",
+    ]
+
+
 # ---------------------------------------------------------------------- BEP 46 pointer items
 
 
@@ -437,6 +461,7 @@ TARGETS: dict[str, Target] = {
         Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
         Target("utp", _utp_run, (RemoteProtocolError,), _utp_seeds, False),
         Target("bep46", _pointer_run, (RemoteProtocolError,), _pointer_seeds, False),
+        Target("pex", _pex_run, (RemoteProtocolError,), _pex_seeds, True),
     )
 }
 

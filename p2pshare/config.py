@@ -333,6 +333,7 @@ class Config:
     reach: ReachabilityConfig = field(default_factory=lambda: ReachabilityConfig())
     defence: DefenceConfig = field(default_factory=lambda: DefenceConfig())
     terminal: TerminalConfig = field(default_factory=lambda: TerminalConfig())
+    coop: CoopConfig = field(default_factory=lambda: CoopConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,6 +572,27 @@ class TerminalConfig:
     plain_interval: float = 2.0  #: seconds between status lines when stdout is not a terminal
     finding_interval: float = 5.0  #: seconds between "finding peers" lines in plain mode
     check_batch_bytes: int = 64 * MiB  #: files on disk are checked in batches of this much (Ctrl-C between)
+
+
+@dataclass(frozen=True, slots=True)
+class CoopConfig:
+    """A swarm, not a star: DHT presence while downloading, PEX (BEP 11), rate limits."""
+
+    lookup_few_peers: int = 8  #: below this many connected peers, DHT lookups repeat often ...
+    lookup_pause_few: float = 5.0  #: ... this many seconds apart ...
+    lookup_pause_many: float = 300.0  #: ... otherwise every few minutes
+    pex_interval: float = 60.0  #: BEP 11: at most one ut_pex message per peer this often
+    pex_first_delay: float = 2.0  #: the first ut_pex message to a peer goes this soon after its handshake
+    pex_max_added: int = 50  #: added peers per message we send (BEP 11 says at most 50)
+    pex_max_dropped: int = 50  #: dropped peers per message we send
+    pex_max_received: int = 200  #: added (v4 + v6) entries a received message may carry; more is an error
+    pex_max_received_dropped: int = 200  #: dropped entries a received message may carry
+    pex_max_payload: int = 16 * KiB  #: bytes of one received ut_pex message (200 v6 entries fit)
+    pex_min_gap: float = 20.0  #: messages from one peer closer than this are ignored (flooding)
+    pex_flags_remembered: int = 2000  #: addresses whose uTP/encryption flags (from PEX) we pass on
+    max_up: int = 0  #: global upload cap in bytes/s (0: none); ``--max-up``
+    max_down: int = 0  #: global download cap in bytes/s (0: none); ``--max-down``
+    bucket_seconds: float = 0.25  #: a rate bucket holds at most this many seconds of its rate
 
 
 DEFAULT_CONFIG = Config()

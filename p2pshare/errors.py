@@ -52,6 +52,7 @@ class ExitCode(IntEnum):
     NOT_WRITABLE = 9  #: the output folder cannot be written
     INCOMPLETE = 10  #: timed out before every piece was verified
     UNSAFE_MANIFEST = 11  #: the only manifest the info hash can name writes outside the folder
+    EXISTING_FILE = 12  #: a file in the output folder is not ours and would be overwritten
     INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -130,6 +131,12 @@ class DiskFullError(StorageError):
     """No space left on the device."""
 
     exit_code = ExitCode.DISK_FULL
+
+
+class ExistingFileError(StorageError):
+    """A file in the output folder is not part of this download; writing would destroy it."""
+
+    exit_code = ExitCode.EXISTING_FILE
 
 
 class NotWritableError(StorageError):

@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_make_install_takes_no_test_tools(tmp_path: Path) -> None:
     """`make install` installs the package alone (no `[test]` extra) into its own prefix and links it."""
     out = subprocess.run(
-        ["make", "-n", "install", f"PREFIX={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        ["make", "-n", "install", f"PREFIX={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=True,
     ).stdout
     installs = [line for line in out.splitlines() if "pip install" in line and "--upgrade pip" not in line]

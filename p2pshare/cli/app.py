@@ -18,6 +18,7 @@ __all__ = ["app", "main"]
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 usage, 3 bad target, 4 no such path, 5 port in use, "
     "6 no peers, 7 no metadata, 8 disk full, 9 output not writable, 10 incomplete, 11 unsafe manifest, "
+    "12 file not ours, "
     "130 interrupted."
 )
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2pshare.core.rate import parse_rate
 from p2pshare.core.types import parse_host_port
 from p2pshare.errors import UsageError
 
@@ -55,6 +56,18 @@ def _flag(value: object) -> bool:
 
 def _path(value: object) -> str:
     return str(Path(_text(value)).expanduser())
+
+
+def _rate(value: object) -> str:
+    """A rate as ``--max-up`` takes it: a number of bytes/s or text such as ``8MiB/s``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError('expected a rate such as "8MiB/s" or a number of bytes per second')
+    text = str(value)
+    try:
+        parse_rate(text)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return text
 
 
 def _host_ports(value: object) -> list[str]:
@@ -92,6 +105,8 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("bootstrap", "P2PSHARE_BOOTSTRAP", "the public Mainline routers", _host_ports),
     ConfigKey("output", None, ". (the current folder)", _path),
     ConfigKey("dht_read_only", "P2PSHARE_DHT_READ_ONLY", "false", _flag),
+    ConfigKey("max_up", None, "no cap", _rate),
+    ConfigKey("max_down", None, "no cap", _rate),
 )
 _BY_NAME = {key.name: key for key in KEYS}
 

@@ -38,6 +38,7 @@ def progress_dict(
         "pieces": st.have_pieces,
         "num_pieces": st.num_pieces,
         "pieces_failed": st.pieces_failed,
+        "peer_pieces": {p.address: p.pieces for p in st.peers},  #: each peer's share of the pieces
     }
     if len(st.file_progress) > 1:
         d["files"] = [{"path": p, "bytes": done, "total": n} for p, done, n in st.file_progress]

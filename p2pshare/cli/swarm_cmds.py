@@ -42,6 +42,7 @@ from p2pshare.cli.share_view import QrOpt, bootstrap_flags, hash_with_progress, 
 from p2pshare.cli.views import Mode, View, choose_mode, human_size, human_time
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.core.magnet import magnet_for_info
+from p2pshare.core.rate import rate_caps
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.updatable import parse_btpk_magnet
 from p2pshare.engine.create import parse_format, parse_size
@@ -117,6 +118,25 @@ TransportOpt = Annotated[
         case_sensitive=False,
         metavar="MODE",
         help="Peer transports, MODE tcp, utp (BEP 29, on the same UDP port as the DHT) or both.",
+        show_default=False,
+    ),
+]
+MaxUpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-up",
+        metavar="RATE",
+        help="Cap the upload over all peers (e.g. 500KiB/s, 8MiB/s; k = 1024); default: no cap.",
+        show_default=False,
+    ),
+]
+MaxDownOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-down",
+        metavar="RATE",
+        help="Cap the download over all peers (e.g. 2MiB/s); default: no cap.",
+        show_default=False,
     ),
 ]
 JsonOpt = Annotated[
@@ -134,6 +154,8 @@ def _options(
     bootstrap: list[tuple[str, int]] | None,
     dht_port: int | None,
     read_only: bool = False,
+    max_up: str | None = None,
+    max_down: str | None = None,
     no_trackers: bool = False,
     *,
     no_port_mapping: bool = False,
@@ -146,6 +168,8 @@ def _options(
     config = DEFAULT_CONFIG
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
+    if max_up or max_down:
+        config = replace(config, coop=rate_caps(config.coop, max_up, max_down))
     if no_trackers:
         config = replace(config, tracker=replace(config.tracker, enabled=False))
     if transport.value != config.transport.mode:
@@ -197,6 +221,8 @@ def share(
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
+    max_up: MaxUpOpt = None,
+    max_down: MaxDownOpt = None,
     qr: QrOpt = False,
     tracker: TrackerOpt = None,
     no_trackers: NoTrackersOpt = False,
@@ -245,6 +271,8 @@ def share(
                 boot,
                 dht_port,
                 dht_read_only,
+                max_up=max_up,
+                max_down=max_down,
                 no_port_mapping=no_port_mapping,
                 no_lsd=no_lsd,
                 transport=transport,
@@ -320,7 +348,9 @@ def share(
                     boot,
                     dht_port,
                     dht_read_only,
-                    no_trackers,
+                    max_up=max_up,
+                    max_down=max_down,
+                    no_trackers=no_trackers,
                     no_port_mapping=no_port_mapping,
                     no_lsd=no_lsd,
                     mapping_wait=DEFAULT_CONFIG.reach.share_settle_timeout,
@@ -389,6 +419,14 @@ def get(
         ),
     ] = None,
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
+    max_up: MaxUpOpt = None,
+    max_down: MaxDownOpt = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Overwrite existing files in the folder that are not part of this download."
+        ),
+    ] = False,
     no_trackers: NoTrackersOpt = False,
     list_files: ListOpt = False,
     select: SelectOpt = None,
@@ -431,6 +469,8 @@ def get(
                 boot,
                 dht_port,
                 dht_read_only,
+                max_up=max_up,
+                max_down=max_down,
                 no_port_mapping=no_port_mapping,
                 no_lsd=no_lsd,
                 transport=transport,
@@ -447,7 +487,9 @@ def get(
             boot,
             dht_port,
             dht_read_only,
-            no_trackers,
+            max_up=max_up,
+            max_down=max_down,
+            no_trackers=no_trackers,
             no_port_mapping=no_port_mapping,
             no_lsd=no_lsd,
             transport=transport,
@@ -490,6 +532,7 @@ def get(
                 timeout=timeout,
                 max_time=max_time,
                 seed=seed,
+                overwrite=overwrite,
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_complete=on_complete,

@@ -228,6 +228,8 @@ class View(CheckView, Endings):
             self.line(f"peer {e.address} banned: {e.reason}", style="yellow")
         elif isinstance(e, ev.PieceFailed):
             self.line(f"piece {e.index} failed its hash check; fetching it again", style="yellow")
+        elif isinstance(e, ev.PeerCompleted) and (self.seeding or settings.verbose):
+            self.line(f"peer {e.address} has every piece")
         elif isinstance(e, ReachabilityNote) and (not e.ok or self.mode is Mode.PLAIN or settings.verbose):
             self.line(e.message, style=None if e.ok else "yellow")
 

@@ -123,6 +123,13 @@ class Completed:
     total_size: int
 
 
+@dataclass(frozen=True, slots=True)
+class PeerCompleted:
+    """A connected peer now has every piece (learned from its bitfield or its last ``have``)."""
+
+    address: str
+
+
 EngineEvent = (
     Listening
     | PhaseChanged
@@ -134,6 +141,7 @@ EngineEvent = (
     | PieceVerified
     | PieceFailed
     | Completed
+    | PeerCompleted
 )
 
 _NAMES = {
@@ -147,6 +155,7 @@ _NAMES = {
     PieceVerified: "piece_verified",
     PieceFailed: "piece_failed",
     Completed: "completed",
+    PeerCompleted: "peer_completed",
 }
 
 

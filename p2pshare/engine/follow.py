@@ -226,6 +226,7 @@ async def _sync(
         resume_path=resume,
         info_hash_v2=pointer.info_hash_v2,
         known_pieces=f.known_pieces,
+        overwrite=f.seq >= 0,  # a later version rewrites the files this follower wrote itself
     )
     torrent = await session.add_torrent(params, on_event=on_event)
     if on_swarm is not None:

@@ -49,6 +49,7 @@ class TorrentParams:
     piece_layers: Mapping[bytes, bytes] | None = None  #: BEP 52 layers of a v2 .torrent (else fetched)
     #: pieces already known good once the manifest is known (a follower's unchanged files)
     known_pieces: Callable[[Info], Bitfield] | None = None
+    overwrite: bool = False  #: may overwrite existing files that are not ours (``--overwrite``)
 
 
 def file_storage(params: TorrentParams, config: Config) -> StorageFactory:

@@ -93,6 +93,7 @@ class Peer:
         self.reqq: int | None = None
         self.dht_port: int | None = None
         self.in_picker = False
+        self.remote_complete = False  #: the peer has every piece (PeerCompleted was emitted)
         self.revealed: set[int] = set()  #: super-seeding: pieces announced to it that it lacks
         self.uploads: deque[Request] = deque()
         self.upload_task: asyncio.Task[object] | None = None

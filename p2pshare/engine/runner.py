@@ -441,6 +441,7 @@ async def download(
     timeout: float | None = None,
     max_time: float | None = None,
     seed: bool = False,
+    overwrite: bool = False,
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
     on_complete: Callable[[DownloadResult], None] | None = None,
@@ -502,6 +503,7 @@ async def download(
         sequential=sequential or stream is not None,
         info_hash_v2=info_hash_v2,  # a btmh magnet: the manifest is checked by SHA-256
         piece_layers=piece_layers,  # a v2 .torrent's layers (else fetched from peers)
+        overwrite=overwrite,
     )
     async with open_swarm(params, options, on_event=on_event) as swarm:
         if checked is not None:
@@ -518,8 +520,7 @@ async def download(
             swarm.add_peers(magnet_peers, "magnet")
         if not swarm.torrent.completed.is_set():
             swarm.find_peers()
-        if seed:
-            swarm.announce()
+        swarm.announce()  # findable while downloading: others fetch from us as we go
         if stream is None:
             await swarm.wait_complete(timeout, max_time)
         else:

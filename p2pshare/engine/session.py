@@ -20,8 +20,10 @@ from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
+from p2pshare.engine.coop import lookup_pause
 from p2pshare.engine.hash_exchange import swarm_hashes
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
+from p2pshare.engine.rate_limit import RateLimits
 from p2pshare.engine.torrent import Torrent
 from p2pshare.engine.transports import Transport, TransportPolicy
 from p2pshare.engine.utp_wiring import UtpWiring
@@ -74,6 +76,7 @@ class Session:
         self._rng = rng or random.Random()
         self.transports = TransportPolicy(config.transport, Transport(config.transport.mode))
         self.utp = UtpWiring(config, self._route, self.transports)
+        self.rates = RateLimits(config.coop)  #: --max-up / --max-down, over all torrents
 
     @property
     def port(self) -> int:
@@ -222,6 +225,7 @@ class Session:
             storage=storage or file_storage(params, self._config),
             on_event=on_event,
             rng=self._rng,
+            rates=self.rates,
         )
         self.torrents[key] = torrent
         for alias in swarm_hashes(params):  # a hybrid is one swarm under both hashes (BEP 52)
@@ -249,18 +253,17 @@ class Session:
         return self.listen_host
 
     async def find_peers_forever(self, torrent: Torrent) -> None:
-        """Ask the DHT for peers now, then again with growing pauses while the torrent runs."""
+        """Ask the DHT for peers now, then again: often while few are connected, else every few minutes."""
         assert self.dht is not None
         cfg = self._config.engine
-        pause = cfg.dht_search_pause
+        coop = self._config.coop
         while not torrent.closed and not torrent.completed.is_set():
             found = 0
             for swarm_hash in swarm_hashes(torrent.params, torrent.info):
                 async for addr in self.dht.get_peers(swarm_hash, timeout=cfg.dht_search_first_timeout):
                     found += torrent.add_peers([addr], "dht")
             log.info("DHT lookup for %s: %d new peers", torrent.info_hash.hex[:8], found)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, cfg.dht_search_max_pause)
+            await asyncio.sleep(lookup_pause(len(torrent.peers), coop))
 
     def announce(self, torrent: Torrent) -> None:
         """Announce ``torrent`` on the DHT now and every re-announce interval."""

@@ -55,10 +55,13 @@ from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
 from p2pshare.engine.hash_exchange import HashExchange, manifest_matches
 from p2pshare.engine.holepunch import HolepunchRoom
 from p2pshare.engine.metadata_exchange import MetadataExchange
+from p2pshare.engine.overwrite import protect_existing
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import KnownPeer, PeerBook
+from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
+from p2pshare.engine.rate_limit import RateLimits
 from p2pshare.engine.resume import save_resume
 from p2pshare.engine.smart_ban import SmartBan
 from p2pshare.engine.status import torrent_status
@@ -87,6 +90,7 @@ class Torrent(Transfer):
         storage: StorageFactory,
         on_event: Callable[[ev.EngineEvent], None] | None = None,
         rng: random.Random | None = None,
+        rates: RateLimits | None = None,
     ) -> None:
         info = params.info
         if info is not None and not manifest_matches(info, params.info_hash):
@@ -115,6 +119,8 @@ class Torrent(Transfer):
             self._dial_utp,
             enabled=config.transport.holepunch and config.transport.mode != "tcp",
         )
+        self.rates = rates or RateLimits(config.coop)  #: the session's global caps
+        self.pex = PexRoom(config.coop, self.add_peers, enabled=not (info is not None and info.private))
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor
@@ -218,6 +224,7 @@ class Torrent(Transfer):
         if self.pieces is not None or not self.hashes.start(info, self.peers.values(), self._now()):
             return
         geometry = info.geometry
+        self.pex.enabled = not info.private  # BEP 27: private torrents exchange no peers
         verify = self.hashes.verify_piece if info.meta_version == 2 else None
         self.pieces = pio = PieceIO(info, self._open_storage(info), self.config, verify)
         if self.params.assume_complete:
@@ -229,6 +236,8 @@ class Torrent(Transfer):
                 None, pio.check_existing, self.params.resume_path, known
             )
         self.choice = choose(info, self.params.select)
+        if not self.params.assume_complete:  # raises before anything is written
+            protect_existing(self.params, pio.storage, have, self.choice.selected)
         self.picker = PiecePicker(geometry, have, self.config.picker, self._rng, wanted=self.choice.wanted)
         if self.params.sequential:
             self.picker.set_sequential(read_ahead_window(self.config.stream, info.piece_length))
@@ -405,6 +414,8 @@ class Torrent(Transfer):
     def _drop(self, peer: Peer, reason: str, *, kind: Violation | None = None, ban: bool = False) -> None:
         if peer.closed:
             return
+        if not ban:
+            peer.flush()  # a last have (our completion) still reaches it
         peer.closed = True
         peer.close_reason = reason
         peer.link.close()
@@ -429,6 +440,7 @@ class Torrent(Transfer):
             self.picker.remove_peer(peer)
             peer.in_picker = False
         self.metadata.forget(peer.address)
+        self.pex.forget(peer)
         self.hashes.forget(peer.address)
         self.holepunch.forget(peer)
         if peer.outgoing and not peer.handshake_done and not self.closed and reason != CROSSED:
@@ -455,6 +467,8 @@ class Torrent(Transfer):
             return
         now = self._now()
         peer.last_recv = now
+        if self.rates.down.limited and self._loop is not None:
+            self.rates.received(peer.link, len(data), self._loop)  # per read batch, not per block
         conn = peer.conn
         try:
             conn.receive_data(data)
@@ -562,6 +576,7 @@ class Torrent(Transfer):
             self.metadata.tick(now)
             self._request_metadata_all(now)
         self._rechoke(now)
+        self.pex.tick(now, self.peers.values())
         self._connect_more()
         if now - self._last_resume_save > self.config.engine.resume_save_interval:
             self._last_resume_save = now

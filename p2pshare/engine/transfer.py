@@ -40,8 +40,10 @@ from p2pshare.core.wire.metadata import (
     MetadataReject,
     MetadataRequest,
 )
+from p2pshare.core.wire.pex import UT_PEX, UT_PEX_ID
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
+from p2pshare.engine.coop import newly_complete
 from p2pshare.engine.hash_exchange import HashExchange
 from p2pshare.engine.holepunch import HolepunchRoom
 from p2pshare.engine.metadata_claims import MetadataLiars
@@ -49,7 +51,9 @@ from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import PeerBook
+from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
+from p2pshare.engine.rate_limit import RateLimits, upload_batch
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.verification import Verification
 from p2pshare.errors import RemoteProtocolError, StorageError, Violation
@@ -82,6 +86,8 @@ class Transfer(Verification):
     hashes: HashExchange
     metadata: MetadataExchange
     holepunch: HolepunchRoom
+    pex: PexRoom
+    rates: RateLimits
     closed: bool
     downloaded: int
     uploaded: int
@@ -159,7 +165,7 @@ class Transfer(Verification):
             out.append(
                 conn.send(
                     ExtensionHandshake(
-                        m={UT_METADATA: UT_METADATA_ID, **self.holepunch.offer()},
+                        m={UT_METADATA: UT_METADATA_ID, UT_PEX: UT_PEX_ID, **self.holepunch.offer()},
                         v=f"p2pshare {__version__}",
                         p=self.host.tcp_port() or None,
                         reqq=self.config.wire.max_incoming_requests,
@@ -191,6 +197,7 @@ class Transfer(Verification):
         peer.reqq = hs.reqq
         peer.metadata_ext_id = hs.ext_id(UT_METADATA) or 0
         self.holepunch.peer_ready(peer, hs)
+        self.pex.peer_ready(peer, hs, now)
         if self.info is None and peer.metadata_ext_id and hs.metadata_size:
             try:
                 self.metadata.peer_offers(peer, hs)
@@ -213,11 +220,15 @@ class Transfer(Verification):
             self._drop(peer, "both sides are seeds")
 
     def _on_bitfield(self, peer: Peer, event: object, now: float) -> None:
+        if newly_complete(peer):
+            self._emit(ev.PeerCompleted(peer.label))
         self._peer_bitfield_changed(peer)
         if self._super is not None:
             self._super.reveal(peer, now)
 
     def _on_have(self, peer: Peer, event: wm.Have, now: float) -> None:
+        if newly_complete(peer):
+            self._emit(ev.PeerCompleted(peer.label))
         if self.picker is None:
             return
         if peer.revealed:
@@ -374,17 +385,15 @@ class Transfer(Verification):
                 if data is None:
                     self._fail(StorageError(f"piece {req.index} can no longer be read from disk"))
                     return
-                # Cancelled, or discarded by a choke, while we were reading: nothing to send.
-                parts = peer.conn.send_piece(
-                    req.index, req.begin, memoryview(data)[req.begin : req.begin + req.length]
-                )
+                parts, sent = upload_batch(peer, req, data)  # one write, debited once
                 if not parts:
                     continue
                 peer.flush()  # messages queued before this piece go first
                 link.writelines(parts)
                 peer.last_send = self._now()
-                peer.up.add(req.length)
-                self.uploaded += req.length
+                peer.up.add(sent)
+                self.uploaded += sent
+                await self.rates.sent(sent)
                 if not link.writable:
                     await link.wait_writable()
         except RemoteProtocolError as exc:
@@ -420,6 +429,8 @@ class Transfer(Verification):
     def _on_extended(self, peer: Peer, event: wm.Extended, now: float) -> None:
         if event.ext_id == UT_HOLEPUNCH_ID:
             self.holepunch.receive(peer, bytes(event.payload), now)
+        elif event.ext_id == UT_PEX_ID:
+            self.pex.receive(peer, bytes(event.payload), now)
 
     def _on_peer_closed(self, peer: Peer, event: we.PeerClosed, now: float) -> None:
         self._drop(peer, "the peer closed the connection")

@@ -86,11 +86,9 @@ class Verification:
         self._emit(ev.PieceVerified(index))
         for peer in list(self.peers.values()):
             if peer.handshake_done and not peer.closed:
-                has = peer.conn.peer_has
-                if has is None or index not in has:
-                    # A have to a peer that holds the piece tells it nothing (a redundant
-                    # have, which libtorrent can suppress too); from seeds it is pure overhead.
-                    peer.send(wm.Have(index), now)
+                # A have to every peer, seeds included: it is how a sharer sees progress
+                # (9 bytes per piece per peer), and what other clients do.
+                peer.send(wm.Have(index), now)
                 if peer.conn.am_interested and picker.interesting_count(peer) == 0:
                     peer.send(wm.NotInterested(), now)
                 else:

@@ -116,8 +116,9 @@ def _get(*extra: str) -> int:
     return result.exit_code
 
 
-def test_file_value_reaches_the_command(cfg: Path, busy_port: int, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_value_reaches_the_command(
+    cfg: Path, busy_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A port from the file is used; the environment beats the file; a flag beats both."""
     monkeypatch.chdir(tmp_path)
     cfg.write_text(f'port = {busy_port}\nhost = "127.0.0.1"\n')

@@ -39,7 +39,9 @@ def test_usage_error_through_the_installed_entry_point() -> None:
     """The console entry point (not only the test runner) prints the one line and exits 2."""
     proc = subprocess.run(
         [sys.executable, "-m", "p2pshare", "get", "0" * 40, "--timeout", "-1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == ExitCode.USAGE
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
