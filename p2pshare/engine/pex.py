@@ -32,15 +32,25 @@ __all__ = ["PexRoom"]
 log = logging.getLogger("p2pshare.pex")
 
 AddPeers = Callable[[Iterable[tuple[str, int]], str], int]
+NoteFlags = Callable[[PeerAddress, PeerAddress, bool, bool], None]  #: address, via, utp, reachable
 
 
 class PexRoom:
     """Peer exchange for one torrent."""
 
-    def __init__(self, config: CoopConfig, add_peers: AddPeers, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        config: CoopConfig,
+        add_peers: AddPeers,
+        *,
+        enabled: bool = True,
+        on_flags: NoteFlags | None = None,
+    ) -> None:
         self.config = config
         self.enabled = enabled
         self._add_peers = add_peers
+        #: told (address, via, utp, reachable) for every added peer: uTP-first dials, BEP 55 relays
+        self._on_flags = on_flags
         self._diffs: dict[Peer, PexDiff] = {}
         self._listen: dict[Peer, PeerAddress] = {}  #: where each peer accepts connections
         self._last_in: dict[Peer, float] = {}
@@ -117,3 +127,8 @@ class PexRoom:
         fresh = [p.address for p in msg.added if p.address not in mine]
         if fresh:
             self.received += self._add_peers(fresh, "pex")
+        if self._on_flags is not None:
+            for p in msg.added:
+                if p.address not in mine:
+                    utp, reachable = bool(p.flags & PexFlags.UTP), bool(p.flags & PexFlags.REACHABLE)
+                    self._on_flags(p.address, self._listen.get(peer, peer.address), utp, reachable)

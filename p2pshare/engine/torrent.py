@@ -120,7 +120,14 @@ class Torrent(Transfer):
             enabled=config.transport.holepunch and config.transport.mode != "tcp",
         )
         self.rates = rates or RateLimits(config.coop)  #: the session's global caps
-        self.pex = PexRoom(config.coop, self.add_peers, enabled=not (info is not None and info.private))
+        self.pex = PexRoom(
+            config.coop,
+            self.add_peers,
+            enabled=not (info is not None and info.private),
+            on_flags=lambda address, via, utp, reachable: self.note_pex_peer(
+                address, via, utp=utp, reachable=reachable
+            ),
+        )
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor

@@ -9,6 +9,7 @@ from p2pshare.config import Config
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire import messages as wm
 from p2pshare.core.wire.extension import ExtensionHandshake
+from p2pshare.core.wire.holepunch import UT_HOLEPUNCH
 from p2pshare.core.wire.pex import UT_PEX, UT_PEX_ID, PexFlags, PexMessage, PexPeer, decode_pex, encode_pex
 from p2pshare.engine import events as ev
 from p2pshare.errors import Violation
@@ -117,3 +118,20 @@ async def test_utp_and_encryption_flags_learned_from_pex_are_passed_on(tmp_path:
         await until(lambda: bool(about_second()), "a ut_pex naming the second peer", timeout=5)
         assert about_second()[0].flags & flags == flags
         assert second.closed is False
+
+
+async def test_pex_flags_reach_the_transport_policy_and_hole_punching(tmp_path: Path) -> None:
+    """A peer PEX names with the uTP flag is dialled uTP first, and its teller is the first BEP 55 relay."""
+    async with memory_swarm(tmp_path) as swarm:
+        info, _ = make_payload(8 * 16384, 16384)
+        t, host = await swarm.add("127.0.27.1", info, config=_config())
+        teller = await dial(swarm, host, info, "127.0.27.2", extensions=True)
+        await until(lambda: bool(teller.wire), "the first message")
+        teller.send(ExtensionHandshake(m={UT_PEX: 5, UT_HOLEPUNCH: 6}, p=7001), wm.HaveNone())
+        utp_peer, tcp_peer = PeerAddress("127.0.27.3", 7001), PeerAddress("127.0.27.4", 7001)
+        told = PexMessage((PexPeer(utp_peer, PexFlags.UTP | PexFlags.REACHABLE), PexPeer(tcp_peer)))
+        teller.send(wm.Extended(UT_PEX_ID, encode_pex(told)))
+        await until(lambda: utp_peer in t.book.known and tcp_peer in t.book.known, "both peers learned")
+        assert host.utp_hints == [utp_peer]
+        relays = t.holepunch.relays_for(utp_peer)
+        assert relays and relays[0].address[0] == "127.0.27.2"
