@@ -17,6 +17,7 @@ __all__ = [
     "BencodeLimits",
     "ChokerConfig",
     "Config",
+    "ConnectorConfig",
     "DEFAULT_BOOTSTRAP",
     "DhtConfig",
     "EngineConfig",
@@ -269,6 +270,7 @@ class Config:
     hashes: HashesLimits = field(default_factory=HashesLimits)
     utp: UtpConfig = field(default_factory=lambda: UtpConfig())
     tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig())
+    connector: ConnectorConfig = field(default_factory=lambda: ConnectorConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +384,18 @@ class TrackerConfig:
     retry_max: float = 3600.0  #: ... capped here
     stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
     close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    """The session's connector: MSE/PE on the links it dials and accepts (the policy is in MseConfig)."""
+
+    #: Addresses whose encryption needs we remember (encrypted only / plaintext only); oldest forgotten first.
+    max_remembered_peers: int = 4096
+    #: Incoming MSE handshakes in progress at once; more are refused (each holds a DH key and buffers).
+    max_pending_accepts: int = 64
+    #: Worker threads for RC4 of large reads and writes (cryptography releases the GIL); 0: inline only.
+    crypto_workers: int = 1
 
 
 DEFAULT_CONFIG = Config()

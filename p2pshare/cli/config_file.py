@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2pshare.config import EncryptionPolicy
 from p2pshare.core.types import parse_host_port
 from p2pshare.errors import UsageError
 
@@ -51,6 +52,13 @@ def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
     return value
+
+
+def _encryption(value: object) -> str:
+    choices = [p.value for p in EncryptionPolicy]
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return value.lower()
 
 
 def _path(value: object) -> str:
@@ -92,6 +100,7 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("bootstrap", "P2PSHARE_BOOTSTRAP", "the public Mainline routers", _host_ports),
     ConfigKey("output", None, ". (the current folder)", _path),
     ConfigKey("dht_read_only", "P2PSHARE_DHT_READ_ONLY", "false", _flag),
+    ConfigKey("encryption", "P2PSHARE_ENCRYPTION", "prefer", _encryption),
 )
 _BY_NAME = {key.name: key for key in KEYS}
 

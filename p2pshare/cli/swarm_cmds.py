@@ -25,7 +25,7 @@ from p2pshare.cli.common import (
     run_async,
 )
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
-from p2pshare.config import DEFAULT_CONFIG
+from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
 from p2pshare.core.magnet import make_magnet
 from p2pshare.core.types import PeerAddress
 from p2pshare.engine.create import parse_size
@@ -85,6 +85,15 @@ DhtReadOnlyOpt = Annotated[
         help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
     ),
 ]
+EncryptionOpt = Annotated[
+    EncryptionPolicy,
+    typer.Option(
+        "--encryption",
+        envvar="P2PSHARE_ENCRYPTION",
+        case_sensitive=False,
+        help="Peer encryption (MSE/PE): prefer (encrypt, fall back to plaintext), require, or off.",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -100,10 +109,13 @@ def _options(
     bootstrap: list[tuple[str, int]] | None,
     dht_port: int | None,
     read_only: bool = False,
+    encryption: EncryptionPolicy = EncryptionPolicy.PREFER,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     config = DEFAULT_CONFIG
+    if encryption is not config.mse.policy:
+        config = replace(config, mse=replace(config.mse, policy=encryption))
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
     return runner.SwarmOptions(
@@ -151,6 +163,7 @@ def share(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    encryption: EncryptionOpt = EncryptionPolicy.PREFER,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -232,7 +245,7 @@ def share(
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, encryption),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -261,6 +274,7 @@ def get(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    encryption: EncryptionOpt = EncryptionPolicy.PREFER,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     seed: Annotated[
@@ -313,7 +327,7 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, encryption),
                 out_dir=output,
                 info=info,
                 peers=peers,

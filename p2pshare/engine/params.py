@@ -73,6 +73,6 @@ class TorrentHost(Protocol):
         """A peer named its DHT node (BEP 5 ``port``): the DHT may ping it."""
         ...
 
-    async def connect(self, address: PeerAddress) -> Link:
-        """Open a link to ``address``; raises OSError or TimeoutError."""
+    async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
+        """Open a link to ``address`` for ``info_hash`` (the MSE SKEY); raises OSError or TimeoutError."""
         ...

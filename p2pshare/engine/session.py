@@ -1,7 +1,9 @@
 """A session: one peer id, one listening port, any number of torrents, maybe a DHT node.
 
 Incoming connections are routed by the info hash of their handshake to the
-torrent that serves it.  The DHT node, when enabled, is shared by every torrent:
+torrent that serves it; encrypted ones (MSE/PE) by SKEY, among every torrent served,
+through the :class:`~p2pshare.engine.connector.Connector`, which also encrypts the
+links we dial as ``--encryption`` says.  The DHT node, when enabled, is shared by every torrent:
 it finds peers for downloads, announces shares, and learns nodes from the BEP 3
 ``port`` messages peers send.
 """
@@ -16,15 +18,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.config import DEFAULT_CONFIG, Config, EncryptionPolicy
+from p2pshare.core.mse import MseError
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
+from p2pshare.engine.connector import Connector
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
 from p2pshare.engine.torrent import Torrent
 from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
-from p2pshare.io.peer_link import open_link
+from p2pshare.io.peer_link import PeerLink, open_link
 
 if TYPE_CHECKING:
     from p2pshare.engine.dht_node import DhtService
@@ -59,11 +63,15 @@ class Session:
         self._peer_id = peer_id or make_peer_id()
         self.torrents: dict[bytes, Torrent] = {}
         self.dht: DhtService | None = None
+        self.connector = Connector(config.mse, config.connector)
+        self._accepts: set[asyncio.Task[None]] = set()
         self._listener = Listener(
             self._route,
             timeout=config.wire.handshake_timeout,
             max_pending=config.wire.max_pending_incoming,
             link_config=config.link,
+            on_other=self._accept_other,
+            plain=config.mse.policy is not EncryptionPolicy.REQUIRE,
         )
         self._rng = rng or random.Random()
 
@@ -91,14 +99,17 @@ class Session:
         if self.dht is not None:
             self.dht.add_node(address[0], address[1])
 
-    async def connect(self, address: PeerAddress) -> Link:
-        return await open_link(
-            address[0],
-            address[1],
-            self._config.swarm.connect_timeout,
-            local_host=self._bind_host(),
-            config=self._config.link,
-        )
+    async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
+        async def tcp() -> Link:
+            return await open_link(
+                address[0],
+                address[1],
+                self._config.swarm.connect_timeout,
+                local_host=self._bind_host(),
+                config=self._config.link,
+            )
+
+        return await self.connector.dial(address, info_hash, tcp)
 
     # -- torrents -------------------------------------------------------------------------
 
@@ -132,6 +143,24 @@ class Session:
         torrent.attach(link, outgoing=False)
         return True
 
+    def _accept_other(self, link: PeerLink) -> None:
+        """An incoming link that did not open with a plain handshake: maybe MSE/PE."""
+        if not self.connector.accepting():
+            link.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._accept_mse(link), name="mse-accept")
+        self._accepts.add(task)
+        task.add_done_callback(self._accepts.discard)
+
+    async def _accept_mse(self, link: PeerLink) -> None:
+        try:
+            wrapped, info_hash = await self.connector.accept(link)
+        except MseError as exc:
+            log.debug("incoming MSE handshake from %s failed: %s", link.remote_address, exc)
+            return
+        if info_hash is None or not self._route(info_hash, wrapped):
+            wrapped.close()
+
     async def add_torrent(
         self,
         params: TorrentParams,
@@ -151,6 +180,7 @@ class Session:
             rng=self._rng,
         )
         self.torrents[key] = torrent
+        self.connector.serve(key)
         await torrent.start()
         if on_event is not None:
             on_event(ev.Listening(params.info_hash.hex, self.port))
@@ -182,8 +212,13 @@ class Session:
 
     async def close(self) -> None:
         await self._listener.close()
+        for task in list(self._accepts):
+            task.cancel()
+        if self._accepts:
+            await asyncio.wait(list(self._accepts), timeout=self._config.engine.task_close_timeout)
         for torrent in list(self.torrents.values()):
             await torrent.close()
         if self.dht is not None:
             with contextlib.suppress(Exception):
                 await self.dht.close()
+        self.connector.close()

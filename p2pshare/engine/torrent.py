@@ -262,7 +262,7 @@ class Torrent(Transfer):
 
     async def _connect(self, addr: PeerAddress, known: KnownPeer) -> None:
         try:
-            link = await self.host.connect(addr)
+            link = await self.host.connect(addr, self.info_hash.value)
         except (OSError, TimeoutError) as exc:
             delay = self.book.dial_failed(known, asyncio.get_running_loop().time())
             log.debug("connect to %s failed (%s); retry in %.0fs", addr, exc, delay)

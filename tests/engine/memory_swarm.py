@@ -26,6 +26,7 @@ from p2pshare.core.wire.extension import ExtensionHandshake
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.core.wire.metadata import MetadataMessage
 from p2pshare.engine import events as ev
+from p2pshare.engine.connector import Connector
 from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.torrent import Torrent
 from p2pshare.errors import RemoteProtocolError
@@ -74,6 +75,8 @@ class MemoryHost:
         self._peer_id = make_peer_id()
         self._dht_port = dht_port
         self.dht_nodes: list[PeerAddress] = []
+        #: when set, links are dialed through it (MSE/PE as its policy says)
+        self.connector: Connector | None = None
 
     @property
     def peer_id(self) -> bytes:
@@ -92,8 +95,14 @@ class MemoryHost:
     def add_dht_node(self, address: PeerAddress) -> None:
         self.dht_nodes.append(address)
 
-    async def connect(self, address: PeerAddress) -> Link:
-        return self.network.connect(self.address.host, address)
+    async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
+        if self.connector is None:
+            return self.network.connect(self.address.host, address)
+
+        async def memory() -> Link:
+            return self.network.connect(self.address.host, address)
+
+        return await self.connector.dial(address, info_hash, memory)
 
 
 def make_payload(size: int, piece_length: int, seed: int = 0) -> tuple[Info, bytes]:
