@@ -168,7 +168,7 @@ async def _refusing_open() -> Link:
 
 
 async def test_a_peer_that_spoke_mse_is_never_retried_in_plaintext() -> None:
-    """Once remembered as encrypted (by MSE or by PEX flag 0x01), a failed MSE dial is a failure, not plaintext."""
+    """Once remembered as encrypted (by MSE or PEX flag 0x01), a failed MSE dial fails with no plaintext."""
     connector = Connector(DEFAULT_CONFIG.mse, ConnectorConfig(crypto_workers=0))
     addr = PeerAddress("127.0.45.2", 2)
     opened: list[int] = []
