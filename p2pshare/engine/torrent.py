@@ -301,10 +301,12 @@ class Torrent(Transfer):
         peer.on_pending = self._schedule_flush
         self.peers[address] = peer
         self.book.attached(address)
-        link.set_handlers(lambda data: self._on_data(peer, data), lambda exc: self._on_link_closed(peer, exc))
         if outgoing:
+            # Before set_handlers: an encrypted link may deliver the peer's handshake (sent
+            # with the MSE handshake) at once, and ours must be on the wire before any reply.
             link.write(conn.handshake_bytes())
             peer.last_send = now
+        link.set_handlers(lambda data: self._on_data(peer, data), lambda exc: self._on_link_closed(peer, exc))
 
     def _schedule_flush(self, peer: Peer) -> None:
         self._dirty.append(peer)
