@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 dev: $(STAMP) tools
 
-# The other engines and lab tools the tests use (opentracker, ...): each scripts/install-*.sh
+# The other engines and lab tools the tests use (opentracker, aria2, transmission, webtorrent,
+# iproute2, nftables, miniupnpd): each scripts/install-*.sh
 # installs its own where the user is root (apt), is quick when already there, and says
 # why when it cannot (those tests then skip; CI fails on such skips).
 tools:

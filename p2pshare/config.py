@@ -34,6 +34,9 @@ __all__ = [
     "DEFAULT_CONFIG",
     "EncryptionPolicy",
     "MseConfig",
+    "LsdConfig",
+    "NatPmpConfig",
+    "PortMapConfig",
 ]
 
 KiB = 1024
@@ -252,6 +255,52 @@ class HashesLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class NatPmpConfig:
+    """NAT-PMP (RFC 6886) and PCP (RFC 6887) client: retransmission, leases, limits."""
+
+    initial_timeout: float = 0.25  #: first retransmission wait; doubles after each try (RFC 6886 3.1)
+    max_tries: int = 9  #: requests sent before the gateway is taken not to speak NAT-PMP/PCP
+    lifetime: int = 7200  #: seconds asked for each mapping (RFC 6886 recommends two hours)
+    renew_fraction: float = 0.5  #: renew a mapping when this part of its lease has run
+    min_lifetime: int = 10  #: a granted lease shorter than this is renewed as if it were this long
+    try_pcp: bool = True  #: speak PCP first, fall back to NAT-PMP when the gateway says so
+    max_datagram: int = 1100  #: larger answers are refused unread (PCP's maximum message size)
+    max_mappings: int = 8  #: mappings one client keeps
+    close_timeout: float = 2.0  #: bound on deleting the mappings on exit
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapConfig:
+    """The port-mapping service: which protocols, and bounds on each network wait."""
+
+    enabled: bool = True
+    protocols: tuple[str, ...] = ("natpmp", "upnp")  #: tried together; the first to map wins
+    description: str = "p2pshare"  #: the mapping's name on the router (UPnP)
+    upnp_search_timeout: float = 3.0  #: SSDP M-SEARCH wait for an Internet gateway device
+    upnp_http_timeout: float = 5.0  #: one SOAP call or description fetch
+    upnp_lease: int = 3600  #: seconds asked for (0 = permanent, used when the router insists)
+    upnp_port_attempts: int = 4  #: external ports tried when ours is mapped to another host
+    upnp_max_description: int = 256 * 1024  #: a gateway's description XML larger than this is refused
+    close_timeout: float = 3.0  #: bound on removing every mapping on exit
+    retry_interval: float = 300.0  #: after a failure, try the whole discovery again this often
+
+
+@dataclass(frozen=True, slots=True)
+class LsdConfig:
+    """BEP 14 Local Service Discovery."""
+
+    enabled: bool = True
+    group_v4: tuple[str, int] = ("239.192.152.143", 6771)
+    group_v6: tuple[str, int] = ("ff15::efc0:988f", 6771)
+    announce_interval: float = 5 * 60.0  #: re-announce every torrent this often
+    min_announce_gap: float = 60.0  #: BEP 14: no more than one announce a minute (v4 and v6 together)
+    max_message: int = 1400  #: BT-SEARCH datagrams larger than this are refused unread
+    max_infohashes: int = 32  #: info hashes in one message (ours and others')
+    max_headers: int = 16  #: header lines in one message
+    ttl: int = 1  #: multicast hops (stay on the LAN)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of a session."""
 
@@ -270,6 +319,9 @@ class Config:
     hashes: HashesLimits = field(default_factory=HashesLimits)
     utp: UtpConfig = field(default_factory=lambda: UtpConfig())
     tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig())
+    natpmp: NatPmpConfig = field(default_factory=NatPmpConfig)
+    portmap: PortMapConfig = field(default_factory=PortMapConfig)
+    lsd: LsdConfig = field(default_factory=LsdConfig)
     connector: ConnectorConfig = field(default_factory=lambda: ConnectorConfig())
 
 

@@ -7,13 +7,14 @@ destination is not loopback (127.0.0.0/8 or ::1), in Python code we run.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import settings
+
+from tests.netguard import NonLoopbackTraffic, install
+
+__all__ = ["NonLoopbackTraffic", "loopback_only"]
 
 # Deadlines are timing assertions: on a loaded 2-core CI machine they fail healthy code.
 # Speed belongs in benchmarks/, so property tests run without one.
@@ -21,59 +22,14 @@ settings.register_profile("p2pshare", deadline=None)
 settings.load_profile("p2pshare")
 
 
-def _is_loopback(address: Any) -> bool:
-    if not isinstance(address, tuple) or not address:
-        return True  # AF_UNIX paths and the like never leave the machine
-    host = address[0]
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False  # a host name: we never resolve names in tests
-
-
-class NonLoopbackTraffic(AssertionError):
-    """A test tried to reach an address outside the machine."""
-
-
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail any connect/sendto to a non-loopback address during the test."""
+    """Fail any connect/sendto to a non-loopback address during the test.
 
-    def check(address: Any) -> None:
-        if not _is_loopback(address):
-            raise NonLoopbackTraffic(f"test tried to reach {address!r}; tests talk to loopback only")
-
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_sendto = socket.socket.sendto
-
-    def connect(self: socket.socket, address: Any) -> None:
-        check(address)
-        return real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        check(address)
-        return real_connect_ex(self, address)
-
-    def sendto(self: socket.socket, data: Any, *args: Any) -> int:
-        check(args[-1])
-        return real_sendto(self, data, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket.socket, "sendto", sendto)
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in (None, "localhost") and not _is_loopback((host,)):
-            raise NonLoopbackTraffic(f"test tried to resolve {host!r}; tests talk to loopback only")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    The pytest process itself allows loopback only, even inside a lab: lab addresses are
+    reached only by processes the lab starts in its namespaces (tests/lab/guard).
+    """
+    install(monkeypatch.setattr)
     yield
 
 

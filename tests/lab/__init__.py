@@ -1,0 +1,1 @@
+"""The NAT lab: network namespaces, veths, nftables NAT and miniupnpd, built by the tests themselves."""
