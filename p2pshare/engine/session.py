@@ -99,6 +99,9 @@ class Session:
         if self.dht is not None:
             self.dht.add_node(address[0], address[1])
 
+    def pex_flags(self, address: PeerAddress, flags: int) -> None:
+        self.connector.pex_flags(address, flags)
+
     async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
         async def tcp() -> Link:
             return await open_link(

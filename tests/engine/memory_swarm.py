@@ -95,6 +95,10 @@ class MemoryHost:
     def add_dht_node(self, address: PeerAddress) -> None:
         self.dht_nodes.append(address)
 
+    def pex_flags(self, address: PeerAddress, flags: int) -> None:
+        if self.connector is not None:
+            self.connector.pex_flags(address, flags)
+
     async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
         if self.connector is None:
             return self.network.connect(self.address.host, address)

@@ -224,3 +224,12 @@ def test_remembered_peers_are_bounded() -> None:
     assert connector.learned(PeerAddress("127.0.46.4", 1)) is Learned.PLAINTEXT
     connector.pex_flags(PeerAddress("127.0.46.4", 1), 0x01)  # what we saw wins over a PEX flag
     assert connector.learned(PeerAddress("127.0.46.4", 1)) is Learned.PLAINTEXT
+
+
+def test_pex_flags_reach_the_connector_through_the_session() -> None:
+    """The TorrentHost PEX hook: a peer flagged 0x01 is remembered as encrypted, other flags are not."""
+    session = Session(DEFAULT_CONFIG)
+    session.pex_flags(PeerAddress("127.0.47.1", 6881), 0x01 | 0x02)
+    session.pex_flags(PeerAddress("127.0.47.2", 6881), 0x02)
+    assert session.connector.learned(PeerAddress("127.0.47.1", 6881)) is Learned.ENCRYPTED
+    assert session.connector.learned(PeerAddress("127.0.47.2", 6881)) is None
