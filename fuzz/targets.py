@@ -45,9 +45,15 @@ def _bencode_run(data: bytes) -> None:
 
 def _bencode_seeds() -> list[bytes]:
     return [
-        b"i0e", b"i-42e", b"4:spam", b"le", b"de", b"li1ei2ee",
+        b"i0e",
+        b"i-42e",
+        b"4:spam",
+        b"le",
+        b"de",
+        b"li1ei2ee",
         bencode.encode({b"a": [1, 2, {b"b": b"c"}], b"z": b"x" * 40}),
-        *_torrent_seeds(), *_krpc_seeds(),
+        *_torrent_seeds(),
+        *_krpc_seeds(),
     ]
 
 
@@ -70,7 +76,30 @@ def _torrent_seeds() -> list[bytes]:
     return [
         bencode.encode({b"announce": b"http://127.0.0.1/a", b"info": single}),
         bencode.encode({b"info": multi, b"comment": b"c", b"creation date": 1}),
+        *_v2_torrent_seeds(),
     ]
+
+
+def _v2_torrent_seeds() -> list[bytes]:
+    """A v2 and a hybrid .torrent (file tree, piece layers, pad files) of a small folder."""
+    from p2pshare.core import merkle
+    from p2pshare.core.metainfo import build_info_v2, encode_torrent
+
+    piece = 16384
+    files = [(("a",), bytes(range(256)) * 150), (("b", "c"), b"x" * 5000), (("e",), b"")]
+    per_file = [
+        [merkle.piece_hash(d[i : i + piece], piece, len(d)) for i in range(0, len(d), piece)]
+        for _, d in files
+    ]
+    stream = b"".join(d + bytes(-len(d) % piece) for _, d in files)
+    v1 = b"".join(hashlib.sha1(stream[i : i + piece]).digest() for i in range(0, len(stream), piece))
+    out = []
+    for v1_pieces in (None, v1):
+        info, layers = build_info_v2(
+            "v2dir", [(p, len(d)) for p, d in files], piece, per_file, single_file=False, v1_pieces=v1_pieces
+        )
+        out.append(encode_torrent(info, piece_layers=layers))
+    return out
 
 
 def _metainfo_run(data: bytes) -> None:
@@ -101,10 +130,26 @@ def _wire_seeds() -> list[bytes]:
     hs = encode_handshake(INFO_HASH, PEER_B, fast=True, extensions=True)
     ext = Extended(0, ExtensionHandshake.ours(metadata_size=1000).encode())
     body = [
-        ext, BitfieldMsg(b"\xff\xc0"), Have(3), Interested(), Unchoke(), Request(0, 0, 16384),
-        Cancel(0, 0, 16384), Port(6881), Extended(1, b"d8:msg_typei0e5:piecei0ee"),
+        ext,
+        BitfieldMsg(b"\xff\xc0"),
+        Have(3),
+        Interested(),
+        Unchoke(),
+        Request(0, 0, 16384),
+        Cancel(0, 0, 16384),
+        Port(6881),
+        Extended(1, b"d8:msg_typei0e5:piecei0ee"),
     ]
     seeds = [hs + b"".join(encode(m) for m in body), hs + encode(HaveAll()) + encode(Request(9, 0, 16384))]
+    from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
+
+    root = bytes(range(32))
+    bep52 = [
+        HashRequest(root, 0, 0, 2, 1),
+        Hashes(root, 0, 0, 2, 2, (b"\x01" * 32,) * 4),
+        HashReject(root, 1, 4, 4, 0),
+    ]
+    seeds.append(hs + encode(HaveAll()) + b"".join(encode(m) for m in bep52))
     return seeds
 
 
@@ -139,8 +184,16 @@ def _extension_seeds() -> list[bytes]:
 
     return [
         ExtensionHandshake.ours(metadata_size=31235, port=6881, yourip=b"\x7f\x00\x00\x01").encode(),
-        bencode.encode({b"m": {b"ut_metadata": 3, b"ut_pex": 1, b"lt_donthave": 7}, b"reqq": 2000,
-                        b"v": b"libtorrent 2.1", b"p": 6881, b"metadata_size": 5, b"upload_only": 1}),
+        bencode.encode(
+            {
+                b"m": {b"ut_metadata": 3, b"ut_pex": 1, b"lt_donthave": 7},
+                b"reqq": 2000,
+                b"v": b"libtorrent 2.1",
+                b"p": 6881,
+                b"metadata_size": 5,
+                b"upload_only": 1,
+            }
+        ),
     ]
 
 
@@ -169,21 +222,46 @@ def _krpc_seeds() -> list[bytes]:
         krpc.encode_query(b"aa", b"ping", {b"id": node}),
         krpc.encode_query(b"ab", b"find_node", {b"id": node, b"target": b"t" * 20, b"want": [b"n4", b"n6"]}),
         krpc.encode_query(b"ac", b"get_peers", {b"id": node, b"info_hash": INFO_HASH}),
-        krpc.encode_query(b"ad", b"announce_peer", {b"id": node, b"info_hash": INFO_HASH, b"port": 6881,
-                                                    b"token": b"tok", b"implied_port": 1}, read_only=True),
-        krpc.encode_response(b"ab", {b"id": node, b"nodes": (node + b"\x7f\x00\x00\x01\x1a\xe1") * 3},
-                             ip=("127.0.0.1", 6881)),
+        krpc.encode_query(
+            b"ad",
+            b"announce_peer",
+            {b"id": node, b"info_hash": INFO_HASH, b"port": 6881, b"token": b"tok", b"implied_port": 1},
+            read_only=True,
+        ),
+        krpc.encode_response(
+            b"ab", {b"id": node, b"nodes": (node + b"\x7f\x00\x00\x01\x1a\xe1") * 3}, ip=("127.0.0.1", 6881)
+        ),
         krpc.encode_response(b"ac", {b"id": node, b"token": b"x", b"values": [b"\x7f\x00\x00\x01\x1a\xe1"]}),
         krpc.encode_error(b"ae", 203, "Protocol Error"),
         # BEP 44
         krpc.encode_query(b"af", b"get", {b"id": node, b"target": b"t" * 20, b"seq": 3}),
         krpc.encode_query(b"ag", b"put", {b"id": node, b"token": b"tok", b"v": b"12:Hello World!"}),
-        krpc.encode_query(b"ah", b"put", {b"id": node, b"token": b"tok", b"v": [1, b"x", {b"a": b"b"}],
-                                          b"k": b"k" * 32, b"sig": b"s" * 64, b"seq": 4, b"salt": b"salt",
-                                          b"cas": 3}),
-        krpc.encode_response(b"af", {b"id": node, b"token": b"x", b"v": b"abc", b"k": b"k" * 32,
-                                     b"sig": b"s" * 64, b"seq": 9,
-                                     b"nodes": node + b"\x7f\x00\x00\x01\x1a\xe1"}),
+        krpc.encode_query(
+            b"ah",
+            b"put",
+            {
+                b"id": node,
+                b"token": b"tok",
+                b"v": [1, b"x", {b"a": b"b"}],
+                b"k": b"k" * 32,
+                b"sig": b"s" * 64,
+                b"seq": 4,
+                b"salt": b"salt",
+                b"cas": 3,
+            },
+        ),
+        krpc.encode_response(
+            b"af",
+            {
+                b"id": node,
+                b"token": b"x",
+                b"v": b"abc",
+                b"k": b"k" * 32,
+                b"sig": b"s" * 64,
+                b"seq": 9,
+                b"nodes": node + b"\x7f\x00\x00\x01\x1a\xe1",
+            },
+        ),
     ]
 
 
@@ -275,8 +353,13 @@ def _utp_seeds() -> list[bytes]:
 
     syn = pkt(PacketType.SYN, 1, 0)
     return [
-        _utp_frames([syn, pkt(PacketType.DATA, 2, 1, b"x" * 100), pkt(PacketType.DATA, 4, 1, b"y" * 50,
-                                                                          sack=b"\x01\x00\x00\x00")]),
+        _utp_frames(
+            [
+                syn,
+                pkt(PacketType.DATA, 2, 1, b"x" * 100),
+                pkt(PacketType.DATA, 4, 1, b"y" * 50, sack=b"\x01\x00\x00\x00"),
+            ]
+        ),
         _utp_frames([syn, pkt(PacketType.STATE, 1, 1), pkt(PacketType.FIN, 2, 1)]),
         _utp_frames([pkt(PacketType.RESET, 5, 5), syn, syn]),
     ]
@@ -318,6 +401,29 @@ def _magnet_seeds() -> list[bytes]:
     ]
 
 
+# ---------------------------------------------------------------------- BEP 46 pointer items
+
+
+def _pointer_run(data: bytes) -> None:
+    from p2pshare.core.updatable import parse_btpk_magnet, parse_pointer
+
+    if data[:7].lower() == b"magnet:":
+        try:
+            parse_btpk_magnet(data.decode("latin-1"))
+        except TargetError as exc:
+            raise RemoteProtocolError(str(exc)) from None  # a typed rejection, as for items
+        return
+    parse_pointer(data)
+
+
+def _pointer_seeds() -> list[bytes]:
+    return [
+        bencode.encode({b"ih": INFO_HASH}),
+        bencode.encode({b"ih": INFO_HASH, b"ih2": INFO_HASH + bytes(12)}),
+        b"magnet:?xs=urn:btpk:" + bytes(range(32)).hex().encode() + b"&s=0102&dn=x",
+    ]
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -330,6 +436,7 @@ TARGETS: dict[str, Target] = {
         Target("magnet", _magnet_run, (TargetError,), _magnet_seeds, False),
         Target("mse", _mse_run, (RemoteProtocolError,), _mse_seeds, False),
         Target("utp", _utp_run, (RemoteProtocolError,), _utp_seeds, False),
+        Target("bep46", _pointer_run, (RemoteProtocolError,), _pointer_seeds, False),
     )
 }
 

@@ -37,6 +37,8 @@ __all__ = [
     "LsdConfig",
     "NatPmpConfig",
     "PortMapConfig",
+    "HashExchangeConfig",
+    "UpdatableConfig",
 ]
 
 KiB = 1024
@@ -322,6 +324,10 @@ class Config:
     natpmp: NatPmpConfig = field(default_factory=NatPmpConfig)
     portmap: PortMapConfig = field(default_factory=PortMapConfig)
     lsd: LsdConfig = field(default_factory=LsdConfig)
+    announce: AnnounceConfig = field(default_factory=lambda: AnnounceConfig())
+    stream: StreamConfig = field(default_factory=lambda: StreamConfig())
+    hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
+    updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
     connector: ConnectorConfig = field(default_factory=lambda: ConnectorConfig())
 
 
@@ -436,6 +442,52 @@ class TrackerConfig:
     retry_max: float = 3600.0  #: ... capped here
     stopped_timeout: float = 5.0  #: the 'stopped' announce on close waits at most this long
     close_timeout: float = 1.0  #: closing one HTTP connection (TLS goodbye) waits at most this long
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceConfig:
+    """How a running torrent uses its trackers (the protocol limits are in :class:`TrackerConfig`)."""
+
+    scrape_interval: float = 1800.0  #: seconds between scrapes of the tracker in use (first: after announce)
+    first_scrape_delay: float = 2.0  #: the first scrape waits this long after the torrent starts
+    unknown_left: int = 16 * KiB  #: ``left`` we report while the manifest is unknown (not zero: not a seed)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Choosing files and streaming: ``--select``, ``--sequential``, ``--stdout``."""
+
+    #: --sequential: the read-ahead window (pieces from the first missing one that may be in flight)
+    #: is this many pieces, or enough pieces to cover ``read_ahead_bytes``, whichever is more
+    read_ahead_pieces: int = 8
+    read_ahead_bytes: int = 8 * MiB
+    stdout_chunk: int = 256 * KiB  #: bytes written to standard output at once
+    stdout_poll: float = 0.05  #: how often the streamer looks for the next verified piece
+    #: the hidden ".<info hash><suffix>" file beside a download keeps straddling pieces' unselected bytes
+    parts_suffix: str = ".parts"
+
+
+@dataclass(frozen=True, slots=True)
+class HashExchangeConfig:
+    """The engine's BEP 52 hash exchange: fetching piece layers, serving them, and the flood guard."""
+
+    requests_per_peer: int = 4  #: hash requests we keep in flight with one peer
+    request_timeout: float = 10.0  #: seconds before an unanswered hash request goes to another peer
+    max_served_per_tick: int = 256  #: hash requests one peer may send per status tick before it floods
+    max_failed_pieces_kept: int = 4  #: failed v2 pieces kept until their leaf hashes name the bad blocks
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatableConfig:
+    """Updatable shares (BEP 46): how often the publisher looks and republishes, the follower polls."""
+
+    watch_interval: float = 1.0  #: seconds between looks at a published folder for changes
+    settle_time: float = 0.5  #: a change is hashed once the folder stayed the same this long
+    republish_interval: float = 1800.0  #: put the item again this often (BEP 44 items expire in ~2 h)
+    put_timeout: float = 15.0  #: bound on one put of the item
+    lookup_timeout: float = 5.0  #: bound on one DHT lookup of the item (publisher's seq, follower's poll)
+    follow_interval: float = 2.0  #: seconds between a follower's lookups of the item
+    metadata_timeout: float = 120.0  #: a version whose manifest never arrives is skipped after this
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import config_cmd, manifest_cmds, swarm_cmds
+from p2pshare.cli import config_cmd, dht_cmd, manifest_cmds, swarm_cmds
 from p2pshare.cli.common import settings
 from p2pshare.cli.usage import OneLineGroup
 
@@ -59,7 +59,7 @@ app.command("create")(manifest_cmds.create)
 app.command("info")(manifest_cmds.info)
 app.command("share")(swarm_cmds.share)
 app.command("get")(swarm_cmds.get)
-app.command("dht")(swarm_cmds.dht)
+app.command("dht")(dht_cmd.dht)
 app.command("demo")(swarm_cmds.demo)
 app.command("config")(config_cmd.config)
 

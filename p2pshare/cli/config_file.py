@@ -172,9 +172,7 @@ class Effective:
     source: str  #: "environment (VAR)", "config file", or "default"
 
 
-def effective(
-    values: Mapping[str, object], environ: Mapping[str, str] | None = None
-) -> list[Effective]:
+def effective(values: Mapping[str, object], environ: Mapping[str, str] | None = None) -> list[Effective]:
     """Every key's value as a command would see it without flags, with its source."""
     env = os.environ if environ is None else environ
     rows: list[Effective] = []

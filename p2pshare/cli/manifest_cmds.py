@@ -61,8 +61,7 @@ def _render_info(info: Info) -> None:
     files = _real_files(info)
     out_console.print(f"[bold]{info.name}[/bold]")
     out_console.print(
-        f"  size        {human_size(info.data_length)} ({info.data_length:,} bytes)"
-        f" in {len(files)} file(s)"
+        f"  size        {human_size(info.data_length)} ({info.data_length:,} bytes) in {len(files)} file(s)"
     )
     out_console.print(f"  format      {info.format}")
     out_console.print(f"  pieces      {info.num_pieces} x {human_size(info.piece_length)}")

@@ -8,7 +8,6 @@ one line and an exit code.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from p2pshare.cli import updatable_cmds as upd
 from p2pshare.cli.common import (
     handle_errors,
     load_target,
@@ -24,18 +24,33 @@ from p2pshare.cli.common import (
     resolve_bootstrap,
     run_async,
 )
+from p2pshare.cli.file_options import (
+    ListOpt,
+    NoTrackersOpt,
+    SelectOpt,
+    SequentialOpt,
+    StdoutOpt,
+    TrackerOpt,
+    check_selection,
+    describe_choice,
+    print_file_list,
+    selection_for,
+    stdout_stream,
+    tiers_for,
+)
 from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
-from p2pshare.core.magnet import make_magnet
+from p2pshare.core.magnet import magnet_for_info
 from p2pshare.core.types import PeerAddress
-from p2pshare.engine.create import parse_size
+from p2pshare.core.updatable import parse_btpk_magnet
+from p2pshare.engine.create import parse_format, parse_size
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.errors import P2PShareError
 
 if TYPE_CHECKING:
     from p2pshare.engine import runner
 
-__all__ = ["demo", "dht", "get", "share"]
+__all__ = ["demo", "get", "share"]  # dht: cli/dht_cmd.py
 
 # ---------------------------------------------------------------------- shared options
 
@@ -109,6 +124,7 @@ def _options(
     bootstrap: list[tuple[str, int]] | None,
     dht_port: int | None,
     read_only: bool = False,
+    no_trackers: bool = False,
     encryption: EncryptionPolicy = EncryptionPolicy.PREFER,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
@@ -118,6 +134,8 @@ def _options(
         config = replace(config, mse=replace(config.mse, policy=encryption))
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
+    if no_trackers:
+        config = replace(config, tracker=replace(config.tracker, enabled=False))
     return runner.SwarmOptions(
         config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
     )
@@ -177,9 +195,22 @@ def share(
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
+    tracker: TrackerOpt = None,
+    no_trackers: NoTrackersOpt = False,
+    format_name: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="v1 (BEP 3), v2 (BEP 52) or hybrid (one swarm under both hashes). Default v1: "
+            "v1-only clients such as aria2 1.36 and Transmission 3 write a hybrid's pad files to disk.",
+            show_default=False,
+        ),
+    ] = None,
+    publish: upd.PublishOpt = False,
+    key: upd.KeyOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Share a file or folder: hash it, announce it on the DHT, and seed until Ctrl-C.
+    """Share a file or folder: hash it, announce it on the DHT (and --tracker), and seed until Ctrl-C.
 
     Prints the info hash and a magnet link to give to others, writes the .torrent in
     the state folder, and shows who is downloading.  An unchanged folder reuses its
@@ -192,6 +223,8 @@ def share(
       p2pshare share big.iso --port 6881 --bootstrap 192.168.1.2:6881
 
       p2pshare share ./docs --host 192.168.1.5 --json
+
+      p2pshare share ./album --tracker udp://tracker.lan:6969/announce
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
@@ -202,15 +235,30 @@ def share(
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
+        if publish:  # BEP 46: a v2 share under a public key, re-published as the folder changes
+            options = _options(host, port, boot, dht_port, dht_read_only, encryption=encryption)
+            return upd.run_publish(
+                path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
+            )
+        fmt = parse_format(format_name)
         state = _state()
         manifest = _hash_with_progress(
-            state, path, mode, view, piece_length=piece_length, include_hidden=include_hidden
+            state,
+            path,
+            mode,
+            view,
+            piece_length=piece_length,
+            include_hidden=include_hidden,
+            trackers=tracker or (),
+            format=fmt,
         )
         info = manifest.created.info
         view.json(
             {
                 "event": "manifest",
                 "info_hash": info.info_hash.hex,
+                "info_hash_v2": info.info_hash_v2.hex if info.info_hash_v2 is not None else None,
+                "format": info.format,
                 "name": info.name,
                 "total_size": info.total_length,
                 "num_pieces": info.num_pieces,
@@ -225,7 +273,7 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
-            magnet = make_magnet(info.info_hash, info.name, hints)
+            magnet = magnet_for_info(info, hints, trackers=manifest.created.trackers)  # btih, btmh or both
             view.extra_listening["magnet"] = magnet
             if mode is Mode.JSON:
                 return
@@ -245,7 +293,7 @@ def share(
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only, encryption),
+                _options(host, port, boot, dht_port, dht_read_only, no_trackers, encryption),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -290,11 +338,19 @@ def get(
         ),
     ] = None,
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
+    no_trackers: NoTrackersOpt = False,
+    list_files: ListOpt = False,
+    select: SelectOpt = None,
+    sequential: SequentialOpt = False,
+    stdout: StdoutOpt = False,
+    follow: upd.FollowOpt = False,
+    delete: upd.DeleteOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Download a .torrent, magnet link or info hash; exit 0 only when every piece is verified.
+    """Download a .torrent, magnet link or info hash; exit 0 only when every chosen piece is verified.
 
-    Peers come from the DHT, from --peer, and from x.pe hints in a magnet link.  Run the
+    Peers come from the DHT, from --peer, from the trackers of the .torrent or the magnet's
+    tr=, and from x.pe hints in a magnet link.  Run the
     same command again after an interruption: verified pieces are kept.
 
     Examples:
@@ -304,20 +360,49 @@ def get(
       p2pshare get 'magnet:?xt=urn:btih:...' --timeout 300 --peers
 
       p2pshare get photos.torrent --peer 192.168.1.5:6881 --no-dht --seed
+
+      p2pshare get show.torrent --list
+
+      p2pshare get show.torrent --select 1,3-5 --select '*.srt'
+
+      p2pshare get show.torrent --select movie.mkv --stdout | mpv -
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     mode = choose_mode(json_output)
     view = View(mode, "get", show_peers=show_peers)
-    with view.guard():
-        t = load_target(target)
+    with stdout_stream(stdout) as stream, view.guard():  # --stdout: every message goes to stderr
+        followed = parse_btpk_magnet(target)
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
+        if followed is not None:  # BEP 46: follow a public key, not one hash
+            view.start(public_key=followed.public_key.hex(), name=followed.name, output=str(output))
+            options = _options(host, port, boot, dht_port, dht_read_only, encryption=encryption)
+            args = upd.FollowArgs(output, follow, delete, peers, timeout)
+            return upd.run_follow(followed, options, view, args)
+        t = load_target(target)
         info = t.metainfo.info if t.metainfo is not None else None
+        tiers = tiers_for(t.metainfo, t.magnet)
+        chosen = selection_for(select, t.magnet)
+        options = _options(host, port, boot, dht_port, dht_read_only, no_trackers, encryption)
+        if list_files:
+            if info is None:
+                view.line(f"fetching the manifest of {t.info_hash.hex}...")
+                info = run_async(
+                    runner.fetch_manifest(
+                        t.info_hash, options, peers=[*peers, *t.magnet.peers], trackers=tiers, timeout=timeout
+                    )
+                )
+            print_file_list(info, mode is Mode.JSON)
+            return
+        if info is not None:
+            check_selection(info, chosen, stdout=stdout)
         name = info.name if info is not None else t.magnet.name
         view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
         what = f"{name} ({t.info_hash.hex})" if name else t.info_hash.hex
         view.line(f"getting {what} into {output}", style="bold")
+        if info is not None and chosen is not None:
+            view.line(describe_choice(info, chosen))
 
         def on_complete(result: runner.DownloadResult) -> None:
             view.done(result)
@@ -327,9 +412,11 @@ def get(
         run_async(
             runner.download(
                 t.info_hash,
-                _options(host, port, boot, dht_port, dht_read_only, encryption),
+                options,
                 out_dir=output,
                 info=info,
+                info_hash_v2=t.magnet.info_hash_v2,
+                piece_layers=t.metainfo.piece_layers if t.metainfo is not None else None,
                 peers=peers,
                 magnet_peers=t.magnet.peers,
                 timeout=timeout,
@@ -337,89 +424,12 @@ def get(
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_complete=on_complete,
+                trackers=tiers,
+                select=chosen,
+                sequential=sequential,
+                stream=stream,
             )
         )
-
-
-# ---------------------------------------------------------------------- dht
-
-
-@handle_errors
-def dht(
-    port: PortOpt = 0,
-    host: HostOpt = "0.0.0.0",
-    bootstrap: BootstrapOpt = None,
-    no_bootstrap: Annotated[
-        bool, typer.Option("--no-bootstrap", help="Start a new DHT: join through no other node.")
-    ] = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Run a standalone DHT node until Ctrl-C (for example a LAN's bootstrap node).
-
-    Others then use --bootstrap HOST:PORT (or P2PSHARE_BOOTSTRAP=HOST:PORT) to find it.
-
-    Examples:
-
-      p2pshare dht --port 6881 --no-bootstrap
-
-      p2pshare dht --host 127.0.0.1 --port 0 --json
-    """
-    from p2pshare.engine.dht_node import DhtService, run_standalone
-
-    mode = choose_mode(json_output)
-    view = View(mode, "dht")
-    boot: list[tuple[str, int]] = [] if no_bootstrap else resolve_bootstrap(bootstrap, host=host) or []
-    state = _state()
-
-    async def main() -> None:
-        state_dir = state.claim_dht_state()
-
-        async def on_ready(service: DhtService) -> None:
-            shown = host if host not in ("0.0.0.0", "::") else "THIS-MACHINE"
-            view.json(
-                {
-                    "event": "listening",
-                    "host": host,
-                    "port": service.port,
-                    "node_id": service.node_id.hex(),
-                    "bootstrap": [f"{h}:{p}" for h, p in boot],
-                }
-            )
-            view.line(
-                f"DHT node {service.node_id.hex()} listening on {host}:{service.port} (UDP)", essential=True
-            )
-            view.line(f"others join with: --bootstrap {shown}:{service.port}")
-            asyncio.get_running_loop().create_task(_dht_status_loop(service, view))
-
-        try:
-            await run_standalone(port, boot, state_dir, DEFAULT_CONFIG.dht, on_ready, host=host)
-        finally:
-            state.release()
-
-    with view.guard():
-        view.start(host=host, port=port)
-        view.seeding = True  # Ctrl-C is the normal way to stop: report "stopped", not an error
-        run_async(main())
-
-
-async def _dht_status_loop(service: Any, view: View) -> None:
-    last = None
-    while True:
-        await asyncio.sleep(5.0 if view.mode is Mode.JSON else 10.0)
-        try:
-            status = service.status()
-        except Exception:
-            continue
-        summary = {k: v for k, v in status.items() if isinstance(v, int | float | str)}
-        view.json({"event": "dht_status", **summary})
-        text = (
-            f"DHT: {status.get('nodes', '?')} nodes in the table, "
-            f"{status.get('stored_peers', '?')} peers stored "
-            f"for {status.get('stored_info_hashes', '?')} hashes"
-        )
-        if text != last:
-            view.line(text)
-            last = text
 
 
 # ---------------------------------------------------------------------- demo

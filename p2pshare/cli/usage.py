@@ -48,7 +48,11 @@ class OneLineGroup(TyperGroup):
             if "default_map" not in extra:
                 extra["default_map"] = self._file_defaults()
             rv = super().main(
-                args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args,
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
                 **extra,
             )
         except UsageError as exc:  # the config file

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from p2pshare import __version__
 from p2pshare.cli.common import out_console, print_json, settings
+from p2pshare.cli.tracker_view import TrackerWatch, tracker_dict, tracker_line
 from p2pshare.engine import events as ev
 from p2pshare.engine.events import DemoStep, DhtReady, Phase, Ready
 from p2pshare.errors import ExitCode, P2PShareError
@@ -162,6 +163,7 @@ class View:
         self._last_line = ""
         self._last_line_at = 0.0
         self._closed = False
+        self._trackers = TrackerWatch()
 
     # ------------------------------------------------------------------ output primitives
 
@@ -277,6 +279,9 @@ class View:
                 continue
             try:
                 st = self.swarm.status()
+                for t in self._trackers.changes(self.swarm):
+                    self.json(tracker_dict(t))
+                    self.line(tracker_line(t))
                 if self.mode is Mode.JSON:
                     self.json(progress_dict(st))
                 elif self.mode is Mode.PLAIN:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from p2pshare.core.selection import MAX_SELECT_TERMS, parse_index_ranges
 from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress, parse_host_port
-from p2pshare.errors import TargetError
+from p2pshare.errors import TargetError, UsageError
 
 if TYPE_CHECKING:
     from p2pshare.core.metainfo import Info
@@ -37,6 +38,7 @@ class Magnet:
     trackers: tuple[str, ...] = ()
     info_hash_v2: InfoHashV2 | None = None
     has_v1: bool = True  #: the link carried a btih
+    select_only: tuple[tuple[int, int], ...] = ()  #: BEP 53 ``so=``: file index ranges (inclusive)
 
     @property
     def info_hash_v1(self) -> InfoHash | None:
@@ -66,9 +68,9 @@ def make_magnet(
     return "magnet:?" + "&".join(parts)
 
 
-def magnet_for_info(info: Info, peers: tuple[PeerAddress, ...] = ()) -> str:
-    """The magnet link of a manifest: btih for v1, btmh for v2, both for hybrid."""
-    return make_magnet(info.info_hash_v1, info.name, peers, info_hash_v2=info.info_hash_v2)
+def magnet_for_info(info: Info, peers: tuple[PeerAddress, ...] = (), trackers: tuple[str, ...] = ()) -> str:
+    """The magnet link of a manifest: btih for v1, btmh for v2, both for hybrid; ``tr`` trackers."""
+    return make_magnet(info.info_hash_v1, info.name, peers, info_hash_v2=info.info_hash_v2, trackers=trackers)
 
 
 def _parse_btmh(value: str) -> InfoHashV2:
@@ -106,6 +108,7 @@ def parse_magnet(text: str) -> Magnet:
     name = None
     peers: list[PeerAddress] = []
     trackers: list[str] = []
+    select_only: list[tuple[int, int]] = []
     for key, value in parse_qsl(query, keep_blank_values=True):
         key = key.lower()
         if key == "xt" or key.startswith("xt."):
@@ -126,9 +129,19 @@ def parse_magnet(text: str) -> Magnet:
                 continue  # a bad hint is not worth refusing the link for
         elif (key == "tr" or key.startswith("tr.")) and value.strip() and value.strip() not in trackers:
             trackers.append(value.strip())
+        elif key == "so":
+            try:
+                select_only.extend(parse_index_ranges(value, max_terms=MAX_SELECT_TERMS))
+            except UsageError as exc:
+                raise TargetError(f"magnet link has a bad so= (BEP 53): {exc}") from None
     if info_hash is None and info_hash_v2 is None:
         raise TargetError("magnet link has no 'xt=urn:btih:' (v1) or 'xt=urn:btmh:' (v2) info hash")
     if info_hash is None:
         assert info_hash_v2 is not None
-        return Magnet(info_hash_v2.truncated, name, tuple(peers), tuple(trackers), info_hash_v2, has_v1=False)
-    return Magnet(info_hash, name, tuple(peers), tuple(trackers), info_hash_v2)
+        return Magnet(
+            info_hash_v2.truncated, name, tuple(peers), tuple(trackers), info_hash_v2,
+            has_v1=False, select_only=tuple(select_only),
+        )  # fmt: skip
+    return Magnet(
+        info_hash, name, tuple(peers), tuple(trackers), info_hash_v2, select_only=tuple(select_only)
+    )

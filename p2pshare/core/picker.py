@@ -30,7 +30,12 @@ Picking for one peer, in order:
 2. blocks of new pieces: at random while we have fewer than ``random_first_pieces``
    pieces (get something to trade), rarest first after that; scanning ``_order``
    from the front stops at the first piece the peer has, so this is cheap; a peer with
-   few pieces is served by walking its own bitfield instead;
+   few pieces is served by walking its own bitfield instead.  In sequential mode
+   (streaming) the *read-ahead window* comes first: the ``window`` missing wanted pieces
+   from the first missing one on, in index order; while the peer has any of them, no
+   piece outside the window is started (a peer with none of them is asked rarest first,
+   so it is still useful).  Pieces outside the wanted set (files not chosen) are never
+   in ``_order`` at all;
 3. only if the peer has no free block left anywhere: blocks other peers already
    requested (endgame), fewest requesters first (then oldest piece), never one this
    peer requested and never more than ``endgame_max_requesters`` requesters per
@@ -110,10 +115,26 @@ class PiecePicker(PickerState[K]):
                 if count == 0:
                     return picked
 
-        # 2. new pieces
+        # 2. new pieces: the read-ahead window in order (sequential), then random / rarest first
         new_budget = 0 if not allow_new_piece else (max_new_pieces if max_new_pieces is not None else count)
         free_left = False  # a FREE piece this peer could give us remains unstarted
-        order = self._order
+        in_window = False  # sequential: the peer has a missing piece of the window (so stay in it)
+        if self._seq_window:
+            pos = self._pos
+            for p in self._window():
+                if (has is not None and p not in has) or (allowed is not None and p not in allowed):
+                    continue
+                in_window = True
+                if pos[p] < 0:
+                    continue  # started already
+                if new_budget <= 0:
+                    free_left = True
+                    break
+                new_budget -= 1
+                count = self._start_piece(p, peer, requests, count, picked)
+                if count == 0:
+                    return picked
+        order = self._order if not in_window else []
         if order:
             if len(self._have) < self._config.random_first_pieces:
                 while count and new_budget > 0:
@@ -161,6 +182,35 @@ class PiecePicker(PickerState[K]):
         if count and not free_left:
             self._take_busy(peer, has, requests, allowed, count, picked)
         return picked
+
+    # ------------------------------------------------------------------ sequential
+
+    def set_sequential(self, window: int) -> None:
+        """Download in index order: new pieces come only from the ``window`` missing pieces from
+        the first missing one on, in order, while the peer has any of them (a peer with none of
+        them is still asked rarest first); 0 turns it off (rarest first everywhere)."""
+        if window < 0:
+            raise ValueError("the read-ahead window cannot be negative")
+        self._seq_window = window
+
+    @property
+    def first_missing(self) -> int:
+        """The lowest wanted piece not verified (``num_pieces`` when none is missing)."""
+        i = self._seq_first
+        while i < self._n and (i in self._have or not self.wants(i)):
+            i += 1
+        self._seq_first = i
+        return i
+
+    def _window(self) -> list[int]:
+        """The missing wanted pieces of the read-ahead window, in index order (FREE or started)."""
+        out: list[int] = []
+        i = self.first_missing
+        while i < self._n and len(out) < self._seq_window:
+            if self.wants(i) and i not in self._have:
+                out.append(i)
+            i += 1
+        return out
 
     def _take_free(
         self,
@@ -290,6 +340,8 @@ class PiecePicker(PickerState[K]):
             return BlockReceived(p, False, True, (), requested)
         part = self._partials.get(p)
         if part is None:
+            if not self.wants(p):
+                return BlockReceived(p, False, True, (), requested)  # a piece we did not choose
             part = self._begin(p)
         state = part.state[b]
         if state == RECEIVED:
@@ -324,9 +376,17 @@ class PiecePicker(PickerState[K]):
         elif self._pos[index] >= 0:
             self._remove(index)
         self._have.add(index)
+        if not self.wants(index):
+            return  # it was never counted as missing
+        self._left -= 1
         for ps in self._peers.values():
             if ps.has is not None and index in ps.has:
                 ps.interesting -= 1
+
+    def block_senders(self, index: int) -> list[K | None]:
+        """Who sent each block of partial piece ``index`` (None: not received); [] if not partial."""
+        part = self._partials.get(index)
+        return list(part.senders) if part is not None else []
 
     def piece_failed(self, index: int) -> set[K]:
         """Piece ``index`` failed its hash: reset it to FREE and return the peers that sent blocks of it."""
@@ -336,5 +396,6 @@ class PiecePicker(PickerState[K]):
         if index not in self._partials:
             return set()
         part = self._drop_partial(index)
-        self._insert(index)
+        if self.wants(index):
+            self._insert(index)
         return {s for s in part.senders if s is not None}

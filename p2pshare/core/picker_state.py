@@ -69,10 +69,26 @@ class _Peer:
 class PickerState(AvailabilityOrder, Generic[K]):
     """Pieces, blocks, peers and requests of one torrent; the queries and the book-keeping."""
 
-    def __init__(self, geometry: Geometry, have: Bitfield, config: PickerConfig, rng: random.Random) -> None:
+    def __init__(
+        self,
+        geometry: Geometry,
+        have: Bitfield,
+        config: PickerConfig,
+        rng: random.Random,
+        *,
+        wanted: Bitfield | None = None,
+    ) -> None:
         n = geometry.num_pieces
         if have.length != n:
             raise ValueError(f"have bitfield has {have.length} pieces, torrent has {n}")
+        if wanted is not None and wanted.length != n:
+            raise ValueError(f"wanted bitfield has {wanted.length} pieces, torrent has {n}")
+        #: pieces to download (None: all); the others are never picked, and a peer that has only
+        #: those is not interesting
+        self._wanted = wanted.copy() if wanted is not None else None
+        self._wanted_mask = _as_int(wanted if wanted is not None else Bitfield(n, full=True))
+        self._seq_window = 0  # sequential: pieces after the first missing one picked in order
+        self._seq_first = 0  # no wanted piece before this one is missing
         self._geometry = geometry
         self._config = config
         self._rng = rng
@@ -85,7 +101,9 @@ class PickerState(AvailabilityOrder, Generic[K]):
         self._peers: dict[K, _Peer] = {}
         self._partials: dict[int, Partial[K]] = {}
         self._with_free: dict[int, None] = {}  # PARTIAL pieces with at least one free block
-        AvailabilityOrder.__init__(self, n, [i for i in range(n) if i not in self._have], rng)
+        free = [i for i in range(n) if i not in self._have and self.wants(i)]
+        self._left = len(free)  # wanted pieces not verified
+        AvailabilityOrder.__init__(self, n, free, rng)
 
     # ------------------------------------------------------------------ queries
 
@@ -96,7 +114,21 @@ class PickerState(AvailabilityOrder, Generic[K]):
 
     @property
     def complete(self) -> bool:
-        return len(self._have) == self._n
+        """Every wanted piece is verified (every piece, when all are wanted)."""
+        return self._left == 0
+
+    @property
+    def left(self) -> int:
+        """Wanted pieces not verified yet."""
+        return self._left
+
+    def wants(self, index: int) -> bool:
+        """Whether piece ``index`` is to be downloaded."""
+        return self._wanted is None or index in self._wanted
+
+    def wanted_pieces(self) -> range | Bitfield:
+        """The pieces to download (all of them unless a selection was given)."""
+        return range(self._n) if self._wanted is None else self._wanted
 
     @property
     def partial_pieces(self) -> int:
@@ -128,17 +160,17 @@ class PickerState(AvailabilityOrder, Generic[K]):
         """Number of pieces ``peer`` has that we have not verified."""
         ps = self._peers[peer]
         if ps.has is None:
-            return self._n - len(self._have)
+            return self._left
         return ps.interesting
 
     def is_peer_interesting(self, peer: K) -> bool:
         return self.interesting_count(peer) > 0
 
     def is_interesting(self, has: Bitfield) -> bool:
-        """True if ``has`` holds a piece we have not verified."""
-        if len(has) > len(self._have):
+        """True if ``has`` holds a wanted piece we have not verified."""
+        if self._wanted is None and len(has) > len(self._have):
             return True
-        return bool(_as_int(has) & ~_as_int(self._have))
+        return bool(_as_int(has) & ~_as_int(self._have) & self._wanted_mask)
 
     def __contains__(self, peer: object) -> bool:
         return peer in self._peers
@@ -162,7 +194,7 @@ class PickerState(AvailabilityOrder, Generic[K]):
             self._seeds += 1
         else:
             copy = has.copy()
-            ps = _Peer(copy, (_as_int(copy) & ~_as_int(self._have)).bit_count())
+            ps = _Peer(copy, (_as_int(copy) & ~_as_int(self._have) & self._wanted_mask).bit_count())
             for i in copy:
                 self._inc(i)
         ps.requests = requests
@@ -175,7 +207,7 @@ class PickerState(AvailabilityOrder, Generic[K]):
             return
         if ps.has.add(index):
             self._inc(index)
-            if index not in self._have:
+            if index not in self._have and self.wants(index):
                 ps.interesting += 1
 
     def remove_peer(self, peer: K) -> list[BlockRef]:
@@ -249,7 +281,8 @@ class PickerState(AvailabilityOrder, Generic[K]):
         if part.free == part.nblocks:  # nothing requested or received: back to FREE
             self._partials.pop(p)
             self._with_free.pop(p, None)
-            self._insert(p)
+            if self.wants(p):
+                self._insert(p)
         else:
             self._with_free[p] = None
 
@@ -275,7 +308,7 @@ class PickerState(AvailabilityOrder, Generic[K]):
                 continue
             for i in ps.has:
                 avail[i] += 1
-            lacking = sum(1 for i in ps.has if i not in self._have)
+            lacking = sum(1 for i in ps.has if i not in self._have and self.wants(i))
             assert ps.interesting == lacking, "interesting count drifted"
         assert avail == self._avail, "availability drifted"
         assert seeds == self._seeds
@@ -283,8 +316,10 @@ class PickerState(AvailabilityOrder, Generic[K]):
         pos = self._pos
         for i in range(n):
             states = (i in in_order) + (i in self._partials) + (i in self._have)
-            assert states == 1, f"piece {i} is in {states} states"
+            expected = 1 if self.wants(i) or i in self._have else 0  # an unwanted missing piece: none
+            assert states == expected, f"piece {i} is in {states} states"
             assert (pos[i] >= 0) == (i in in_order)
+        assert self._left == sum(1 for i in range(n) if self.wants(i) and i not in self._have)
         expected_requests: dict[K, set[tuple[int, int]]] = {peer: set() for peer in self._peers}
         for p, part in self._partials.items():
             free = sum(1 for s in part.state if s == FREE)

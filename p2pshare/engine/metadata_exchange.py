@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from p2pshare.config import Config
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.core.wire.extension import ExtensionHandshake
 from p2pshare.core.wire.messages import Message
 from p2pshare.core.wire.metadata import (
@@ -33,8 +33,9 @@ Outcome = MetadataComplete | MetadataHashMismatch[PeerAddress] | None
 class MetadataExchange:
     """Fetching (while ``info`` is unknown) and serving one torrent's manifest."""
 
-    def __init__(self, info_hash: InfoHash, config: Config) -> None:
+    def __init__(self, info_hash: InfoHash, config: Config, info_hash_v2: InfoHashV2 | None = None) -> None:
         self.info_hash = info_hash
+        self.info_hash_v2 = info_hash_v2
         self.config = config
         self.fetcher: MetadataFetcher[PeerAddress] | None = None
         #: peers that sent us pieces of the manifest being assembled
@@ -48,7 +49,7 @@ class MetadataExchange:
         """A peer announced the manifest's size: start fetching (RemoteProtocolError if absurd)."""
         if self.fetcher is None and hs.metadata_size:
             self.fetcher = MetadataFetcher(
-                self.info_hash.value,
+                self.info_hash_v2.value if self.info_hash_v2 is not None else self.info_hash.value,
                 hs.metadata_size,
                 self.config.metainfo.max_metadata_size,
                 request_timeout=self.config.swarm.metadata_request_timeout,

@@ -11,15 +11,19 @@ the torrent only ever receives a :class:`~p2pshare.io.link.Link`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from p2pshare.config import Config
+from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.selection import FileSelection
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
+from p2pshare.engine.file_choice import choose
 from p2pshare.io.link import Link
+from p2pshare.io.parts_storage import PartsStorage
 from p2pshare.io.storage import FileStorage, Storage
 
 __all__ = ["StorageFactory", "TorrentHost", "TorrentParams", "file_storage"]
@@ -38,6 +42,13 @@ class TorrentParams:
     file_paths: Sequence[Path] | None = None  #: where each file lives (seeding a folder in place)
     assume_complete: bool = False  #: trust the files without hashing them (we just hashed them)
     resume_path: Path | None = None  #: where the resume state is kept (None: nowhere)
+    trackers: tuple[tuple[str, ...], ...] = ()  #: tracker tiers (BEP 12), manifest's then magnet's
+    select: FileSelection | None = None  #: files to download (None: all); the rest are not created
+    sequential: bool = False  #: pieces in file order (a read-ahead window first), for streaming
+    info_hash_v2: InfoHashV2 | None = None  #: a btmh magnet: the manifest is checked by SHA-256
+    piece_layers: Mapping[bytes, bytes] | None = None  #: BEP 52 layers of a v2 .torrent (else fetched)
+    #: pieces already known good once the manifest is known (a follower's unchanged files)
+    known_pieces: Callable[[Info], Bitfield] | None = None
 
 
 def file_storage(params: TorrentParams, config: Config) -> StorageFactory:
@@ -45,9 +56,12 @@ def file_storage(params: TorrentParams, config: Config) -> StorageFactory:
 
     def open_storage(info: Info) -> Storage:
         paths = list(params.file_paths) if params.file_paths is not None else None
-        return FileStorage(
-            info, params.download_dir, paths=paths, max_open_files=config.storage.max_open_files
-        )
+        max_open = config.storage.max_open_files
+        chosen = choose(info, params.select).selected
+        if chosen is None:
+            return FileStorage(info, params.download_dir, paths=paths, max_open_files=max_open)
+        parts = params.download_dir / f".{info.info_hash.hex}{config.stream.parts_suffix}"
+        return PartsStorage(info, params.download_dir, chosen, parts, paths=paths, max_open_files=max_open)
 
     return open_storage
 

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,8 +32,19 @@ log = logging.getLogger("p2pshare.torrent")
 class PieceIO:
     """Piece buffers and disk access for one torrent whose manifest is known."""
 
-    def __init__(self, info: Info, storage: Storage, config: Config) -> None:
+    def __init__(
+        self,
+        info: Info,
+        storage: Storage,
+        config: Config,
+        verify: Callable[[int, memoryview], bool] | None = None,
+    ) -> None:
         self.info = info
+        #: the check of a whole piece for v2 and hybrid manifests (merkle, and SHA-1 for hybrid)
+        self._verify = verify
+        #: v2 pieces that failed, kept (a few) until leaf hashes name the bad blocks' senders
+        self.failed: OrderedDict[int, bytes] = OrderedDict()
+        self._keep_failed = config.hash_exchange.max_failed_pieces_kept
         self.storage = storage
         self.config = config.storage
         self._spare_divisor = config.engine.spare_buffer_divisor
@@ -70,7 +82,13 @@ class PieceIO:
 
     def _verify_and_write(self, index: int, buf: bytearray) -> bool:
         data = memoryview(buf)[: self.info.geometry.piece_size(index)]
-        if hashlib.sha1(data).digest() != self.info.piece_hash(index):
+        if self._verify is not None:
+            if not self._verify(index, data):
+                self.failed[index] = bytes(data)
+                while len(self.failed) > self._keep_failed:
+                    self.failed.popitem(last=False)
+                return False
+        elif hashlib.sha1(data).digest() != self.info.piece_hash(index):
             return False
         self.storage.write_piece(index, data)
         return True
@@ -97,8 +115,12 @@ class PieceIO:
 
     # -- checking what is there ---------------------------------------------------------
 
-    def check_existing(self, resume_path: Path | None) -> Bitfield:
-        """Trust the resume file for unchanged files; hash pieces that touch changed ones (blocks)."""
+    def check_existing(self, resume_path: Path | None, known: Bitfield | None = None) -> Bitfield:
+        """Trust the resume file for unchanged files; hash pieces that touch changed ones (blocks).
+
+        ``known`` pieces are trusted without hashing (an updatable share's unchanged files,
+        verified when the previous version was synced), unless a file they touch is missing.
+        """
         info = self.info
         geometry = info.geometry
         current = self.storage.file_sizes_and_mtimes()
@@ -110,10 +132,18 @@ class PieceIO:
             recheck = {
                 p for f, fp in enumerate(current) if fp is not None for p in geometry.pieces_for_file(f)
             }
+        if known is not None:
+            for p in known:
+                trusted.add(p)
         # Pieces that touch a missing file cannot be complete.
         missing = {p for f, fp in enumerate(current) if fp is None for p in geometry.pieces_for_file(f)}
         todo = sorted(recheck - missing - set(trusted))
-        if todo:
+        if todo and self._verify is not None:
+            for p in todo:
+                data = self.storage.read_piece(p)
+                if data is not None and self._verify(p, memoryview(data)):
+                    trusted.add(p)
+        elif todo:
             for p in self.storage.verify_pieces(info.pieces, todo, self.config.hash_workers):
                 trusted.add(p)
         for p in list(trusted):

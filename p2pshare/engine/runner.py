@@ -14,20 +14,23 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.selection import FileSelection
+from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.session import Session
 from p2pshare.engine.state import SharedManifest, StateDir
+from p2pshare.engine.streamer import StreamRequest, stream_file
 from p2pshare.engine.torrent import Torrent
+from p2pshare.engine.tracker_room import TorrentTrackers, bind_host
 from p2pshare.errors import (
     IncompleteError,
     NoMetadataError,
@@ -41,12 +44,14 @@ __all__ = [
     "DemoStep",
     "DhtReady",
     "DownloadResult",
+    "StreamRequest",
     "Ready",
     "RunnerEvent",
     "Swarm",
     "SwarmOptions",
     "check_writable",
     "download",
+    "fetch_manifest",
     "open_swarm",
     "seed",
     "seed_params",
@@ -125,7 +130,14 @@ class Swarm:
         self.options = options
         self.started = time.monotonic()
         self.ever_connected = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.trackers = TorrentTrackers(
+            torrent,
+            torrent.params.trackers,
+            options.config,
+            port=session.port,
+            local_host=bind_host(options.host),
+        )
 
     @property
     def info_hash(self) -> InfoHash:
@@ -154,7 +166,7 @@ class Swarm:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s failed: %r", task.get_name(), task.exception())
@@ -163,6 +175,15 @@ class Swarm:
         """Look the hash up on the DHT now and again while the download runs (no-op without DHT)."""
         if self.session.dht is not None:
             self._spawn(self.session.find_peers_forever(self.torrent), "dht-find-peers")
+
+    def stream(self, request: StreamRequest) -> asyncio.Task[int]:
+        """Start writing one file to ``request``'s sink as its pieces are verified; cancelled at close."""
+        task = asyncio.get_running_loop().create_task(
+            stream_file(self.torrent, request, self.options.config.stream), name="stream"
+        )
+        self._tasks.add(task)  # cancelled with the other helpers
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def announce(self) -> None:
         """Announce on the DHT now and every 15 minutes (no-op without DHT)."""
@@ -227,6 +248,7 @@ class Swarm:
         )
 
     async def close(self) -> None:
+        await self.trackers.close()  # 'stopped' while the listener still runs
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -279,6 +301,7 @@ async def open_swarm(
         swarm = Swarm(session, torrent, options)
         holder.append(swarm)
         swarm.ever_connected = len(torrent.peers)
+        swarm.trackers.start()  # beside the DHT, never instead of it
         on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port))
         yield swarm
     finally:
@@ -321,6 +344,8 @@ def seed_params(created: CreatedTorrent) -> TorrentParams:
         download_dir=created.selection.root,
         file_paths=created.paths,
         assume_complete=True,
+        trackers=tuple((url,) for url in created.trackers),
+        piece_layers=created.piece_layers or None,
     )
 
 
@@ -337,21 +362,44 @@ async def download(
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
     on_complete: Callable[[DownloadResult], None] | None = None,
+    trackers: Sequence[Sequence[str]] = (),
+    select: FileSelection | None = None,
+    sequential: bool = False,
+    stream: StreamRequest | None = None,
+    info_hash_v2: InfoHashV2 | None = None,
+    piece_layers: Mapping[bytes, bytes] | None = None,
 ) -> DownloadResult:
     """Fetch ``info_hash`` (its manifest too, when ``info`` is None) into ``out_dir``.
 
-    Peers come from ``peers``, ``magnet_peers`` and the DHT (when ``options.bootstrap``
-    is set).  Returns when every piece is verified; with ``seed``, calls
-    ``on_complete`` and then keeps serving until cancelled.  Raises NoPeersError,
-    NoMetadataError or IncompleteError when ``timeout`` passes first, and the
-    storage error (disk full, not writable) when writing fails.
+    Peers come from ``peers``, ``magnet_peers``, the DHT (when ``options.bootstrap``
+    is set) and the ``trackers`` tiers (unless ``config.tracker.enabled`` is off).  Only
+    the files ``select`` chooses are downloaded; ``sequential`` fetches in file order;
+    ``stream`` writes one chosen file, in order and verified, to its sink as it arrives.
+    Returns when every chosen piece is verified; with ``seed``, calls ``on_complete``
+    and then keeps serving until cancelled.  Raises NoPeersError, NoMetadataError or
+    IncompleteError when ``timeout`` passes first, and the storage error (disk full,
+    not writable) when writing fails.
     """
-    if options.bootstrap is None and not peers and not magnet_peers:
-        raise UsageError("no way to find peers: give --peer HOST:PORT, or leave the DHT on (drop --no-dht)")
+    use_trackers = bool(trackers) and options.config.tracker.enabled
+    if options.bootstrap is None and not peers and not magnet_peers and not use_trackers:
+        raise UsageError(
+            "no way to find peers: give --peer HOST:PORT, or leave the DHT or the trackers on "
+            "(drop --no-dht / --no-trackers)"
+        )
     out_dir = check_writable(out_dir)
     resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
     on_event(ev.PhaseChanged(ev.Phase.FINDING_PEERS))
-    params = TorrentParams(info_hash, info=info, download_dir=out_dir, resume_path=resume)
+    params = TorrentParams(
+        info_hash,
+        info=info,
+        download_dir=out_dir,
+        resume_path=resume,
+        trackers=tuple(tuple(tier) for tier in trackers),
+        select=select,
+        sequential=sequential or stream is not None,
+        info_hash_v2=info_hash_v2,  # a btmh magnet: the manifest is checked by SHA-256
+        piece_layers=piece_layers,  # a v2 .torrent's layers (else fetched from peers)
+    )
     async with open_swarm(params, options, on_event=on_event) as swarm:
         if on_swarm is not None:
             on_swarm(swarm)
@@ -362,13 +410,65 @@ async def download(
         swarm.find_peers()
         if seed:
             swarm.announce()
-        await swarm.wait_complete(timeout)
+        if stream is None:
+            await swarm.wait_complete(timeout)
+        else:
+            await _complete_and_stream(swarm, swarm.stream(stream), timeout)
         result = swarm.result(out_dir)
         if on_complete is not None:
             on_complete(result)
         if seed:
             await swarm.serve_forever()
         return result
+
+
+async def _complete_and_stream(swarm: Swarm, streaming: asyncio.Task[int], timeout: float | None) -> None:
+    """Wait for the download and the stream together; the first failure of either ends both."""
+    waiting = asyncio.ensure_future(swarm.wait_complete(timeout))
+    try:
+        done, _ = await asyncio.wait({waiting, streaming}, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await waiting
+        await streaming  # the last pieces are verified: the rest of the file goes out now
+    finally:
+        for task in (waiting, streaming):
+            task.cancel()
+
+
+async def fetch_manifest(
+    info_hash: InfoHash,
+    options: SwarmOptions,
+    *,
+    peers: Sequence[PeerAddress] = (),
+    trackers: Sequence[Sequence[str]] = (),
+    timeout: float | None = None,
+    on_event: EventSink = _ignore,
+) -> Info:
+    """Only the manifest of ``info_hash`` (BEP 9), for ``get --list``: no file is written.
+
+    Raises NoPeersError or NoMetadataError when ``timeout`` passes first.
+    """
+    with tempfile.TemporaryDirectory(prefix="p2pshare-list-") as scratch:
+        params = TorrentParams(
+            info_hash,
+            download_dir=Path(scratch),
+            trackers=tuple(tuple(tier) for tier in trackers),
+            select=FileSelection(),  # nothing chosen: nothing is downloaded or created
+        )
+        async with open_swarm(params, options, on_event=on_event) as swarm:
+            if peers:
+                swarm.add_peers(peers, "cli")
+            swarm.find_peers()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await swarm.torrent.metadata_ready.wait()
+            if swarm.torrent.info is not None:
+                return swarm.torrent.info
+            if not swarm.ever_connected:
+                raise NoPeersError(f"no peers found after {timeout:g} s; give --peer HOST:PORT or a tracker")
+            raise NoMetadataError(f"no peer sent the manifest after {timeout:g} s; try again later")
 
 
 async def seed(

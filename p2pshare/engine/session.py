@@ -24,6 +24,7 @@ from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
 from p2pshare.engine.connector import Connector
+from p2pshare.engine.hash_exchange import swarm_hashes
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
 from p2pshare.engine.torrent import Torrent
 from p2pshare.io.link import Link
@@ -184,10 +185,22 @@ class Session:
         )
         self.torrents[key] = torrent
         self.connector.serve(key)
+        for alias in swarm_hashes(params):  # a hybrid is one swarm under both hashes (BEP 52)
+            self.torrents.setdefault(alias.value, torrent)
+            self.connector.serve(alias.value)  # MSE peers name either hash by SKEY
         await torrent.start()
         if on_event is not None:
             on_event(ev.Listening(params.info_hash.hex, self.port))
         return torrent
+
+    async def remove_torrent(self, torrent: Torrent) -> None:
+        """Stop one torrent (an updatable share's old version): no more routing, announcing or peers."""
+        for key in [k for k, t in self.torrents.items() if t is torrent]:
+            del self.torrents[key]
+        if self.dht is not None:
+            for swarm_hash in swarm_hashes(torrent.params, torrent.info):
+                self.dht.stop_announcing(swarm_hash)
+        await torrent.close()
 
     def _bind_host(self) -> str | None:
         """Outgoing connections leave from the listening address when it is a specific one."""
@@ -202,8 +215,9 @@ class Session:
         pause = cfg.dht_search_pause
         while not torrent.closed and not torrent.completed.is_set():
             found = 0
-            async for addr in self.dht.get_peers(torrent.info_hash, timeout=cfg.dht_search_first_timeout):
-                found += torrent.add_peers([addr], "dht")
+            for swarm_hash in swarm_hashes(torrent.params, torrent.info):
+                async for addr in self.dht.get_peers(swarm_hash, timeout=cfg.dht_search_first_timeout):
+                    found += torrent.add_peers([addr], "dht")
             log.info("DHT lookup for %s: %d new peers", torrent.info_hash.hex[:8], found)
             await asyncio.sleep(pause)
             pause = min(pause * 2, cfg.dht_search_max_pause)
@@ -211,7 +225,8 @@ class Session:
     def announce(self, torrent: Torrent) -> None:
         """Announce ``torrent`` on the DHT now and every re-announce interval."""
         if self.dht is not None:
-            self.dht.keep_announced(torrent.info_hash, self.port)
+            for swarm_hash in swarm_hashes(torrent.params, torrent.info):
+                self.dht.keep_announced(swarm_hash, self.port)
 
     async def close(self) -> None:
         await self._listener.close()

@@ -22,13 +22,15 @@ import fcntl
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from p2pshare.config import MetainfoLimits
-from p2pshare.core.metainfo import parse_torrent
-from p2pshare.engine.create import CreatedTorrent, create_torrent
+from p2pshare.core.metainfo import Format, parse_torrent
+from p2pshare.core.tracker.tiers import tiers_from
+from p2pshare.engine.create import DEFAULT_FORMAT, CreatedTorrent, create_torrent
 from p2pshare.errors import MetainfoError
 from p2pshare.io.dht_state import default_state_dir
 from p2pshare.io.files import Selection, atomic_write, collect_files
@@ -79,10 +81,21 @@ class StateDir:
         return self.root / "manifests" / f"{hashlib.sha1(key.encode()).hexdigest()}.json"
 
     @staticmethod
-    def cache_key(path: Path, include_hidden: bool, include_symlinks: bool, piece_length: int | None) -> str:
-        return json.dumps(
-            [str(Path(path).resolve()), include_hidden, include_symlinks, piece_length or "auto"]
-        )
+    def cache_key(
+        path: Path,
+        include_hidden: bool,
+        include_symlinks: bool,
+        piece_length: int | None,
+        trackers: Sequence[str] = (),
+        format: Format = DEFAULT_FORMAT,
+    ) -> str:
+        where = str(Path(path).resolve())
+        fields: list[Any] = [where, include_hidden, include_symlinks, piece_length or "auto"]
+        if trackers:  # (without trackers the key is what it always was: old caches stay valid)
+            fields.append(list(trackers))
+        if format != "v1":  # v1 keys stay as they were: caches made before --format still hit
+            fields.append(format)
+        return json.dumps(fields)
 
     # ------------------------------------------------------------------ manifest cache
 
@@ -110,7 +123,10 @@ class StateDir:
             return None
         if metainfo.info_hash.hex != hex_hash or metainfo.info.name != selection.name:
             return None
-        return CreatedTorrent(selection, metainfo.info, torrent)
+        tiers = tiers_from(metainfo.announce, metainfo.announce_list)
+        trackers = tuple(url for tier in tiers for url in tier)
+        layers = dict(metainfo.piece_layers)
+        return CreatedTorrent(selection, metainfo.info, torrent, layers, trackers=trackers)
 
     def save_manifest(self, created: CreatedTorrent, key: str, prints: list[list[Any]]) -> Path | None:
         """Write the .torrent and the cache entry; return the .torrent path (None if it could not be written).
@@ -143,14 +159,20 @@ class StateDir:
         include_symlinks: bool = False,
         progress: ProgressCallback | None = None,
         on_total: Any = None,
+        trackers: Sequence[str] = (),
+        format: Format = DEFAULT_FORMAT,
     ) -> SharedManifest:
         """The manifest of ``path``: from the cache when nothing changed, else hashed now (blocking).
 
         ``on_total(total_bytes)`` is called before hashing starts (not for a cache hit).
         """
         selection = collect_files(path, include_hidden=include_hidden, include_symlinks=include_symlinks)
-        key = self.cache_key(path, include_hidden, include_symlinks, piece_length)
+        key = self.cache_key(
+            path, include_hidden, include_symlinks, piece_length, trackers=trackers, format=format
+        )
         cached = self.cached_manifest(selection, key)
+        if cached is not None and cached.trackers != tuple(dict.fromkeys(t.strip() for t in trackers)):
+            cached = None  # the .torrent was saved since with other trackers: build it again
         if cached is not None:
             return SharedManifest(cached, self.torrent_path(cached.info.info_hash.hex), reused=True)
         prints = fingerprint(selection)
@@ -162,6 +184,8 @@ class StateDir:
             include_hidden=include_hidden,
             include_symlinks=include_symlinks,
             progress=progress,
+            trackers=trackers,
+            format=format,
         )
         return SharedManifest(created, self.save_manifest(created, key, prints), reused=False)
 

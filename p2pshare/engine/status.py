@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pshare.engine import events as ev
+from p2pshare.engine.file_choice import selected_progress
 
 if TYPE_CHECKING:
     from p2pshare.engine.torrent import Torrent
@@ -36,6 +37,7 @@ def torrent_status(t: Torrent) -> ev.TorrentStatus:
     )
     verified = 0
     files: tuple[tuple[str, int, int], ...] = ()
+    total = info.total_length if info else 0
     if info is not None and picker is not None:
         g = info.geometry
         have = picker.have
@@ -43,6 +45,8 @@ def torrent_status(t: Torrent) -> ev.TorrentStatus:
         last = g.num_pieces - 1
         if last in have:
             verified -= g.piece_length - g.piece_size(last)
+        if t.choice.partial:  # some files chosen: done and total count only those
+            verified, total = selected_progress(info, t.choice.selected, have)
         if not info.single_file and len(info.files) <= t.config.engine.max_status_files:
             files = tuple(
                 ("/".join(f.path), done, f.length)
@@ -52,7 +56,7 @@ def torrent_status(t: Torrent) -> ev.TorrentStatus:
         info_hash=t.info_hash.hex,
         name=info.name if info else None,
         phase=t.phase,
-        total_size=info.total_length if info else 0,
+        total_size=total,
         num_pieces=info.num_pieces if info else 0,
         have_pieces=len(picker.have) if picker else 0,
         verified_bytes=verified,

@@ -49,6 +49,8 @@ from p2pshare.core.wire import messages as wm
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.events import Phase
+from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
+from p2pshare.engine.hash_exchange import HashExchange, manifest_matches
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
@@ -58,6 +60,7 @@ from p2pshare.engine.resume import save_resume
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
+from p2pshare.engine.v2_handlers import V2_HANDLERS, fill_pad_blocks
 from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, Violation
 from p2pshare.io.link import Link
 
@@ -79,7 +82,7 @@ class Torrent(Transfer):
         rng: random.Random | None = None,
     ) -> None:
         info = params.info
-        if info is not None and info.info_hash != params.info_hash:
+        if info is not None and not manifest_matches(info, params.info_hash):
             raise MetainfoError("the manifest does not match the info hash")
         self.params = params
         self.info_hash = params.info_hash
@@ -94,8 +97,10 @@ class Torrent(Transfer):
         self.peers: dict[PeerAddress, Peer] = {}
         self.book = PeerBook(config.swarm)
         self.picker: PiecePicker[Peer] | None = None
+        self.choice = FileChoice(None, None)  #: the files chosen (known with the manifest)
         self.pieces: PieceIO | None = None
-        self.metadata = MetadataExchange(params.info_hash, config)
+        self.metadata = MetadataExchange(params.info_hash, config, params.info_hash_v2)
+        self.hashes = HashExchange(config, params.piece_layers, by_v2=params.info_hash_v2 is not None)
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
         self._top_up_divisor = config.engine.request_top_up_divisor
@@ -193,27 +198,36 @@ class Torrent(Transfer):
     # ------------------------------------------------------------------ data & resume
 
     async def _prepare(self, info: Info) -> None:
-        """Open storage for ``info`` and find which pieces we already have."""
+        """Open storage for ``info`` and find which pieces we already have (a v2 manifest's
+        missing piece layers first: the v2 handlers call this again once they are in)."""
+        if self.pieces is not None or not self.hashes.start(info, self.peers.values(), self._now()):
+            return
         geometry = info.geometry
-        self.pieces = pio = PieceIO(info, self._open_storage(info), self.config)
+        verify = self.hashes.verify_piece if info.meta_version == 2 else None
+        self.pieces = pio = PieceIO(info, self._open_storage(info), self.config, verify)
         if self.params.assume_complete:
             have = Bitfield(geometry.num_pieces, full=True)
         else:
             self._set_phase(Phase.CHECKING)
+            known = self.params.known_pieces(info) if self.params.known_pieces is not None else None
             have = await asyncio.get_running_loop().run_in_executor(
-                None, pio.check_existing, self.params.resume_path
+                None, pio.check_existing, self.params.resume_path, known
             )
-        self.picker = PiecePicker(geometry, have, self.config.picker, self._rng)
+        self.choice = choose(info, self.params.select)
+        self.picker = PiecePicker(geometry, have, self.config.picker, self._rng, wanted=self.choice.wanted)
+        if self.params.sequential:
+            self.picker.set_sequential(read_ahead_window(self.config.stream, info.piece_length))
         swarm = self.config.swarm
         if have.complete and swarm.super_seed and geometry.num_pieces > 1:
             self._super = SuperSeeder(
                 geometry.num_pieces, info.piece_length, swarm.super_seed_window, self._rng
             )
         self.metadata_ready.set()
-        if have.complete:
+        if self.picker.complete:
             await self._on_complete()
         else:
             self._set_phase(Phase.DOWNLOADING)
+        self._tell_peers_what_we_have()
 
     async def _save_resume(self, force: bool = False) -> None:
         path = self.params.resume_path
@@ -238,7 +252,7 @@ class Torrent(Transfer):
         if not self.completed.is_set():
             self.completed.set()
             self._set_phase(Phase.SEEDING)
-            self._emit(ev.Completed(self.info.total_length if self.info else 0))
+            self._emit(ev.Completed(self.status().total_size))
         for peer in list(self.peers.values()):
             has = peer.conn.peer_has
             if has is not None and has.complete:
@@ -285,7 +299,7 @@ class Torrent(Transfer):
             link.close()
             return
         conn = wc.PeerConnection(
-            self.info_hash.value,
+            self.info_hash.value if outgoing else None,  # incoming: either hash of a hybrid (v2_handlers)
             self.peer_id,
             initiator=outgoing,
             num_pieces=self.info.num_pieces if self.info is not None else None,
@@ -293,6 +307,8 @@ class Torrent(Transfer):
             fast=True,
             extensions=True,
             dht=self.host.dht_port() is not None,
+            v2=self.hashes.speaks_v2(self.params, self.info),
+            hash_limits=self.config.hashes,
         )
         if self.info is not None:
             conn.set_geometry(self.info.geometry)
@@ -350,6 +366,7 @@ class Torrent(Transfer):
             self.picker.remove_peer(peer)
             peer.in_picker = False
         self.metadata.forget(peer.address)
+        self.hashes.forget(peer.address)
         if ban:
             assert kind is not None, "a ban names the rule that was broken"
             book.ban(peer.address[0])
@@ -412,13 +429,16 @@ class Torrent(Transfer):
             self.metadata.stop()
             return
         self.metadata.stop()
-        if info.info_hash != self.info_hash:  # the fetcher checked; this is the second wall
+        if not manifest_matches(info, self.info_hash):  # the fetcher checked; this is the second wall
             return
         self.info = info
         self._emit(ev.MetadataReceived(info.name, info.total_length, info.num_pieces))
         for peer in list(self.peers.values()):
             peer.conn.set_geometry(info.geometry)
         await self._prepare(info)
+
+    def _tell_peers_what_we_have(self) -> None:
+        """The data is open: peers connected while it was not hear what we have now."""
         now = self._now()
         for peer in list(self.peers.values()):
             if peer.closed or not peer.handshake_done:
@@ -473,6 +493,7 @@ class Torrent(Transfer):
                         self.picker.abort_request(peer, block)
                     peer.send_many([wm.Cancel(b.piece, b.begin, b.length) for b in blocks], now)
             self._request_more(peer, now)
+        self.hashes.tick(self.peers.values(), now)
         if self.metadata.fetching:
             self.metadata.tick(now)
             self._request_metadata_all(now)
@@ -493,3 +514,7 @@ class Torrent(Transfer):
 
     def status(self) -> ev.TorrentStatus:
         return torrent_status(self)
+
+
+Torrent._handlers = {**Transfer._handlers, **V2_HANDLERS}
+Torrent._fill_pads = fill_pad_blocks  # type: ignore[assignment]

@@ -13,7 +13,8 @@ tracker fails, the next round comes after ``retry_base * 2**n`` (capped at
 ``retry_max``).  A tracker first hears ``started``; ``completed()`` sends ``completed``
 at once to the tracker in use; ``announce_now()`` asks for a round early (never more
 often than the tracker's ``min interval``).  ``close()`` stops the task and sends
-``stopped``, bounded by ``stopped_timeout``, to every tracker that heard ``started``.
+``stopped``, bounded by ``stopped_timeout``, to every tracker that heard ``started``
+(preceded by ``completed`` to the tracker in use when a finished download was not yet reported).
 ``scrape()`` asks the trackers in order until one answers.  ``status()`` is a snapshot
 per tracker for the views.
 """
@@ -167,13 +168,22 @@ class TrackerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._started:
+            in_use = next(url for url in self._tiers.urls() if url in self._started)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._cfg.stopped_timeout):
                     await asyncio.gather(
-                        *(self._announce_one(url, AnnounceEvent.STOPPED) for url in sorted(self._started)),
+                        *(self._goodbye(url, url == in_use) for url in sorted(self._started)),
                         return_exceptions=True,
                     )
         await self._client.aclose()
+
+    async def _goodbye(self, url: str, in_use: bool) -> None:
+        """``stopped``; first ``completed`` to the tracker in use if the download ended unreported."""
+        if in_use and self._completed_due and not self._completed_sent:
+            with contextlib.suppress(TrackerError, RemoteProtocolError):
+                await self._announce_one(url, AnnounceEvent.COMPLETED)
+                self._completed_due, self._completed_sent = False, True
+        await self._announce_one(url, AnnounceEvent.STOPPED)
 
     # -- the loop --------------------------------------------------------------------------------
     async def _run(self) -> None:

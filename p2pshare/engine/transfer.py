@@ -42,6 +42,7 @@ from p2pshare.core.wire.metadata import (
 )
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
+from p2pshare.engine.hash_exchange import HashExchange
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
@@ -75,6 +76,7 @@ class Transfer:
     book: PeerBook
     picker: PiecePicker[Peer] | None
     pieces: PieceIO | None
+    hashes: HashExchange
     metadata: MetadataExchange
     closed: bool
     downloaded: int
@@ -112,6 +114,9 @@ class Transfer:
         raise NotImplementedError
 
     def _request_metadata_all(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _fill_pads(self, peer: Peer, blocks: list[BlockRef], now: float) -> list[BlockRef]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ handshakes
@@ -266,6 +271,8 @@ class Transfer:
             allow_new_piece=self.pieces.may_start_piece(picker.partial_pieces),
             allowed=conn.allowed_fast_in if choked else None,
         )
+        if blocks and self.hashes.pad_blocks:  # v2/hybrid: pad zeros are filled, not fetched
+            blocks = self._fill_pads(peer, blocks, now)
         if blocks:
             peer.write(conn.send_requests(blocks))
             peer.last_send = now
@@ -337,6 +344,7 @@ class Transfer:
         # Hash mismatch: fetch again, and hold the senders to account.
         self.pieces_failed += 1
         self.wasted += self.info.geometry.piece_size(index) if self.info else 0
+        senders = picker.block_senders(index)
         contributors = picker.piece_failed(index)
         labels = tuple(sorted(p.label for p in contributors))
         log.warning("piece %d failed its hash check (sent by %s)", index, ", ".join(labels) or "?")
@@ -350,6 +358,9 @@ class Transfer:
             elif p.strikes >= self.config.swarm.max_strikes:
                 reason = f"took part in {p.strikes} pieces that failed their hash check"
                 self._drop(p, reason, kind=Violation.BAD_PIECE, ban=True)
+        data = self.pieces.failed.pop(index, None) if self.pieces is not None else None
+        if data is not None and len(contributors) > 1:  # v2: leaf hashes name the bad blocks' senders
+            self.hashes.blame(index, data, senders, self.peers.values(), now)
         for peer in list(self.peers.values()):
             self._request_more(peer, now)
 

@@ -117,8 +117,13 @@ class FileStorage:
         self.info = info
         self.geometry = info.geometry
         self.root = Path(root)
+        #: BEP 47 pad files (zeros that align v2 and hybrid pieces): never created, read as zeros
+        self.pads = frozenset(i for i, f in enumerate(info.files) if f.pad)
         if paths is None:
             paths = [safe_join(self.root, parts) for parts in info.file_paths()]
+        elif self.pads and len(paths) == len(info.files) - len(self.pads):
+            real = iter(paths)  # one path per real file: pads get a placeholder that is never opened
+            paths = [self.root / ".pad" if i in self.pads else next(real) for i in range(len(info.files))]
         if len(paths) != len(info.files):
             raise StorageError("one path per file of the torrent is needed")
         self.paths = list(paths)
@@ -159,6 +164,8 @@ class FileStorage:
     def ensure_files(self) -> None:
         """Create every file at its final size (sparse), including empty files."""
         for i, entry in enumerate(self.info.files):
+            if i in self.pads:
+                continue
             path = self.paths[i]
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +190,9 @@ class FileStorage:
             )
         pos = 0
         for span in self.geometry.piece_spans(index):
+            if span.file_index in self.pads:
+                pos += span.length  # zeros of a pad file: checked by the hash, never written
+                continue
             fd = self._fd(span.file_index, True)
             assert fd is not None
             chunk = view[pos : pos + span.length]
@@ -202,6 +212,9 @@ class FileStorage:
         view = memoryview(out)
         pos = 0
         for span in self.geometry.spans(offset, length):
+            if span.file_index in self.pads:
+                pos += span.length  # ``out`` is zeros already
+                continue
             fd = self._fd(span.file_index, False)
             if fd is None:
                 raise StorageError(f"{self.paths[span.file_index]} is missing")
@@ -218,12 +231,25 @@ class FileStorage:
             return None
 
     def verify_pieces(self, piece_hashes: bytes, pieces: Sequence[int], workers: int) -> list[int]:
+        if self.pads:  # pad files are not on disk: read each piece with its zeros
+            good = []
+            for index in pieces:
+                data = self.read_piece(index)
+                if (
+                    data is not None
+                    and hashlib.sha1(data).digest() == piece_hashes[index * 20 : index * 20 + 20]
+                ):
+                    good.append(index)
+            return good
         return verify_files(self.paths, self.geometry, piece_hashes, pieces, workers=workers)
 
     def file_sizes_and_mtimes(self) -> Fingerprint:
         """(size, mtime_ns) of each file, None when missing: the resume file's fingerprint."""
         out: list[tuple[int, int] | None] = []
-        for path in self.paths:
+        for i, path in enumerate(self.paths):
+            if i in self.pads:
+                out.append((self.info.files[i].length, 0))
+                continue
             try:
                 st = path.stat()
             except OSError:

@@ -313,7 +313,7 @@ def test_encryption_option_reaches_the_mse_config() -> None:
     from p2pshare.config import EncryptionPolicy
 
     assert _options("127.0.0.1", 0, [], None).config.mse.policy is EncryptionPolicy.PREFER
-    opts = _options("127.0.0.1", 0, [], None, False, EncryptionPolicy.REQUIRE)
+    opts = _options("127.0.0.1", 0, [], None, encryption=EncryptionPolicy.REQUIRE)
     assert opts.config.mse.policy is EncryptionPolicy.REQUIRE
     for command in ("share", "get"):
         shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout

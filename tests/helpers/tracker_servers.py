@@ -42,6 +42,10 @@ class MiniSwarm:
         swarm[peer] = left
         return [p for p in swarm if p != peer][:numwant]
 
+    def add(self, ih: bytes, peer: PeerAddress, left: int = 0) -> None:
+        """Hand ``peer`` to everyone who announces ``ih`` (as if it had announced; a seed by default)."""
+        self.peers.setdefault(ih, {})[peer] = left
+
     def stats(self, ih: bytes) -> ScrapeStats:
         swarm = self.peers.get(ih, {})
         seeds = sum(1 for left in swarm.values() if left == 0)

@@ -50,9 +50,7 @@ def _hybrid_files(v1: V1Layout, v2_files: list[V2File], piece_length: int) -> tu
     """Check that both halves of a hybrid describe the same data; return the v1 layout with roots."""
     real = [f for f in v1.files if not f.pad]
     if len(real) != len(v2_files):
-        raise MetainfoError(
-            f"hybrid: the v1 part lists {len(real)} files but the file tree {len(v2_files)}"
-        )
+        raise MetainfoError(f"hybrid: the v1 part lists {len(real)} files but the file tree {len(v2_files)}")
     roots = iter(v2_files)
     out: list[FileEntry] = []
     for entry in v1.files:

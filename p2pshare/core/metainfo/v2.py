@@ -63,9 +63,7 @@ def _parse_file_node(node: dict[bytes, object], where: str) -> tuple[int, bytes 
     return length, root
 
 
-def parse_file_tree(
-    tree: object, limits: MetainfoLimits, config: V2Config = _DEFAULT_V2
-) -> list[V2File]:
+def parse_file_tree(tree: object, limits: MetainfoLimits, config: V2Config = _DEFAULT_V2) -> list[V2File]:
     """Walk a ``file tree`` (without recursion) and return its files in tree order."""
     if not isinstance(tree, dict):
         raise MetainfoError("info.file tree must be a dictionary")
@@ -171,4 +169,3 @@ def check_piece_layers(
             raise MetainfoError(f"piece layer of {f.display_path!r} does not hash to its pieces root")
         out[root] = layer
     return out
-

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from p2pshare.core.types import random_bytes
+from p2pshare.core.wire.hashes import Hashes, HashReject, HashRequest
+from p2pshare.core.wire.hashes import encode as encode_hash_message
 from p2pshare.errors import LocalProtocolError
 
 __all__ = [
@@ -88,14 +90,19 @@ class MessageId(IntEnum):
     REJECT_REQUEST = 0x10
     ALLOWED_FAST = 0x11
     EXTENDED = 20
+    HASH_REQUEST = 21  #: BEP 52 (codec in :mod:`.hashes`)
+    HASHES = 22
+    HASH_REJECT = 23
 
 
 # ---------------------------------------------------------------------------
 # Reserved bits
 
 
-def make_reserved(*, fast: bool = False, extensions: bool = False, dht: bool = False) -> bytes:
-    """The 8 reserved handshake bytes with the BEP 6 / BEP 10 / BEP 5 bits set as asked."""
+def make_reserved(
+    *, fast: bool = False, extensions: bool = False, dht: bool = False, v2: bool = False
+) -> bytes:
+    """The 8 reserved handshake bytes with the BEP 6 / BEP 10 / BEP 5 / BEP 52 bits set as asked."""
     reserved = bytearray(8)
     if extensions:
         reserved[5] |= 0x10
@@ -103,6 +110,8 @@ def make_reserved(*, fast: bool = False, extensions: bool = False, dht: bool = F
         reserved[7] |= 0x04
     if dht:
         reserved[7] |= 0x01
+    if v2:
+        reserved[7] |= 0x10
     return bytes(reserved)
 
 
@@ -291,6 +300,9 @@ Message = (
     | RejectRequest
     | AllowedFast
     | Extended
+    | HashRequest
+    | Hashes
+    | HashReject
 )
 
 _BARE: dict[type, bytes] = {
@@ -340,6 +352,8 @@ def encode(msg: Message) -> bytes:
             return _LEN_ID_U16.pack(3, MessageId.PORT, msg.port)
         if isinstance(msg, Extended):
             return _LEN_ID_U8.pack(2 + len(msg.payload), MessageId.EXTENDED, msg.ext_id) + msg.payload
+        if isinstance(msg, HashRequest | Hashes | HashReject):
+            return encode_hash_message(msg)
     except struct.error as exc:
         raise LocalProtocolError(f"cannot encode {msg!r}: {exc}") from None
     raise LocalProtocolError(f"not a wire message: {msg!r}")

@@ -341,7 +341,8 @@ class MetadataFetcher(Generic[K]):
         if self._received < self.num_pieces:
             return None
         metadata = b"".join(s.data for s in self._slots if s.data is not None)
-        if hashlib.sha1(metadata).digest() == self.info_hash:
+        digest = hashlib.sha256 if len(self.info_hash) == 32 else hashlib.sha1  # BEP 52: v2 by SHA-256
+        if digest(metadata).digest() == self.info_hash:
             self._result = metadata
             return MetadataComplete(metadata)
         peers = frozenset(s.source for s in self._slots if s.source is not None)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import struct
 
-from p2pshare.config import WireLimits
+from p2pshare.config import HashesLimits, WireLimits
+from p2pshare.core.wire import hashes
 from p2pshare.core.wire.messages import (
     HANDSHAKE_LENGTH,
     PROTOCOL_HEADER,
@@ -77,16 +78,23 @@ _BARE: dict[int, Message] = {
     MessageId.HAVE_NONE: HaveNone(),
 }
 _KEEPALIVE = KeepAlive()
+_HASH_IDS = frozenset((MessageId.HASH_REQUEST, MessageId.HASHES, MessageId.HASH_REJECT))
 _COMPACT_AT = 64 * 1024
 
 
 class MessageParser:
     """Turns the bytes of one peer link into handshake and message objects."""
 
-    __slots__ = ("_buf", "_max_any", "_max_bitfield", "_num_pieces", "_pos", "limits")
+    __slots__ = ("_buf", "_max_any", "_max_bitfield", "_num_pieces", "_pos", "hash_limits", "limits")
 
-    def __init__(self, limits: WireLimits | None = None, num_pieces: int | None = None) -> None:
+    def __init__(
+        self,
+        limits: WireLimits | None = None,
+        num_pieces: int | None = None,
+        hash_limits: HashesLimits | None = None,
+    ) -> None:
         self.limits = limits if limits is not None else WireLimits()
+        self.hash_limits = hash_limits if hash_limits is not None else HashesLimits()
         self._buf = bytearray()
         self._pos = 0
         self._num_pieces: int | None = None
@@ -106,7 +114,10 @@ class MessageParser:
         else:
             self._max_bitfield = 1 + (num_pieces + 7) // 8
         self._max_any = max(
-            self.limits.max_message_length, 2 + self.limits.max_extended_message, self._max_bitfield
+            self.limits.max_message_length,
+            2 + self.limits.max_extended_message,
+            self._max_bitfield,
+            hashes.max_frame_length(hashes.HashMessageId.HASHES, self.hash_limits),
         )
 
     @property
@@ -183,6 +194,13 @@ class MessageParser:
                     f"bitfield message of length {length} exceeds {self._max_bitfield}",
                     kind=Violation.TOO_LARGE,
                 )
+        elif msg_id in _HASH_IDS:
+            low, cap = 1 + hashes.HEADER_SIZE, hashes.max_frame_length(msg_id, self.hash_limits)
+            if not low <= length <= cap:
+                raise RemoteProtocolError(
+                    f"{MessageId(msg_id).name.lower()} message of length {length}; allowed {low}..{cap}",
+                    kind=Violation.TOO_LARGE if length > cap else Violation.MALFORMED,
+                )
         elif msg_id == MessageId.EXTENDED:
             cap = 2 + self.limits.max_extended_message
             if not 2 <= length <= cap:
@@ -255,4 +273,6 @@ class MessageParser:
             return Suggest(_U32.unpack_from(buf, start)[0])
         if msg_id == MessageId.ALLOWED_FAST:
             return AllowedFast(_U32.unpack_from(buf, start)[0])
+        if msg_id in _HASH_IDS:
+            return hashes.decode_payload(msg_id, self._take(start, end), self.hash_limits)
         return None

@@ -21,6 +21,9 @@ from p2pshare.core.wire.messages import (
     Choke,
     Extended,
     Handshake,
+    Hashes,
+    HashReject,
+    HashRequest,
     Have,
     HaveAll,
     HaveNone,
@@ -144,8 +147,8 @@ class Receiving(ConnectionBase):
             self.state = ConnectionState.ACTIVE
 
         match msg:
-            case KeepAlive() | Port():
-                emit(msg)
+            case KeepAlive() | Port() | HashRequest() | Hashes() | HashReject():
+                emit(msg)  # BEP 52 hash messages: the engine's v2 room checks them against the trees
             case BitfieldMsg() | HaveAll() | HaveNone():
                 if not isinstance(msg, BitfieldMsg):
                     self._require_fast(msg)

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
-from p2pshare.config import WireLimits
+from p2pshare.config import HashesLimits, WireLimits
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.geometry import Geometry
 from p2pshare.core.wire.events import (
@@ -76,6 +76,8 @@ class ConnectionBase:
         extensions: bool = True,
         dht: bool = False,
         piece_size: Callable[[int], int] | None = None,
+        v2: bool = False,
+        hash_limits: HashesLimits | None = None,
     ) -> None:
         if info_hash is None and initiator:
             raise ValueError("the initiator must know the info hash")
@@ -87,12 +89,12 @@ class ConnectionBase:
         self.info_hash = info_hash
         self.our_peer_id = our_peer_id
         self.initiator = initiator
-        self.our_reserved = make_reserved(fast=fast, extensions=extensions, dht=dht)
+        self.our_reserved = make_reserved(fast=fast, extensions=extensions, dht=dht, v2=v2)
         self.state = ConnectionState.HANDSHAKE
 
         self.num_pieces: int | None = None
         self.piece_size: Callable[[int], int] | None = piece_size
-        self._parser = MessageParser(self.limits)
+        self._parser = MessageParser(self.limits, hash_limits=hash_limits)
         self._events: deque[Event] = deque()
         self._eof = False
         self._error: RemoteProtocolError | None = None
@@ -140,6 +142,11 @@ class ConnectionBase:
     @property
     def peer_supports_fast(self) -> bool:
         return bool(self.peer_reserved[7] & 0x04)
+
+    @property
+    def peer_supports_v2(self) -> bool:
+        """BEP 52: the peer set the v2 bit (it serves hash requests for a hybrid's v2 half)."""
+        return bool(self.peer_reserved[7] & 0x10)
 
     @property
     def peer_supports_extensions(self) -> bool:
