@@ -19,6 +19,7 @@ __all__ = [
     "Config",
     "ConnectorConfig",
     "DEFAULT_BOOTSTRAP",
+    "DefenceConfig",
     "DhtConfig",
     "EngineConfig",
     "LinkConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "PortMapConfig",
     "HashExchangeConfig",
     "UpdatableConfig",
+    "ReachabilityConfig",
 ]
 
 KiB = 1024
@@ -145,7 +147,6 @@ class SwarmConfig:
     retry_base: float = 2.0  #: reconnect back-off: base * 2**attempt ...
     retry_max: float = 120.0  #: ... capped here
     max_retries: int = 8
-    max_strikes: int = 3  #: hash failures a peer may take part in before it is banned
     max_known_peers: int = 2000  #: addresses we remember (from PEX/DHT/--peer)
     max_banned_ips: int = 4096  #: banned addresses remembered; the oldest ban is forgotten first
     metadata_request_timeout: float = 15.0
@@ -328,6 +329,9 @@ class Config:
     stream: StreamConfig = field(default_factory=lambda: StreamConfig())
     hash_exchange: HashExchangeConfig = field(default_factory=lambda: HashExchangeConfig())
     updatable: UpdatableConfig = field(default_factory=lambda: UpdatableConfig())
+    reach: ReachabilityConfig = field(default_factory=lambda: ReachabilityConfig())
+    defence: DefenceConfig = field(default_factory=lambda: DefenceConfig())
+    terminal: TerminalConfig = field(default_factory=lambda: TerminalConfig())
     connector: ConnectorConfig = field(default_factory=lambda: ConnectorConfig())
 
 
@@ -354,7 +358,7 @@ class EngineConfig:
 class LinkConfig:
     """Buffers of one peer link (the TCP link; other transports keep the same marks)."""
 
-    read_buffer: int = 256 * KiB  #: bytes one read may return (one reused buffer per link)
+    read_buffer: int = 256 * KiB  #: bytes one read may return (one buffer per thread, shared by its links)
     write_high_water: int = 1 * MiB  #: above this many unsent bytes the link is not writable ...
     write_low_water: int = 256 * KiB  #: ... until they drain below this
 
@@ -488,6 +492,48 @@ class UpdatableConfig:
     lookup_timeout: float = 5.0  #: bound on one DHT lookup of the item (publisher's seq, follower's poll)
     follow_interval: float = 2.0  #: seconds between a follower's lookups of the item
     metadata_timeout: float = 120.0  #: a version whose manifest never arrives is skipped after this
+
+
+@dataclass(frozen=True, slots=True)
+class ReachabilityConfig:
+    """The engine's use of port mapping and LSD, and `p2pshare doctor`'s bounds."""
+
+    share_settle_timeout: float = 6.0  #: `share` waits this long for a mapping before printing its magnet
+    close_timeout: float = 5.0  #: bound on closing the port mapper (deleting mappings) on exit
+    lsd_close_timeout: float = 2.0  #: bound on closing the LSD sockets on exit
+    dht_vote_weight: int = 2  #: the gateway's external address counts as this many DHT voters (BEP 42)
+    doctor_map_timeout: float = 8.0  #: doctor: wait for the port mapping to settle
+    doctor_dht_wait: float = 10.0  #: doctor: seconds given to the DHT bootstrap ("nodes after N s")
+    doctor_lookups: int = 5  #: doctor: get_peers lookups timed for p50/p95
+    doctor_lookup_timeout: float = 5.0  #: doctor: bound on each timed lookup
+    doctor_lsd_wait: float = 2.0  #: doctor: wait for our own LSD announce to come back
+
+
+@dataclass(frozen=True, slots=True)
+class DefenceConfig:
+    """Limits against hostile peers (issue 12): what one peer may make us hold or believe."""
+
+    #: unsent bytes queued for one peer (our queue plus the transport's); past it the peer is
+    #: not reading what it asks for: stop answering and drop it.  Uploads wait for the link's
+    #: high-water mark (LinkConfig.write_high_water), so an honest reader never comes near this.
+    max_outgoing_buffer: int = 4 * MiB
+    #: failed pieces whose per-block senders and digests are kept until the piece verifies
+    smart_ban_max_pieces: int = 64
+    #: distinct BEP 9 metadata_size claims fetched side by side; a further size waits
+    max_metadata_sizes: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    """How the command line watches a run: stall checks, live rates, redraws."""
+
+    stall_poll: float = 0.5  #: seconds between checks of --timeout (stalled) and --max-time
+    rate_window: float = 3.0  #: seconds of snapshots the live rate is averaged over
+    live_refresh: float = 4.0  #: redraws of the live view per second
+    json_interval: float = 1.0  #: seconds between --json progress events
+    plain_interval: float = 2.0  #: seconds between status lines when stdout is not a terminal
+    finding_interval: float = 5.0  #: seconds between "finding peers" lines in plain mode
+    check_batch_bytes: int = 64 * MiB  #: files on disk are checked in batches of this much (Ctrl-C between)
 
 
 @dataclass(frozen=True, slots=True)

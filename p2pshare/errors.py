@@ -31,6 +31,7 @@ __all__ = [
     "StorageError",
     "TargetError",
     "IncompleteError",
+    "UnsafeManifestError",
     "UsageError",
     "Violation",
 ]
@@ -50,6 +51,7 @@ class ExitCode(IntEnum):
     DISK_FULL = 8  #: no space left on the device
     NOT_WRITABLE = 9  #: the output folder cannot be written
     INCOMPLETE = 10  #: timed out before every piece was verified
+    UNSAFE_MANIFEST = 11  #: the only manifest the info hash can name writes outside the folder
     INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -99,6 +101,7 @@ class Violation(StrEnum):
     FLOOD = "flood"  #: more unanswered requests than any honest peer sends
     BAD_PIECE = "bad_piece"  #: piece data that failed its hash check
     BAD_METADATA = "bad_metadata"  #: a manifest that does not match the info hash, or is invalid
+    UNREAD = "unread"  #: replies the peer asked for and left unread, past the outgoing cap
 
 
 class RemoteProtocolError(P2PShareError):
@@ -157,3 +160,12 @@ class IncompleteError(P2PShareError):
     """The timeout passed before every piece was verified."""
 
     exit_code = ExitCode.INCOMPLETE
+
+
+class UnsafeManifestError(MetainfoError):
+    """The manifest that matches the info hash is unsafe (a path escaping the folder, ...).
+
+    A hash names exactly one manifest, so no peer can ever send a better one: stop at once.
+    """
+
+    exit_code = ExitCode.UNSAFE_MANIFEST

@@ -37,3 +37,6 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A developer's own ~/.config/p2pshare/config.toml never changes what a test sees."""
     monkeypatch.setenv("P2PSHARE_CONFIG", str(tmp_path_factory.getbasetemp() / "no-such-config.toml"))
+    # No router and no LAN multicast from tests: the lab (tests/lab) turns these back on.
+    monkeypatch.setenv("P2PSHARE_NO_PORT_MAPPING", "1")
+    monkeypatch.setenv("P2PSHARE_NO_LSD", "1")

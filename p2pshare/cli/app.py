@@ -8,15 +8,17 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import config_cmd, dht_cmd, manifest_cmds, swarm_cmds
+from p2pshare.cli import config_cmd, dht_cmd, doctor_cmd, manifest_cmds, seed_cmd, swarm_cmds
 from p2pshare.cli.common import settings
+from p2pshare.cli.help_words import WordsCommand
 from p2pshare.cli.usage import OneLineGroup
 
 __all__ = ["app", "main"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 usage, 3 bad target, 4 no such path, 5 port in use, "
-    "6 no peers, 7 no metadata, 8 disk full, 9 output not writable, 10 incomplete, 130 interrupted."
+    "6 no peers, 7 no metadata, 8 disk full, 9 output not writable, 10 incomplete, 11 unsafe manifest, "
+    "130 interrupted."
 )
 
 app = typer.Typer(
@@ -55,13 +57,15 @@ def _root(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
-app.command("create")(manifest_cmds.create)
-app.command("info")(manifest_cmds.info)
-app.command("share")(swarm_cmds.share)
-app.command("get")(swarm_cmds.get)
-app.command("dht")(dht_cmd.dht)
-app.command("demo")(swarm_cmds.demo)
-app.command("config")(config_cmd.config)
+app.command("create", cls=WordsCommand)(manifest_cmds.create)
+app.command("info", cls=WordsCommand)(manifest_cmds.info)
+app.command("share", cls=WordsCommand)(swarm_cmds.share)
+app.command("seed", cls=WordsCommand)(seed_cmd.seed)
+app.command("get", cls=WordsCommand)(swarm_cmds.get)
+app.command("dht", cls=WordsCommand)(dht_cmd.dht)
+app.command("demo", cls=WordsCommand)(swarm_cmds.demo)
+app.command("config", cls=WordsCommand)(config_cmd.config)
+app.command("doctor", cls=WordsCommand)(doctor_cmd.doctor)
 
 
 def main() -> None:

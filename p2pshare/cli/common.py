@@ -7,6 +7,7 @@ import functools
 import ipaddress
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -37,6 +38,7 @@ __all__ = [
     "resolve_bootstrap",
     "run_async",
     "settings",
+    "stdout_gone",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,20 +75,33 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
-        except P2PShareError as exc:
-            log.info("command failed: %s", exc, exc_info=True)
+        except BrokenPipeError:
+            stdout_gone()  # the reader of our output went away: not an error to report
+            raise typer.Exit(0) from None
+        except P2PShareError as exc:  # an ordinary condition: a traceback only with -vv
+            log.info("command failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("p2pshare: interrupted; stopped cleanly (run it again to go on)", markup=False)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except OSError as exc:
-            log.info("command failed: %s", exc, exc_info=True)
+            log.info("command failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             raise fail(f"{exc.strerror or exc} ({exc.filename or 'I/O'})") from None
         except Exception as exc:  # a bug: still one line, details with -v
             log.error("unexpected error", exc_info=True)
             raise fail(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def stdout_gone() -> None:
+    """Stdout's reader has gone (a closed pipe): send what is left to /dev/null, quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def print_json(obj: object) -> None:

@@ -8,17 +8,29 @@ from typing import Annotated, Any
 import typer
 
 from p2pshare.cli.common import handle_errors, resolve_bootstrap, run_async
-from p2pshare.cli.swarm_cmds import BootstrapOpt, HostOpt, JsonOpt, PortOpt
+from p2pshare.cli.swarm_cmds import BootstrapOpt, HostOpt, JsonOpt
 from p2pshare.cli.views import Mode, View, choose_mode
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.engine.state import StateDir
+from p2pshare.errors import PortInUseError
 
 __all__ = ["dht"]
 
 
 @handle_errors
 def dht(
-    port: PortOpt = 0,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            "-p",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            envvar="P2PSHARE_PORT",
+            help="UDP port of this DHT node (what others give as --bootstrap HOST:PORT); 0 picks a free one.",
+        ),
+    ] = 0,
     host: HostOpt = "0.0.0.0",
     bootstrap: BootstrapOpt = None,
     no_bootstrap: Annotated[
@@ -32,8 +44,8 @@ def dht(
 
     Examples:
 
+    \b
       p2pshare dht --port 6881 --no-bootstrap
-
       p2pshare dht --host 127.0.0.1 --port 0 --json
     """
     from p2pshare.engine.dht_node import DhtService, run_standalone
@@ -65,6 +77,10 @@ def dht(
 
         try:
             await run_standalone(port, boot, state_dir, DEFAULT_CONFIG.dht, on_ready, host=host)
+        except PortInUseError:
+            raise PortInUseError(
+                f"UDP port {port} on {host} is in use; choose another with --port, or --port 0"
+            ) from None
         finally:
             state.release()
 

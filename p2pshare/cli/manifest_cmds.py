@@ -84,14 +84,20 @@ def create(
     path: Annotated[Path, typer.Argument(help="File or folder to make a manifest of.", show_default=False)],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Where to write the .torrent (default: NAME.torrent)."),
+        typer.Option(
+            "--output", "-o", metavar="PATH", help="Where to write the .torrent (default: NAME.torrent)."
+        ),
     ] = None,
     piece_size: Annotated[
         str | None,
-        typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic."),
+        typer.Option(
+            "--piece-size",
+            metavar="SIZE",
+            help="Piece size, a power of two (e.g. 256KiB); default: automatic.",
+        ),
     ] = None,
     comment: Annotated[
-        str | None, typer.Option("--comment", help="A comment stored in the .torrent.")
+        str | None, typer.Option("--comment", metavar="TEXT", help="A comment stored in the .torrent.")
     ] = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
@@ -103,6 +109,7 @@ def create(
         str | None,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="v1 (BEP 3), v2 (BEP 52) or hybrid (both, one set of files). Default v1: v1-only "
             "clients such as aria2 1.36 and Transmission 3 write a hybrid's pad files to disk.",
             show_default=False,

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from p2pshare.cli import updatable_cmds as upd
 from p2pshare.cli.common import (
     handle_errors,
     load_target,
-    out_console,
     parse_peers,
     resolve_bootstrap,
     run_async,
@@ -38,13 +36,16 @@ from p2pshare.cli.file_options import (
     stdout_stream,
     tiers_for,
 )
-from p2pshare.cli.views import Mode, View, choose_mode, human_size
+from p2pshare.cli.handover import others_run
+from p2pshare.cli.reach_opts import NoLsdOpt, NoPortMappingOpt
+from p2pshare.cli.share_view import QrOpt, bootstrap_flags, hash_with_progress, show_handover
+from p2pshare.cli.views import Mode, View, choose_mode, human_size, human_time
 from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
 from p2pshare.core.magnet import magnet_for_info
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.updatable import parse_btpk_magnet
 from p2pshare.engine.create import parse_format, parse_size
-from p2pshare.engine.state import SharedManifest, StateDir
+from p2pshare.engine.state import StateDir
 from p2pshare.errors import P2PShareError
 
 if TYPE_CHECKING:
@@ -61,13 +62,19 @@ PortOpt = Annotated[
         "-p",
         min=0,
         max=65535,
+        metavar="PORT",
         envvar="P2PSHARE_PORT",
         help="TCP port to accept peers on (the DHT uses the same UDP port); 0 picks a free one.",
     ),
 ]
 HostOpt = Annotated[
     str,
-    typer.Option("--host", envvar="P2PSHARE_HOST", help="Address to listen on (and to run the DHT node on)."),
+    typer.Option(
+        "--host",
+        metavar="ADDRESS",
+        envvar="P2PSHARE_HOST",
+        help="Address to listen on (and to run the DHT node on).",
+    ),
 ]
 BootstrapOpt = Annotated[
     list[str] | None,
@@ -86,6 +93,7 @@ DhtPortOpt = Annotated[
         "--dht-port",
         min=0,
         max=65535,
+        metavar="PORT",
         envvar="P2PSHARE_DHT_PORT",
         help="UDP port of the DHT node (default: the --port number if free, else any).",
         show_default=False,
@@ -125,6 +133,10 @@ def _options(
     dht_port: int | None,
     read_only: bool = False,
     no_trackers: bool = False,
+    *,
+    no_port_mapping: bool = False,
+    no_lsd: bool = False,
+    mapping_wait: float = 0.0,
     encryption: EncryptionPolicy = EncryptionPolicy.PREFER,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
@@ -137,44 +149,26 @@ def _options(
     if no_trackers:
         config = replace(config, tracker=replace(config.tracker, enabled=False))
     return runner.SwarmOptions(
-        config=config, host=host, port=port, bootstrap=bootstrap, dht_port=dht_port, state=_state()
+        config=config,
+        host=host,
+        port=port,
+        bootstrap=bootstrap,
+        dht_port=dht_port,
+        state=_state(),
+        port_mapping=not no_port_mapping,
+        lsd=not no_lsd,
+        mapping_wait=0.0 if no_port_mapping else mapping_wait,
     )
 
 
 # ---------------------------------------------------------------------- share
 
 
-def _hash_with_progress(state: StateDir, path: Path, mode: Mode, view: View, **kwargs: Any) -> SharedManifest:
-    if mode is not Mode.RICH:
-
-        def on_total(total: int) -> None:
-            view.json({"event": "phase", "phase": "hashing", "total": total})
-            view.line(f"hashing {path} ({human_size(total)})...")
-
-        return state.manifest_for(path, on_total=on_total, **kwargs)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=out_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("hashing", total=None)
-
-        def on_total_rich(total: int) -> None:
-            progress.update(task, total=total)
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-
-        return state.manifest_for(path, on_total=on_total_rich, progress=advance, **kwargs)
-
-
 @handle_errors
 def share(
-    path: Annotated[Path, typer.Argument(help="The file or folder to share.", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="The file or folder to share.", show_default=False)
+    ],
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     bootstrap: BootstrapOpt = None,
@@ -182,6 +176,8 @@ def share(
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
     encryption: EncryptionOpt = EncryptionPolicy.PREFER,
+    no_port_mapping: NoPortMappingOpt = False,
+    no_lsd: NoLsdOpt = False,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -190,17 +186,23 @@ def share(
     ] = None,
     piece_size: Annotated[
         str | None,
-        typer.Option("--piece-size", help="Piece size, a power of two (e.g. 256KiB); default: automatic."),
+        typer.Option(
+            "--piece-size",
+            metavar="SIZE",
+            help="Piece size, a power of two (e.g. 256KiB); default: automatic.",
+        ),
     ] = None,
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Include hidden files (names starting with '.').")
     ] = False,
+    qr: QrOpt = False,
     tracker: TrackerOpt = None,
     no_trackers: NoTrackersOpt = False,
     format_name: Annotated[
         str | None,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="v1 (BEP 3), v2 (BEP 52) or hybrid (one swarm under both hashes). Default v1: "
             "v1-only clients such as aria2 1.36 and Transmission 3 write a hybrid's pad files to disk.",
             show_default=False,
@@ -218,12 +220,10 @@ def share(
 
     Examples:
 
+    \b
       p2pshare share ./photos
-
       p2pshare share big.iso --port 6881 --bootstrap 192.168.1.2:6881
-
-      p2pshare share ./docs --host 192.168.1.5 --json
-
+      p2pshare share ./docs --host 192.168.1.5 --qr
       p2pshare share ./album --tracker udp://tracker.lan:6969/announce
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
@@ -231,18 +231,28 @@ def share(
     mode = choose_mode(json_output)
     view = View(mode, "share")
     with view.guard():
-        view.start(path=str(path))
+        view.start(path=str(path), name=path.resolve().name or str(path))
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         piece_length = parse_size(piece_size) if piece_size else None
+        runner.check_port(host, port)  # before hashing, which may take long
         if publish:  # BEP 46: a v2 share under a public key, re-published as the folder changes
-            options = _options(host, port, boot, dht_port, dht_read_only, encryption=encryption)
+            options = _options(
+                host,
+                port,
+                boot,
+                dht_port,
+                dht_read_only,
+                no_port_mapping=no_port_mapping,
+                no_lsd=no_lsd,
+                encryption=encryption,
+            )
             return upd.run_publish(
                 path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
             )
         fmt = parse_format(format_name)
         state = _state()
-        manifest = _hash_with_progress(
+        manifest = hash_with_progress(
             state,
             path,
             mode,
@@ -273,8 +283,12 @@ def share(
 
         def on_ready(ready: runner.Ready) -> None:
             hints = (PeerAddress(host, ready.port),) if host not in ("0.0.0.0", "::", "") else ()
+            if ready.public is not None:  # the router forwards this address to us: others dial it
+                hints = (PeerAddress(*ready.public), *hints)
             magnet = magnet_for_info(info, hints, trackers=manifest.created.trackers)  # btih, btmh or both
             view.extra_listening["magnet"] = magnet
+            view.extra_listening["public"] = f"{ready.public[0]}:{ready.public[1]}" if ready.public else None
+            view.extra_listening["others_run"] = others_run(magnet, bootstrap_flags(boot))
             if mode is Mode.JSON:
                 return
             view.line(
@@ -282,18 +296,34 @@ def share(
                 f"{info.num_pieces} pieces",
                 style="bold",
             )
-            view.line(f"info hash  {info.info_hash.hex}", essential=True, style="bold cyan")
-            view.line(f"magnet     {magnet}", essential=True)
-            view.line(f"torrent    {torrent_note or '(not saved: the state folder is not writable)'}")
-            dht = f", DHT on UDP {ready.dht_port}" if ready.dht_port else " (no DHT)"
-            view.line(f"listening  {host}:{ready.port}{dht}")
-            view.line(f"others run: p2pshare get {info.info_hash.hex}", style="dim")
+            show_handover(
+                view,
+                info.info_hash.hex,
+                magnet,
+                torrent_note,
+                host,
+                ready,
+                bootstrap_flags(boot),
+                qr,
+                port_mapping=not no_port_mapping,
+            )
 
         view.on_ready = on_ready
         run_async(
             runner.seed(
                 manifest,
-                _options(host, port, boot, dht_port, dht_read_only, no_trackers, encryption),
+                _options(
+                    host,
+                    port,
+                    boot,
+                    dht_port,
+                    dht_read_only,
+                    no_trackers,
+                    no_port_mapping=no_port_mapping,
+                    no_lsd=no_lsd,
+                    mapping_wait=DEFAULT_CONFIG.reach.share_settle_timeout,
+                    encryption=encryption,
+                ),
                 on_event=view.event,
                 on_swarm=view.attach,
                 peers=peers,
@@ -307,10 +337,16 @@ def share(
 @handle_errors
 def get(
     target: Annotated[
-        str, typer.Argument(help="A .torrent file, a magnet link, or an info hash.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="TARGET", help="A .torrent file, a magnet link, or an info hash.", show_default=False
+        ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder to download into (created if missing).")
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FOLDER", help="Folder to download into (created if missing)."
+        ),
     ] = Path("."),
     peer: Annotated[
         list[str] | None,
@@ -323,6 +359,8 @@ def get(
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
     encryption: EncryptionOpt = EncryptionPolicy.PREFER,
+    no_port_mapping: NoPortMappingOpt = False,
+    no_lsd: NoLsdOpt = False,
     port: PortOpt = 0,
     host: HostOpt = "0.0.0.0",
     seed: Annotated[
@@ -334,7 +372,18 @@ def get(
             "--timeout",
             "-t",
             min=0.0,
-            help="Give up after this many seconds (exit 6 no peers, 7 no manifest, 10 incomplete).",
+            metavar="SECONDS",
+            help="Give up when nothing new has arrived for this many seconds, like aria2's "
+            "--bt-stop-timeout (exit 6 no peers, 7 no manifest, 10 incomplete).",
+        ),
+    ] = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option(
+            "--max-time",
+            min=0.0,
+            metavar="SECONDS",
+            help="Give up after this many seconds in all, however it goes (same exit codes).",
         ),
     ] = None,
     show_peers: Annotated[bool, typer.Option("--peers", help="Show a live table of peers.")] = False,
@@ -355,36 +404,52 @@ def get(
 
     Examples:
 
+    \b
       p2pshare get 0123456789abcdef0123456789abcdef01234567 -o ~/Downloads
-
-      p2pshare get 'magnet:?xt=urn:btih:...' --timeout 300 --peers
-
+      p2pshare get 'magnet:?xt=urn:btih:...' --timeout 60 --peers
       p2pshare get photos.torrent --peer 192.168.1.5:6881 --no-dht --seed
-
+      p2pshare get photos.torrent -o ~/Pictures --seed   (files already there: seeds at once)
       p2pshare get show.torrent --list
-
       p2pshare get show.torrent --select 1,3-5 --select '*.srt'
-
       p2pshare get show.torrent --select movie.mkv --stdout | mpv -
     """
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     mode = choose_mode(json_output)
-    view = View(mode, "get", show_peers=show_peers)
+    view = View(mode, "get", show_peers=show_peers, seed_after=seed, no_dht=no_dht)
     with stdout_stream(stdout) as stream, view.guard():  # --stdout: every message goes to stderr
         followed = parse_btpk_magnet(target)
         peers = parse_peers(peer)
         boot = resolve_bootstrap(bootstrap, no_dht=no_dht, host=host)
         if followed is not None:  # BEP 46: follow a public key, not one hash
             view.start(public_key=followed.public_key.hex(), name=followed.name, output=str(output))
-            options = _options(host, port, boot, dht_port, dht_read_only, encryption=encryption)
+            options = _options(
+                host,
+                port,
+                boot,
+                dht_port,
+                dht_read_only,
+                no_port_mapping=no_port_mapping,
+                no_lsd=no_lsd,
+                encryption=encryption,
+            )
             args = upd.FollowArgs(output, follow, delete, peers, timeout)
             return upd.run_follow(followed, options, view, args)
         t = load_target(target)
         info = t.metainfo.info if t.metainfo is not None else None
         tiers = tiers_for(t.metainfo, t.magnet)
         chosen = selection_for(select, t.magnet)
-        options = _options(host, port, boot, dht_port, dht_read_only, no_trackers, encryption)
+        options = _options(
+            host,
+            port,
+            boot,
+            dht_port,
+            dht_read_only,
+            no_trackers,
+            no_port_mapping=no_port_mapping,
+            no_lsd=no_lsd,
+            encryption=encryption,
+        )
         if list_files:
             if info is None:
                 view.line(f"fetching the manifest of {t.info_hash.hex}...")
@@ -399,6 +464,7 @@ def get(
             check_selection(info, chosen, stdout=stdout)
         name = info.name if info is not None else t.magnet.name
         view.start(info_hash=t.info_hash.hex, name=name, output=str(output))
+        view.label = name or ""
         what = f"{name} ({t.info_hash.hex})" if name else t.info_hash.hex
         view.line(f"getting {what} into {output}", style="bold")
         if info is not None and chosen is not None:
@@ -420,10 +486,12 @@ def get(
                 peers=peers,
                 magnet_peers=t.magnet.peers,
                 timeout=timeout,
+                max_time=max_time,
                 seed=seed,
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_complete=on_complete,
+                on_check=view,
                 trackers=tiers,
                 select=chosen,
                 sequential=sequential,
@@ -437,15 +505,24 @@ def get(
 
 @handle_errors
 def demo(
-    peers: Annotated[int, typer.Option("--peers", "-n", min=1, max=50, help="How many seeders.")] = 3,
+    peers: Annotated[
+        int, typer.Option("--peers", "-n", min=1, max=50, metavar="N", help="How many seeders.")
+    ] = 3,
     size: Annotated[
         str | None,
         typer.Option(
             "--size",
+            metavar="SIZE",
             help="Share a generated payload of this many bytes (e.g. 50MiB) instead of sample_files/.",
         ),
     ] = None,
-    show_peers: Annotated[bool, typer.Option("--peers-table", help="Show a live table of peers.")] = False,
+    show_peers: Annotated[
+        bool,
+        typer.Option(
+            "--peers-table",
+            help="Show a live table of peers (a small payload is over in a blink: --size 500MiB to watch).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """A whole swarm on loopback: a DHT node, seeders, and a download by hash alone.
@@ -458,9 +535,9 @@ def demo(
 
     Examples:
 
+    \b
       p2pshare demo
-
-      p2pshare demo --peers 5 --size 200MiB
+      p2pshare demo --peers 5 --size 500MiB --peers-table
     """
     from p2pshare.engine import demo as demo_run  # the swarm engine loads only for swarm commands
 
@@ -470,22 +547,35 @@ def demo(
         nbytes = parse_size(size) if size is not None else None
         view.start(peers=peers, size=nbytes)
         view.line(f"p2pshare demo: a swarm of {peers} seeder(s) and 1 downloader on loopback", style="bold")
+
+        def summary(download: runner.DownloadResult) -> None:
+            view.finish_live(download)
+            if mode is not Mode.JSON:
+                view.done(download)
+
         result = run_async(
             demo_run.demo(
                 peers=peers,
                 size=nbytes,
                 on_event=view.event,
                 on_swarm=view.attach,
+                on_complete=summary,  # the final bar and the summary come before the "identical" check
             )
         )
         if not result.identical:
             raise P2PShareError("the downloaded files differ from the originals (a bug: please report it)")
-        view.done(
-            result.download,
-            files_compared=result.files_checked,
-            identical=True,
-            seeders=list(result.seeders),
-        )
+        if mode is Mode.JSON:
+            view.done(
+                result.download,
+                files_compared=result.files_checked,
+                identical=True,
+                seeders=list(result.seeders),
+            )
+        if show_peers and result.download.transfer_time < 2:
+            view.line(
+                f"  (the transfer took {human_time(result.download.transfer_time)}: too short to watch "
+                "the peers; try --size 500MiB)"
+            )
         view.line(
             f"demo ok: {result.files_checked} file(s) identical to the originals; everything cleaned up",
             essential=True,

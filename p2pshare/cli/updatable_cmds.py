@@ -42,6 +42,7 @@ KeyOpt = Annotated[
     Path | None,
     typer.Option(
         "--key",
+        metavar="FILE",
         help="ed25519 private key file for --publish (default: one kept per folder in the state folder).",
         show_default=False,
     ),

@@ -1,7 +1,7 @@
-"""How ``share``, ``get``, ``dht`` and ``demo`` show what happens, in one of four modes.
+"""How ``share``, ``seed``, ``get``, ``dht`` and ``demo`` show what happens, in one of four modes.
 
-* ``rich``: a live view on stdout when stdout is a terminal (redrawn 4 times a second
-  from status snapshots; events print above it);
+* ``rich``: a live view on stdout when stdout is a terminal (redrawn from status
+  snapshots; events print above it, and the view redraws at once after each);
 * ``plain``: when stdout is not a terminal, plain lines (no colour, no cursor moves):
   events as they happen and a status line every 2 s when something changed;
 * ``json``: newline-delimited JSON events on stdout (schema in the README);
@@ -9,35 +9,40 @@
 
 Errors always go to stderr as one line (see :func:`p2pshare.cli.common.handle_errors`);
 logs (``-v``) go to stderr too.  A view never touches the engine: it reads snapshots.
+Its layout is in :mod:`p2pshare.cli.live`, its JSON in :mod:`p2pshare.cli.json_events`,
+its endings (summary, Ctrl-C) in :mod:`p2pshare.cli.endings`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import sys
 import time
-from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
-from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from p2pshare import __version__
-from p2pshare.cli.common import out_console, print_json, settings
+from p2pshare.cli import live
+from p2pshare.cli.check_view import CheckView
+from p2pshare.cli.common import out_console, print_json, settings, stdout_gone
+from p2pshare.cli.endings import Endings
+from p2pshare.cli.json_events import JsonFilter, progress_dict
 from p2pshare.cli.tracker_view import TrackerWatch, tracker_dict, tracker_line
+from p2pshare.config import DEFAULT_CONFIG, TerminalConfig
 from p2pshare.engine import events as ev
 from p2pshare.engine.events import DemoStep, DhtReady, Phase, Ready
-from p2pshare.errors import ExitCode, P2PShareError
+from p2pshare.engine.reach_events import ReachabilityNote
+from p2pshare.units import human_rate, human_size, human_time
 
 if TYPE_CHECKING:  # the swarm engine loads only when a swarm command runs
-    from p2pshare.engine.runner import DownloadResult, RunnerEvent, Swarm
+    from p2pshare.engine.runner import RunnerEvent, Swarm
 
 __all__ = ["Mode", "View", "choose_mode", "human_rate", "human_size", "human_time"]
 
@@ -51,6 +56,7 @@ PHASES: dict[Phase, str] = {
 }
 MAX_FILE_ROWS = 10
 MAX_PEER_ROWS = 20
+log = logging.getLogger("p2pshare.cli")
 
 
 class Mode(StrEnum):
@@ -69,118 +75,76 @@ def choose_mode(json_output: bool) -> Mode:
     return Mode.RICH if sys.stdout.isatty() else Mode.PLAIN
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.0f} B"
-
-
-def human_rate(rate: float) -> str:
-    return f"{human_size(rate)}/s"
-
-
-def human_time(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "--:--"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _eta(st: ev.TorrentStatus) -> float | None:
-    left = st.total_size - st.verified_bytes
-    return left / st.down_rate if st.down_rate > 1 else None
-
-
-def _pct(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else 0.0
-
-
-def progress_dict(st: ev.TorrentStatus) -> dict[str, Any]:
-    """The JSON ``progress`` event for a snapshot."""
-    return {
-        "event": "progress",
-        "phase": st.phase,
-        "bytes": st.verified_bytes,
-        "total": st.total_size,
-        "rate": round(st.down_rate, 1),
-        "up_rate": round(st.up_rate, 1),
-        "downloaded": st.downloaded,
-        "uploaded": st.uploaded,
-        "peers": len(st.peers),
-        "known_peers": st.known_peers,
-        "pieces": st.have_pieces,
-        "num_pieces": st.num_pieces,
-        "pieces_failed": st.pieces_failed,
-    }
-
-
-def result_dict(result: DownloadResult) -> dict[str, Any]:
-    """The JSON ``done`` event for a finished download."""
-    return {
-        "event": "done",
-        "info_hash": result.info_hash,
-        "name": result.name,
-        "total_size": result.total_size,
-        "num_pieces": result.num_pieces,
-        "elapsed": round(result.elapsed, 3),
-        "rate": round(result.rate, 1),
-        "peers_used": result.peers_used,
-        "pieces_failed": result.pieces_failed,
-        "downloaded": result.downloaded,
-        "uploaded": result.uploaded,
-        "path": str(result.path),
-        "verified": True,
-    }
-
-
-def error_kind(code: int) -> str:
-    try:
-        return ExitCode(code).name.lower()
-    except ValueError:
-        return "error"
-
-
-class View:
+class View(CheckView, Endings):
     """Shows one command's events and status in the chosen mode."""
 
-    def __init__(self, mode: Mode, command: str, *, show_peers: bool = False) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        command: str,
+        *,
+        show_peers: bool = False,
+        seed_after: bool = False,
+        no_dht: bool = False,
+        config: TerminalConfig = DEFAULT_CONFIG.terminal,
+    ) -> None:
         self.mode = mode
         self.command = command
         self.show_peers = show_peers
+        self.no_dht = no_dht
+        self.config = config
         self.swarm: Swarm | None = None
-        self.seeding = command == "share"
+        self.seeding = command in ("share", "seed")
         self.extra_listening: dict[str, Any] = {}
         self.on_ready: Any = None  #: callback(Ready) for a command's headline
+        self.down = live.RateMeter(config.rate_window)
+        self.up = live.RateMeter(config.rate_window)
+        self.filter = JsonFilter(seeding_allowed=self.seeding or seed_after)
+        self.final_rate: float | None = None  #: the summary's average, shown on the final frame
+        self.started = time.monotonic()
         self._live: Live | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._last_line = ""
         self._last_line_at = 0.0
+        self._said_unreachable = False
+        self._connected = False
+        self._held_manifest = False
         self._closed = False
         self._trackers = TrackerWatch()
+        CheckView.__init__(self)
 
     # ------------------------------------------------------------------ output primitives
 
     def json(self, obj: dict[str, Any]) -> None:
         if self.mode is Mode.JSON:
-            print_json(obj)
+            try:
+                print_json(obj)
+            except BrokenPipeError:
+                stdout_gone()
 
-    def line(self, text: str, *, essential: bool = False, style: str | None = None) -> None:
-        """A line for people (rich or plain); in quiet mode only if ``essential``."""
+    def line(
+        self, text: str, *, essential: bool = False, style: str | None = None, whole: bool = False
+    ) -> None:
+        """A line for people (rich or plain); in quiet mode only if ``essential``.
+
+        On a terminal a line wider than it is cut in the middle, unless it is ``whole``:
+        something to copy (a path, a magnet link, a command), which the terminal may wrap.
+        """
         if self.mode is Mode.JSON or (self.mode is Mode.QUIET and not essential):
             return
-        if self.mode is Mode.RICH:
-            console = self._live.console if self._live is not None else out_console
-            console.print(Text(text, style=style or ""))
-        else:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+        try:
+            if self.mode is Mode.RICH:
+                console = self._live.console if self._live is not None else out_console
+                if not whole and "\n" not in text:
+                    text = live.middle_ellipsis(text, max(console.width, 20))
+                console.print(Text(text, style=style or ""))
+                if self._live is not None:
+                    self._live.refresh()  # the status below is never older than this line
+            else:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_gone()
 
     def start(self, **fields: Any) -> None:
         self.json({"event": "start", "command": self.command, "version": __version__, **fields})
@@ -190,6 +154,14 @@ class View:
     def event(self, e: RunnerEvent) -> None:
         if self._closed:
             return
+        if isinstance(e, ev.PhaseChanged) and e.phase is Phase.DOWNLOADING and self.swarm is not None:
+            st = self.swarm.status()
+            self._sample(st)
+            if self.checked is None and st.have_pieces:  # the torrent checked a magnet's files itself
+                self.line(
+                    f"resuming: kept {st.have_pieces}/{st.num_pieces} pieces "
+                    f"({human_size(st.verified_bytes)}) from the last run"
+                )
         if self.mode is Mode.JSON:
             self._json_event(e)
         else:
@@ -213,8 +185,13 @@ class View:
             self.json({"event": "demo", "step": e.kind, "message": e.message, "address": e.address})
         elif isinstance(e, DhtReady | ev.PieceVerified | ev.Completed | ev.Listening):
             return
+        elif isinstance(e, ReachabilityNote):
+            self.json(e.to_dict())
         else:
-            self.json(ev.event_to_dict(e))
+            for obj in self.filter.pass_through(e):
+                self.json(obj)
+            if isinstance(e, ev.PhaseChanged) and e.phase is Phase.DOWNLOADING:
+                self.json_progress()  # at least one progress event, however short the download
 
     def _human_event(self, e: RunnerEvent) -> None:
         if isinstance(e, Ready):
@@ -224,7 +201,10 @@ class View:
             text = f"  {e.message}" + (f"  [{e.address}]" if e.address else "")
             self.line(text if self.mode is Mode.PLAIN else "•" + text[1:], style="cyan")
         elif isinstance(e, ev.PhaseChanged):
-            if not self.seeding and e.phase is not Phase.SEEDING and self.mode is Mode.PLAIN:
+            quiet_phase = e.phase in (Phase.SEEDING, Phase.CHECKING)
+            if e.phase is Phase.FETCHING_METADATA and not self._connected:
+                self._held_manifest = True  # said once a peer is there to send it
+            elif not self.seeding and not quiet_phase and self.mode is Mode.PLAIN:
                 self.line(f"{PHASES.get(e.phase, e.phase)}...")
         elif isinstance(e, ev.PeersFound):
             if not self.seeding and self.mode is Mode.PLAIN:
@@ -235,8 +215,12 @@ class View:
                 style="green",
             )
         elif isinstance(e, ev.PeerConnected):
+            self._connected = True
             if self.mode is Mode.PLAIN or settings.verbose:
                 self.line(f"peer {e.address} connected ({e.client})")
+            if self._held_manifest and self.mode is Mode.PLAIN:
+                self._held_manifest = False
+                self.line(f"{PHASES[Phase.FETCHING_METADATA]}...")
         elif isinstance(e, ev.PeerDisconnected):
             if settings.verbose:
                 self.line(f"peer {e.address} left: {e.reason}")
@@ -244,12 +228,15 @@ class View:
             self.line(f"peer {e.address} banned: {e.reason}", style="yellow")
         elif isinstance(e, ev.PieceFailed):
             self.line(f"piece {e.index} failed its hash check; fetching it again", style="yellow")
+        elif isinstance(e, ReachabilityNote) and (not e.ok or self.mode is Mode.PLAIN or settings.verbose):
+            self.line(e.message, style=None if e.ok else "yellow")
 
     # ------------------------------------------------------------------ live status
 
     def attach(self, swarm: Swarm) -> None:
         """Start showing ``swarm``'s snapshots (called by the runner once the torrent exists)."""
         self.swarm = swarm
+        self._sample(swarm.status())
         if self.mode is Mode.RICH:
             self._start_live()
         if self.mode in (Mode.RICH, Mode.PLAIN, Mode.JSON) and self._ticker is None:
@@ -260,7 +247,7 @@ class View:
             self._live = Live(
                 get_renderable=self._render,
                 console=out_console,
-                refresh_per_second=4,
+                refresh_per_second=self.config.live_refresh,
                 transient=False,
                 redirect_stderr=False,
             )
@@ -268,57 +255,99 @@ class View:
 
     def _stop_live(self) -> None:
         if self._live is not None:
-            self._live.stop()
-            self._live = None
+            live_view, self._live = self._live, None
+            try:
+                live_view.stop()
+            except BrokenPipeError:
+                stdout_gone()
+
+    def _sample(self, st: ev.TorrentStatus) -> None:
+        self.down.add(st.downloaded)
+        self.up.add(st.uploaded)
+
+    def rates(self, st: ev.TorrentStatus) -> tuple[float, float, float | None]:
+        """Live down rate, up rate, and the ETA they give."""
+        down = self.final_rate if self.final_rate is not None else self.down.rate()
+        left = st.total_size - st.verified_bytes
+        eta = 0.0 if left <= 0 and st.total_size else (left / down if down > 1 else None)
+        return down, self.up.rate(), eta
+
+    def json_progress(self) -> None:
+        if self.swarm is None:
+            return
+        st = self.swarm.status()
+        self._sample(st)
+        down, up, eta = self.rates(st)
+        search = self.swarm.dht_search() if st.name is None or not st.peers else None
+        self.json(progress_dict(st, down, up, eta, search))
 
     async def _tick_loop(self) -> None:
-        interval = {Mode.JSON: 1.0, Mode.PLAIN: 2.0}.get(self.mode, 0.5)
+        cfg = self.config
+        interval = {Mode.JSON: cfg.json_interval, Mode.PLAIN: cfg.plain_interval}.get(self.mode, 0.25)
         while True:
             await asyncio.sleep(interval)
             if self.swarm is None or self._closed:
                 continue
             try:
-                st = self.swarm.status()
                 for t in self._trackers.changes(self.swarm):
                     self.json(tracker_dict(t))
                     self.line(tracker_line(t))
                 if self.mode is Mode.JSON:
-                    self.json(progress_dict(st))
+                    self.json_progress()
                 elif self.mode is Mode.PLAIN:
+                    st = self.swarm.status()
+                    self._sample(st)
                     self._plain_status(st)
+                else:
+                    self._sample(self.swarm.status())
             except Exception:  # a view bug must never stop the transfer
-                import logging
+                log.exception("status view failed")
 
-                logging.getLogger("p2pshare.cli").exception("status view failed")
+    def _finding(self, st: ev.TorrentStatus) -> bool:
+        return not self.seeding and (
+            st.phase in (Phase.STARTING, Phase.FINDING_PEERS)
+            or (st.name is None and not st.peers)
+            or (not st.peers and st.downloaded == 0 and st.verified_bytes < st.total_size)
+        )
 
     def _plain_status(self, st: ev.TorrentStatus) -> None:
-        text = self._status_text(st)
         now = time.monotonic()
+        if self._finding(st):
+            if now - self._last_line_at < self.config.finding_interval:
+                return
+            text = "  ·  ".join(self._finding_parts(st))
+        else:
+            text = self._status_text(st)
         if text != self._last_line or now - self._last_line_at > 60:
             self._last_line, self._last_line_at = text, now
             self.line(text)
+        self._maybe_unreachable()
+
+    def _finding_parts(self, st: ev.TorrentStatus) -> list[str]:
+        search = self.swarm.dht_search() if self.swarm is not None else None
+        return live.finding_text(time.monotonic() - self.started, st.known_peers, search, self.no_dht)
+
+    def _maybe_unreachable(self) -> None:
+        search = self.swarm.dht_search() if self.swarm is not None else None
+        if search is not None and search.unreachable and not self._said_unreachable:
+            self._said_unreachable = True
+            self.line(live.unreachable_hint(), style="yellow")
 
     def _status_text(self, st: ev.TorrentStatus) -> str:
+        down, up, eta = self.rates(st)
         n = len(st.peers)
         if self.seeding:
             ratio = st.uploaded / st.total_size if st.total_size else 0.0
             return (
                 f"seeding: {n} peer(s), uploaded {human_size(st.uploaded)} (ratio {ratio:.2f}), "
-                f"up {human_rate(st.up_rate)}"
+                f"up {human_rate(up)}"
             )
         if st.name is None:
-            if n == 0:
-                return f"finding peers: {st.known_peers} found"
             return f"fetching the manifest from {n} peer(s)"
-        if n == 0 and st.verified_bytes < st.total_size:
-            return (
-                f"finding peers: {st.known_peers} found; {_pct(st.verified_bytes, st.total_size):.1f}% "
-                f"of {human_size(st.total_size)} already here"
-            )
         return (
-            f"{PHASES.get(st.phase, st.phase)}: {_pct(st.verified_bytes, st.total_size):5.1f}% "
-            f"{human_size(st.verified_bytes)}/{human_size(st.total_size)}  {human_rate(st.down_rate)}  "
-            f"peers {n}  ETA {human_time(_eta(st))}"
+            f"{PHASES.get(st.phase, st.phase)}: {live.pct(st.verified_bytes, st.total_size):5.1f}% "
+            f"{human_size(st.verified_bytes)}/{human_size(st.total_size)}  {human_rate(down)}  "
+            f"peers {n}  ETA {human_time(eta)}"
         )
 
     # ------------------------------------------------------------------ rich rendering
@@ -327,73 +356,57 @@ class View:
         if self.swarm is None:
             return Text("")
         st = self.swarm.status()
+        if self.final_rate is None:
+            self._sample(st)
+        width = max(out_console.width, 20)
+        height = max(out_console.height, 10)
         parts: list[RenderableType] = []
+        reach = self.swarm.reach_summary()
         if self.seeding:
-            parts.append(Text(self._status_text(st), style="bold"))
-            parts.append(self._peer_table(st, seeding=True))
+            parts.append(Text(live.middle_ellipsis(self._status_text(st), width), style="bold", no_wrap=True))
+            if reach:
+                parts.append(Text(live.middle_ellipsis(reach, width), style="dim", no_wrap=True))
+            parts.append(self._peer_table(st, seeding=True, rows=max(height - 6 - (1 if reach else 0), 1)))
             return Group(*parts)
-        if st.name is None or (not st.peers and st.verified_bytes < st.total_size and st.downloaded == 0):
-            parts.append(Spinner("dots", Text(self._status_text(st))))
+        down, up, eta = self.rates(st)
+        if st.phase is Phase.CHECKING:  # the torrent checks a magnet's files itself: not downloading
+            label = live.middle_ellipsis(f"checking the files of {st.name} already on disk", width - 2)
+            return Group(Spinner("dots", Text(label, no_wrap=True)))
+        if self._finding(st):
+            text = live.fit_parts(self._finding_parts(st), width - 2, "  ·  ")
+            parts.append(Spinner("dots", Text(text, no_wrap=True)))
+            search = self.swarm.dht_search()
+            if search is not None and search.unreachable:
+                parts.append(Text(live.middle_ellipsis(live.unreachable_hint(), width), style="yellow"))
+        elif st.name is None:
+            parts.append(Spinner("dots", Text(f"fetching the manifest from {len(st.peers)} peer(s)")))
         if st.name is not None:
-            bar = Table.grid(padding=(0, 1))
-            bar.add_row(
-                Text(f"{st.name}", style="bold"),
-                ProgressBar(total=max(st.total_size, 1), completed=st.verified_bytes, width=36),
-                Text(f"{_pct(st.verified_bytes, st.total_size):5.1f}%"),
-                Text(f"{human_size(st.verified_bytes)}/{human_size(st.total_size)}"),
-                Text(human_rate(st.down_rate), style="green"),
-                Text(f"ETA {human_time(_eta(st))}"),
+            parts.extend(
+                live.progress_rows(st.name, st.verified_bytes, st.total_size, down, eta, len(st.peers), width)
             )
-            parts.append(bar)
-            files = self._file_rows(st)
+            budget = min(MAX_FILE_ROWS, height - 8 - (MAX_PEER_ROWS if self.show_peers else 0))
+            files = live.file_rows(st.file_progress, width, max(budget, 3))
             if files is not None:
                 parts.append(files)
-        parts.append(
-            Text(
-                f"peers: {len(st.peers)} connected, {st.known_peers} known  ·  "
-                f"down {human_rate(st.down_rate)}  up {human_rate(st.up_rate)}  ·  "
-                f"pieces {st.have_pieces}/{st.num_pieces}, {st.pieces_failed} failed",
-                style="dim",
-            )
-        )
+        if st.name is not None:  # before the manifest there are no pieces to count
+            parts.append(Text(live.fit_parts(live.summary_parts(st, up), width, "  ·  "), style="dim"))
+        if reach:
+            parts.append(Text(live.middle_ellipsis(reach, width), style="dim", no_wrap=True))
         if self.show_peers:
-            parts.append(self._peer_table(st, seeding=False))
+            parts.append(self._peer_table(st, seeding=False, rows=max(min(MAX_PEER_ROWS, height - 10), 1)))
         return Group(*parts)
 
-    def _file_rows(self, st: ev.TorrentStatus) -> Table | None:
-        if len(st.file_progress) < 2:
-            return None
-        rows = list(st.file_progress)
-
-        def order(row: tuple[str, int, int]) -> int:
-            _, done, length = row
-            return 0 if 0 < done < length else (1 if done < length else 2)
-
-        shown = sorted(rows, key=order)[:MAX_FILE_ROWS]
-        table = Table.grid(padding=(0, 1))
-        for path, done, length in shown:
-            table.add_row(
-                Text(f"  {path}", overflow="ellipsis", no_wrap=True),
-                ProgressBar(total=max(length, 1), completed=done if length else 1, width=20),
-                Text(f"{_pct(done, length) if length else 100.0:5.1f}%"),
-                Text(human_size(length), style="dim"),
-            )
-        if len(rows) > len(shown):
-            complete = sum(1 for _, d, n in rows if d >= n)
-            table.add_row(Text(f"  ... and {len(rows) - len(shown)} more files ({complete} complete in all)"))
-        return table
-
-    def _peer_table(self, st: ev.TorrentStatus, *, seeding: bool) -> Table:
+    def _peer_table(self, st: ev.TorrentStatus, *, seeding: bool, rows: int) -> Table:
         table = Table(box=None, pad_edge=False, header_style="bold")
-        table.add_column("peer")
-        table.add_column("client")
+        table.add_column("peer", no_wrap=True, overflow="ellipsis")
+        table.add_column("client", no_wrap=True, overflow="ellipsis")
         if not seeding:
-            table.add_column("down", justify="right")
-        table.add_column("up", justify="right")
-        table.add_column("has", justify="right")
-        peers = sorted(st.peers, key=lambda p: -(p.down_rate + p.up_rate))[:MAX_PEER_ROWS]
+            table.add_column("down", justify="right", no_wrap=True)
+        table.add_column("up", justify="right", no_wrap=True)
+        table.add_column("has", justify="right", no_wrap=True)
+        peers = sorted(st.peers, key=lambda p: (-(p.down_rate + p.up_rate), p.address))[:rows]
         for p in peers:
-            has = f"{_pct(p.pieces, st.num_pieces):.0f}%" if st.num_pieces else "?"
+            has = f"{live.pct(p.pieces, st.num_pieces):.0f}%" if st.num_pieces else "?"
             row = [p.address, p.client]
             if not seeding:
                 row.append(human_rate(p.down_rate))
@@ -403,86 +416,3 @@ class View:
             note = "(no peers connected)" if st.phase is Phase.SEEDING else "(no peers connected yet)"
             table.add_row(note, "", *([""] * (3 if seeding else 4))[:-1])
         return table
-
-    # ------------------------------------------------------------------ endings
-
-    def done(self, result: DownloadResult, **extra: Any) -> None:
-        """Show the summary of a finished download (``extra`` fields go into the JSON event)."""
-        self._stop_live()
-        if self.mode is Mode.JSON:
-            self.json({**result_dict(result), **extra})
-        else:
-            who = f"from {result.peers_used} peer(s)"
-            self.line(
-                f"done: {result.name}, {human_size(result.total_size)} in {human_time(result.elapsed)} "
-                f"({human_rate(result.rate)} average) {who}",
-                essential=True,
-                style="bold green",
-            )
-            self.line(
-                f"  {result.num_pieces} pieces, all verified; {result.pieces_failed} failed and fetched again"
-            )
-            if result.contributions and len(result.contributions) > 1:
-                share = ", ".join(
-                    f"{host} {_pct(n, sum(result.contributions.values())):.0f}%"
-                    for host, n in sorted(result.contributions.items())
-                )
-                self.line(f"  pieces came from: {share}")
-            if self.command == "demo":
-                self.line(f"  downloaded into {result.path} (a temporary folder, removed at the end)")
-            else:
-                self.line(f"  saved in {result.path}", essential=True)
-        self._last_line = ""
-
-    def start_seeding(self) -> None:
-        """After a download with --seed: switch to the seeding view."""
-        self.seeding = True
-        self.line("seeding until Ctrl-C")
-        if self.mode is Mode.RICH:
-            self._start_live()
-
-    def error(self, exc: BaseException) -> None:
-        """Report a failure (the one-line message on stderr comes from handle_errors)."""
-        self._stop_live()
-        code = exc.exit_code if isinstance(exc, P2PShareError) else ExitCode.ERROR
-        self.json({"event": "error", "code": int(code), "kind": error_kind(code), "message": str(exc)})
-
-    def interrupted(self) -> None:
-        self._stop_live()
-        st = self.swarm.status() if self.swarm is not None else None
-        if self.seeding:
-            fields = {"uploaded": st.uploaded} if st is not None else {}
-            self.json({"event": "stopped", "reason": "interrupted", **fields})
-            if st is not None:
-                self.line(f"stopped: uploaded {human_size(st.uploaded)} in all")
-        else:
-            self.json(
-                {
-                    "event": "error",
-                    "code": int(ExitCode.INTERRUPTED),
-                    "kind": "interrupted",
-                    "message": "interrupted",
-                }
-            )
-
-    def close(self) -> None:
-        self._closed = True
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-        self._stop_live()
-
-    @contextlib.contextmanager
-    def guard(self) -> Iterator[None]:
-        """Report errors and Ctrl-C in this view's mode, then let handle_errors exit."""
-        try:
-            yield
-        except KeyboardInterrupt:
-            self.interrupted()
-            raise
-        except BaseException as exc:
-            if not isinstance(exc, SystemExit | GeneratorExit | typer.Exit):
-                self.error(exc)
-            raise
-        finally:
-            self.close()

@@ -30,6 +30,7 @@ from p2pshare.engine.runner import (
     seed_params,
 )
 from p2pshare.errors import UsageError
+from p2pshare.units import human_size
 
 __all__ = ["DemoResult", "demo", "find_sample_files", "make_payload"]
 
@@ -129,7 +130,7 @@ async def demo(
         on_event(
             DemoStep(
                 "payload",
-                f"sharing {info.name}: {info.total_length} bytes in {len(info.files)} file(s), "
+                f"sharing {info.name}: {human_size(info.total_length)} in {len(info.files)} file(s), "
                 f"{info.num_pieces} pieces, info hash {info.info_hash.hex}",
             )
         )

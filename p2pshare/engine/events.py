@@ -16,6 +16,7 @@ from p2pshare.errors import Violation
 __all__ = [
     "DemoStep",
     "DhtReady",
+    "DhtSearch",
     "Ready",
     "Completed",
     "EngineEvent",
@@ -221,6 +222,7 @@ class Ready:
     host: str
     port: int
     dht_port: int | None
+    public: tuple[str, int] | None = None  #: our address as the Internet sees it (a router mapped it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,3 +232,18 @@ class DemoStep:
     kind: str
     message: str
     address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DhtSearch:
+    """How the DHT search for peers goes: what "finding peers" shows."""
+
+    nodes: int  #: DHT nodes in our routing table
+    lookups_done: int  #: peer lookups that ended
+    lookups_running: int
+    peers_found: int  #: peer addresses the DHT gave so far
+
+    @property
+    def unreachable(self) -> bool:
+        """A lookup ended and no DHT node is known: the DHT could not be reached at all."""
+        return self.lookups_done > 0 and self.nodes == 0

@@ -1,9 +1,11 @@
 """The metadata room of a torrent (BEP 9): serve our manifest, fetch it while we lack it.
 
-A sans-I/O :class:`~p2pshare.core.wire.metadata.MetadataFetcher`, keyed by peer
-address, schedules the 16 KiB pieces; this room asks peers for them, remembers who
-contributed (to ban them if the whole turns out to be a lie) and answers the
-requests of others.  The torrent decides what a finished or failed manifest means.
+Each peer's ``metadata_size`` is its own claim: a
+:class:`~p2pshare.engine.metadata_claims.MetadataClaims`, keyed by peer address, fetches
+every claimed size from the peers that claimed it, side by side, so a peer that claims a
+size it never sends (or serves a copy that fails the hash) costs only itself.  This room
+asks peers for pieces, names the liars it finds and answers the requests of others.  The
+torrent decides what a finished manifest means.
 """
 
 from __future__ import annotations
@@ -17,17 +19,16 @@ from p2pshare.core.wire.messages import Message
 from p2pshare.core.wire.metadata import (
     MetadataComplete,
     MetadataData,
-    MetadataFetcher,
-    MetadataHashMismatch,
     MetadataRequest,
     metadata_response,
 )
+from p2pshare.engine.metadata_claims import MetadataClaims, MetadataLiars
 from p2pshare.engine.peer import Peer
 
 __all__ = ["MetadataExchange"]
 
 #: What a piece of metadata completed: the manifest, a lie to punish, or nothing yet.
-Outcome = MetadataComplete | MetadataHashMismatch[PeerAddress] | None
+Outcome = MetadataComplete | MetadataLiars[PeerAddress] | None
 
 
 class MetadataExchange:
@@ -37,36 +38,32 @@ class MetadataExchange:
         self.info_hash = info_hash
         self.info_hash_v2 = info_hash_v2
         self.config = config
-        self.fetcher: MetadataFetcher[PeerAddress] | None = None
-        #: peers that sent us pieces of the manifest being assembled
-        self.contributors: set[PeerAddress] = set()
+        self.claims: MetadataClaims[PeerAddress] | None = MetadataClaims(
+            # a btmh magnet: the manifest is checked by SHA-256 of the v2 hash, else SHA-1
+            info_hash_v2.value if info_hash_v2 is not None else info_hash.value,
+            max_size=config.metainfo.max_metadata_size,
+            max_sizes=config.defence.max_metadata_sizes,
+            request_timeout=config.swarm.metadata_request_timeout,
+            max_in_flight_per_peer=config.engine.metadata_requests_per_peer,
+        )
 
     @property
     def fetching(self) -> bool:
-        return self.fetcher is not None
+        return self.claims is not None
 
-    def peer_offers(self, hs: ExtensionHandshake) -> None:
-        """A peer announced the manifest's size: start fetching (RemoteProtocolError if absurd)."""
-        if self.fetcher is None and hs.metadata_size:
-            self.fetcher = MetadataFetcher(
-                self.info_hash_v2.value if self.info_hash_v2 is not None else self.info_hash.value,
-                hs.metadata_size,
-                self.config.metainfo.max_metadata_size,
-                request_timeout=self.config.swarm.metadata_request_timeout,
-                max_in_flight_per_peer=self.config.engine.metadata_requests_per_peer,
-            )
+    def peer_offers(self, peer: Peer, hs: ExtensionHandshake) -> None:
+        """``peer`` claims the manifest's size (RemoteProtocolError if absurd)."""
+        if self.claims is not None and hs.metadata_size:
+            self.claims.claim(peer.address, hs.metadata_size)
 
     def request(self, peer: Peer, now: float) -> None:
-        """Ask ``peer`` for the pieces the fetcher assigns it."""
-        fetcher = self.fetcher
-        if fetcher is None or not peer.metadata_ext_id or peer.closed:
+        """Ask ``peer`` for the pieces of its claimed size that are assigned to it."""
+        claims = self.claims
+        if claims is None or not peer.metadata_ext_id or peer.closed:
             return
-        msgs: list[Message | MetadataRequest] = []
-        while True:
-            piece = fetcher.next_request(peer.address, now)
-            if piece is None:
-                break
-            msgs.append(MetadataRequest(piece))
+        msgs: list[Message | MetadataRequest] = [
+            MetadataRequest(p) for p in claims.next_requests(peer.address, now)
+        ]
         if msgs:
             peer.write(peer.conn.send_all(msgs))
             peer.last_send = now
@@ -77,29 +74,30 @@ class MetadataExchange:
                 self.request(p, now)
 
     def on_reject(self, peer: Peer, piece: int) -> None:
-        if self.fetcher is not None:
-            self.fetcher.on_reject(peer.address, piece)
+        if self.claims is not None:
+            self.claims.on_reject(peer.address, piece)
 
-    def on_data(
-        self, peer: Peer, event: MetadataData
-    ) -> MetadataComplete | MetadataHashMismatch[PeerAddress] | None:
-        """Store a piece; the outcome once the last one arrived (RemoteProtocolError if malformed)."""
-        if self.fetcher is None:
+    def on_data(self, peer: Peer, event: MetadataData) -> Outcome:
+        """Store a piece; the outcome once a copy is whole (RemoteProtocolError if malformed)."""
+        if self.claims is None:
             return None
-        self.contributors.add(peer.address)
-        return self.fetcher.on_data(peer.address, event.piece, event.data, event.total_size)
+        return self.claims.on_data(peer.address, event.piece, event.data, event.total_size)
+
+    def liars(self, true_size: int) -> list[PeerAddress]:
+        """Once the manifest is known: the peers that claimed another size."""
+        return self.claims.liars(true_size) if self.claims is not None else []
 
     def tick(self, now: float) -> None:
-        if self.fetcher is not None:
-            self.fetcher.handle_timer(now)
+        if self.claims is not None:
+            self.claims.tick(now)
 
     def forget(self, address: PeerAddress) -> None:
-        if self.fetcher is not None:
-            self.fetcher.forget_peer(address)
+        if self.claims is not None:
+            self.claims.forget_peer(address)
 
     def stop(self) -> None:
-        """The manifest is known (or the attempt failed): no more fetching."""
-        self.fetcher = None
+        """The manifest is known (or the attempt failed): no more fetching, claims and bytes freed."""
+        self.claims = None
 
     @staticmethod
     def serve(peer: Peer, event: MetadataRequest, raw: bytes | None, now: float) -> None:

@@ -99,6 +99,7 @@ class Peer:
         self.closed = False
         self.close_reason = ""
         self._out: list[bytes] = []
+        self._out_bytes = 0
         #: called when the first bytes are queued, so the owner schedules a flush
         self.on_pending: Callable[[Peer], None] = lambda peer: peer.flush()
 
@@ -130,12 +131,19 @@ class Peer:
         if not self._out:
             self.on_pending(self)
         self._out.append(data)
+        self._out_bytes += len(data)
 
     def flush(self) -> None:
         """Write what :meth:`write` queued (before any bytes that must follow it)."""
         if self._out:
             out, self._out = self._out, []
+            self._out_bytes = 0
             self.link.write(out[0] if len(out) == 1 else b"".join(out))
+
+    @property
+    def unsent(self) -> int:
+        """Bytes queued for this peer and not yet taken by the kernel: ours plus the transport's."""
+        return self._out_bytes + self.link.write_buffer_size
 
     def __repr__(self) -> str:
         return f"<Peer {self.label} {self.client}>"

@@ -17,16 +17,24 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
-from p2pshare.config import Config
+from p2pshare.config import BLOCK_SIZE, Config
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info
 from p2pshare.engine.resume import load_resume, pieces_to_recheck
 from p2pshare.io.storage import Storage
 
-__all__ = ["PieceIO"]
+__all__ = ["PieceIO", "Verdict"]
 
 log = logging.getLogger("p2pshare.torrent")
+
+
+class Verdict(NamedTuple):
+    """A piece's hash check: whether it matched, and its blocks' SHA-1s when asked for."""
+
+    ok: bool
+    digests: tuple[bytes, ...]
 
 
 class PieceIO:
@@ -80,28 +88,38 @@ class PieceIO:
 
     # -- verifying ----------------------------------------------------------------------
 
-    def _verify_and_write(self, index: int, buf: bytearray) -> bool:
+    def _verify_and_write(self, index: int, buf: bytearray, digests: bool) -> Verdict:
         data = memoryview(buf)[: self.info.geometry.piece_size(index)]
-        if self._verify is not None:
-            if not self._verify(index, data):
+        if self._verify is not None:  # v2 / hybrid: the merkle tree (and SHA-1 for a hybrid)
+            ok = self._verify(index, data)
+            if not ok:
                 self.failed[index] = bytes(data)
                 while len(self.failed) > self._keep_failed:
                     self.failed.popitem(last=False)
-                return False
-        elif hashlib.sha1(data).digest() != self.info.piece_hash(index):
-            return False
-        self.storage.write_piece(index, data)
-        return True
+        else:
+            ok = hashlib.sha1(data).digest() == self.info.piece_hash(index)
+        if ok:
+            self.storage.write_piece(index, data)
+        blocks: tuple[bytes, ...] = ()
+        if digests or not ok:  # smart ban: what each block was, for the peers who sent them
+            blocks = tuple(
+                hashlib.sha1(data[at : at + BLOCK_SIZE]).digest() for at in range(0, len(data), BLOCK_SIZE)
+            )
+        return Verdict(ok, blocks)
 
-    async def verify(self, index: int) -> bool | None:
-        """Hash piece ``index`` and write it when good; None when it has no buffer."""
+    async def verify(self, index: int, *, digests: bool = False) -> Verdict | None:
+        """Hash piece ``index`` and write it when good; None when it has no buffer.
+
+        The verdict carries the SHA-1 of each 16 KiB block when the piece failed, or when
+        ``digests`` asks for them (a piece that failed before and now passes).
+        """
         data = self.buffers.get(index)
         if data is None:
             return None
         self.verifying.add(index)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.pool, self._verify_and_write, index, data)
+            return await loop.run_in_executor(self.pool, self._verify_and_write, index, data, digests)
         finally:
             buf = self.buffers.pop(index, None)
             self.verifying.discard(index)

@@ -24,23 +24,32 @@ from p2pshare.core.metainfo import Info
 from p2pshare.core.selection import FileSelection
 from p2pshare.core.types import InfoHash, InfoHashV2, PeerAddress
 from p2pshare.engine import events as ev
+from p2pshare.engine.checking import CheckResult
 from p2pshare.engine.create import CreatedTorrent
 from p2pshare.engine.params import TorrentParams
+from p2pshare.engine.preflight import (
+    CheckListener,
+    check_existing,
+    check_port,
+    check_writable,
+    raise_for_stall,
+)
+from p2pshare.engine.reach_events import ReachabilityNote
+from p2pshare.engine.reachability import start_reachability
 from p2pshare.engine.session import Session
 from p2pshare.engine.state import SharedManifest, StateDir
 from p2pshare.engine.streamer import StreamRequest, stream_file
 from p2pshare.engine.torrent import Torrent
 from p2pshare.engine.tracker_room import TorrentTrackers, bind_host
 from p2pshare.errors import (
-    IncompleteError,
     NoMetadataError,
     NoPeersError,
-    NotWritableError,
     PortInUseError,
     UsageError,
 )
 
 __all__ = [
+    "CheckListener",
     "DemoStep",
     "DhtReady",
     "DownloadResult",
@@ -49,6 +58,8 @@ __all__ = [
     "RunnerEvent",
     "Swarm",
     "SwarmOptions",
+    "check_existing",
+    "check_port",
     "check_writable",
     "download",
     "fetch_manifest",
@@ -68,7 +79,7 @@ DhtReady = ev.DhtReady
 Ready = ev.Ready
 DemoStep = ev.DemoStep
 
-RunnerEvent = ev.EngineEvent | DhtReady | Ready | DemoStep
+RunnerEvent = ev.EngineEvent | DhtReady | Ready | DemoStep | ReachabilityNote
 EventSink = Callable[[RunnerEvent], None]
 
 
@@ -90,6 +101,9 @@ class SwarmOptions:
     dht_port: int | None = None  #: None: the TCP port number when one was given, else any
     state: StateDir | None = None
     dht_state: bool = True  #: keep the DHT node id and good nodes in the state dir
+    port_mapping: bool = False  #: map our ports on the router (UPnP IGD, NAT-PMP/PCP); the CLI turns it on
+    lsd: bool = False  #: BEP 14 Local Service Discovery; the CLI turns it on
+    mapping_wait: float = 0.0  #: wait this long for the mapping before Ready (share: its magnet has x.pe)
 
 
 @dataclass(frozen=True)
@@ -108,10 +122,20 @@ class DownloadResult:
     wasted: int
     out_dir: Path
     contributions: dict[str, int] = field(default_factory=dict)  #: peer IP -> payload bytes from it
+    had_pieces: int = 0  #: pieces already on disk (verified) when the download started
+    had_bytes: int = 0
+    resumed: bool = False  #: an earlier run's resume state was used
+    transfer_time: float = 0.0  #: seconds from the start of the download phase to the last piece
+
+    @property
+    def fetched(self) -> int:
+        """Bytes this run verified (the whole size less what was already here)."""
+        return max(self.total_size - self.had_bytes, 0)
 
     @property
     def rate(self) -> float:
-        return self.total_size / self.elapsed if self.elapsed > 0 else 0.0
+        """The average over the transfer itself: what the live rate showed, not the checking."""
+        return self.fetched / self.transfer_time if self.transfer_time > 0 else 0.0
 
     @property
     def path(self) -> Path:
@@ -130,6 +154,14 @@ class Swarm:
         self.options = options
         self.started = time.monotonic()
         self.ever_connected = 0
+        self.transfer_started: float | None = None  #: when the download phase began
+        self.transfer_ended: float | None = None
+        self.had_pieces = 0
+        self.had_bytes = 0
+        self.resumed = False
+        self._lookups_done = 0
+        self._lookups_running = 0
+        self._dht_peers = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self.trackers = TorrentTrackers(
             torrent,
@@ -154,6 +186,10 @@ class Swarm:
     def status(self) -> ev.TorrentStatus:
         return self.torrent.status()
 
+    def reach_summary(self) -> str | None:
+        """One line on port mapping and LSD for the live view (None when both are off)."""
+        return self.session.reach.summary() if self.session.reach is not None else None
+
     def contributions(self) -> dict[str, int]:
         """Payload bytes received per peer IP, over every connection so far."""
         return {host: down for host, (down, _) in self.torrent.transfer_by_host().items() if down}
@@ -174,7 +210,38 @@ class Swarm:
     def find_peers(self) -> None:
         """Look the hash up on the DHT now and again while the download runs (no-op without DHT)."""
         if self.session.dht is not None:
-            self._spawn(self.session.find_peers_forever(self.torrent), "dht-find-peers")
+            self._spawn(self._find_peers_forever(), "dht-find-peers")
+
+    async def _find_peers_forever(self) -> None:
+        """The session's search loop, counted: lookups done and peers found show in ``dht_search``."""
+        dht, t = self.session.dht, self.torrent
+        assert dht is not None
+        cfg = self.options.config.engine
+        pause = cfg.dht_search_pause
+        while not t.closed and not t.completed.is_set():
+            self._lookups_running += 1
+            found = 0
+            try:
+                async for addr in dht.get_peers(t.info_hash, timeout=cfg.dht_search_first_timeout):
+                    found += t.add_peers([addr], "dht")
+            finally:
+                self._lookups_running -= 1
+                self._lookups_done += 1
+                self._dht_peers += found
+            log.info("DHT lookup for %s: %d new peers", t.info_hash.hex[:8], found)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, cfg.dht_search_max_pause)
+
+    def dht_search(self) -> ev.DhtSearch | None:
+        """How the DHT search goes (None without a DHT node)."""
+        dht = self.session.dht
+        if dht is None:
+            return None
+        try:
+            nodes = int(dht.status().get("nodes", 0))
+        except Exception:  # a status view must never stop the run
+            nodes = 0
+        return ev.DhtSearch(nodes, self._lookups_done, self._lookups_running, self._dht_peers)
 
     def stream(self, request: StreamRequest) -> asyncio.Task[int]:
         """Start writing one file to ``request``'s sink as its pieces are verified; cancelled at close."""
@@ -189,15 +256,40 @@ class Swarm:
         """Announce on the DHT now and every 15 minutes (no-op without DHT)."""
         self.session.announce(self.torrent)
 
-    async def wait_complete(self, timeout: float | None) -> None:
-        """Return once every piece is verified; raise the error a timeout or a failure means."""
+    def _progress_key(self) -> tuple[int, bool]:
+        """What counts as "something new arrived": payload bytes, or the manifest."""
+        return self.torrent.downloaded, self.torrent.info is not None
+
+    async def wait_complete(self, timeout: float | None, max_time: float | None = None) -> None:
+        """Return once every piece is verified; raise the error a stall, the cap or a failure means.
+
+        ``timeout`` (``--timeout``) gives up when nothing new arrived for that many seconds,
+        as aria2's ``--bt-stop-timeout`` does; ``max_time`` (``--max-time``) caps the whole wait.
+        """
         t = self.torrent
+        loop = asyncio.get_running_loop()
+        poll = self.options.config.terminal.stall_poll
+        begun = last_new = loop.time()
+        key = self._progress_key()
         waits = [
             asyncio.ensure_future(t.completed.wait()),
             asyncio.ensure_future(t.fatal_event.wait()),
         ]
+        reason = ""
         try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                _, pending = await asyncio.wait(waits, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                if len(pending) < len(waits):
+                    break
+                now = loop.time()
+                if (k := self._progress_key()) != key:
+                    key, last_new = k, now
+                if timeout is not None and now - last_new >= timeout:
+                    reason = f"nothing new arrived for {timeout:g} s"
+                    break
+                if max_time is not None and now - begun >= max_time:
+                    reason = f"after {max_time:g} s (--max-time)"
+                    break
         finally:
             for w in waits:
                 w.cancel()
@@ -206,22 +298,7 @@ class Swarm:
         if t.completed.is_set():
             return
         st = t.status()
-        after = f"after {timeout:g} s"
-        if not self.ever_connected:
-            tried = f" ({st.known_peers} address(es) tried)" if st.known_peers else ""
-            raise NoPeersError(
-                f"no peers found {after}{tried}; check the hash, give --peer HOST:PORT or --bootstrap, "
-                "or raise --timeout"
-            )
-        if t.info is None:
-            raise NoMetadataError(
-                f"connected to {self.ever_connected} peer(s) but none sent the manifest {after}; "
-                "try again later, or get the .torrent file"
-            )
-        raise IncompleteError(
-            f"{st.have_pieces}/{st.num_pieces} pieces verified {after}; run the same command again "
-            "to resume, or raise --timeout"
-        )
+        raise_for_stall(st, self.ever_connected, t.info is not None, reason)
 
     async def serve_forever(self) -> None:
         """Seed until cancelled; raise if the storage fails."""
@@ -229,9 +306,22 @@ class Swarm:
         if self.torrent.fatal is not None:
             raise self.torrent.fatal
 
+    def note_phase(self, phase: ev.Phase) -> None:
+        """Time the transfer: from the download phase to the last piece."""
+        now = time.monotonic()
+        if phase is ev.Phase.DOWNLOADING and self.transfer_started is None:
+            self.transfer_started = now
+            st = self.status()
+            self.had_pieces = max(self.had_pieces, st.have_pieces)
+            self.had_bytes = max(self.had_bytes, st.verified_bytes)
+        elif phase is ev.Phase.SEEDING and self.transfer_ended is None:
+            self.transfer_ended = now
+
     def result(self, out_dir: Path) -> DownloadResult:
         st = self.status()
         contributions = self.contributions()
+        end = self.transfer_ended or time.monotonic()
+        transfer = end - self.transfer_started if self.transfer_started is not None else 0.0
         return DownloadResult(
             info_hash=st.info_hash,
             name=st.name or "",
@@ -245,6 +335,10 @@ class Swarm:
             wasted=st.wasted,
             out_dir=out_dir,
             contributions=contributions,
+            had_pieces=self.had_pieces,
+            had_bytes=self.had_bytes,
+            resumed=self.resumed,
+            transfer_time=transfer,
         )
 
     async def close(self) -> None:
@@ -293,6 +387,8 @@ async def open_swarm(
         def sink(event: ev.EngineEvent) -> None:
             if isinstance(event, ev.PeerConnected) and holder:
                 holder[0].ever_connected += 1
+            if isinstance(event, ev.PhaseChanged) and holder:
+                holder[0].note_phase(event.phase)
             if isinstance(event, ev.Listening):
                 return  # replaced by Ready, which says more
             on_event(event)
@@ -300,9 +396,14 @@ async def open_swarm(
         torrent = await session.add_torrent(params, on_event=sink)
         swarm = Swarm(session, torrent, options)
         holder.append(swarm)
+        if torrent.phase in (ev.Phase.DOWNLOADING, ev.Phase.SEEDING):
+            swarm.note_phase(ev.Phase.DOWNLOADING)
+            if torrent.phase is ev.Phase.SEEDING:
+                swarm.note_phase(ev.Phase.SEEDING)
         swarm.ever_connected = len(torrent.peers)
         swarm.trackers.start()  # beside the DHT, never instead of it
-        on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port))
+        public = await start_reachability(session, options, on_event)
+        on_event(Ready(params.info_hash.hex, options.host, session.port, swarm.dht_port, public))
         yield swarm
     finally:
         if swarm is not None:
@@ -311,26 +412,6 @@ async def open_swarm(
             await asyncio.shield(session.close())
         if dht_lock and options.state is not None:
             options.state.release()
-
-
-def check_writable(folder: Path) -> Path:
-    """Create ``folder`` if needed and prove we can write in it (NotWritableError otherwise)."""
-    folder = Path(folder)
-    hint = "choose another folder with -o"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise NotWritableError(f"{folder} exists and is not a folder; {hint}") from None
-    except OSError as exc:
-        raise NotWritableError(f"cannot create {folder}: {exc.strerror or exc}; {hint}") from None
-    if not folder.is_dir():
-        raise NotWritableError(f"{folder} is not a folder; {hint}")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise NotWritableError(f"cannot write in {folder}: {exc.strerror or exc}; {hint}") from None
-    return folder.resolve()
 
 
 # ---------------------------------------------------------------------- download and seed
@@ -358,10 +439,12 @@ async def download(
     peers: Sequence[PeerAddress] = (),
     magnet_peers: Sequence[PeerAddress] = (),
     timeout: float | None = None,
+    max_time: float | None = None,
     seed: bool = False,
     on_event: EventSink = _ignore,
     on_swarm: Callable[[Swarm], None] | None = None,
     on_complete: Callable[[DownloadResult], None] | None = None,
+    on_check: CheckListener | None = None,
     trackers: Sequence[Sequence[str]] = (),
     select: FileSelection | None = None,
     sequential: bool = False,
@@ -372,28 +455,48 @@ async def download(
     """Fetch ``info_hash`` (its manifest too, when ``info`` is None) into ``out_dir``.
 
     Peers come from ``peers``, ``magnet_peers``, the DHT (when ``options.bootstrap``
-    is set) and the ``trackers`` tiers (unless ``config.tracker.enabled`` is off).  Only
-    the files ``select`` chooses are downloaded; ``sequential`` fetches in file order;
-    ``stream`` writes one chosen file, in order and verified, to its sink as it arrives.
-    Returns when every chosen piece is verified; with ``seed``, calls ``on_complete``
-    and then keeps serving until cancelled.  Raises NoPeersError, NoMetadataError or
-    IncompleteError when ``timeout`` passes first, and the storage error (disk full,
-    not writable) when writing fails.
+    is set) and the ``trackers`` tiers (unless ``config.tracker.enabled`` is off).  With
+    a v1 ``info`` and the whole torrent wanted, the files already in ``out_dir`` are
+    checked first (told to ``on_check``): complete files need no peers at all, and with
+    ``seed`` are served at once.  Only the files ``select`` chooses are downloaded;
+    ``sequential`` fetches in file order; ``stream`` writes one chosen file, in order
+    and verified, to its sink as it arrives.  Returns when every chosen piece is
+    verified; with ``seed``, calls ``on_complete`` and then keeps serving until
+    cancelled.  Raises NoPeersError, NoMetadataError or IncompleteError when nothing
+    new arrived for ``timeout`` seconds or ``max_time`` passed, and the storage error
+    (disk full, not writable) when writing fails.
     """
     use_trackers = bool(trackers) and options.config.tracker.enabled
-    if options.bootstrap is None and not peers and not magnet_peers and not use_trackers:
+    no_peers = (
+        options.bootstrap is None and not peers and not magnet_peers and not use_trackers and not options.lsd
+    )
+    precheck = info is not None and info.has_v1 and select is None and stream is None
+    if no_peers and not precheck:
         raise UsageError(
-            "no way to find peers: give --peer HOST:PORT, or leave the DHT or the trackers on "
-            "(drop --no-dht / --no-trackers)"
+            "no way to find peers: give --peer HOST:PORT, or leave the DHT, the trackers or LSD on "
+            "(drop --no-dht / --no-trackers / --no-lsd)"
         )
+    check_port(options.host, options.port)
     out_dir = check_writable(out_dir)
+    checked: CheckResult | None = None
+    if precheck:
+        assert info is not None
+        on_event(ev.PhaseChanged(ev.Phase.CHECKING))
+        checked = await check_existing(info, out_dir, options, on_check)
+        if no_peers and not checked.complete:
+            raise UsageError(
+                f"{checked.have_pieces}/{info.num_pieces} pieces are in {out_dir} and there is no way to "
+                "find peers for the rest: give --peer HOST:PORT, or leave the DHT on (drop --no-dht)"
+            )
     resume = options.state.resume_path(info_hash.hex, out_dir) if options.state is not None else None
-    on_event(ev.PhaseChanged(ev.Phase.FINDING_PEERS))
+    if checked is None or not checked.complete:
+        on_event(ev.PhaseChanged(ev.Phase.FINDING_PEERS))
     params = TorrentParams(
         info_hash,
         info=info,
         download_dir=out_dir,
         resume_path=resume,
+        assume_complete=checked is not None and checked.complete,
         trackers=tuple(tuple(tier) for tier in trackers),
         select=select,
         sequential=sequential or stream is not None,
@@ -401,19 +504,26 @@ async def download(
         piece_layers=piece_layers,  # a v2 .torrent's layers (else fetched from peers)
     )
     async with open_swarm(params, options, on_event=on_event) as swarm:
+        if checked is not None:
+            swarm.had_pieces, swarm.had_bytes, swarm.resumed = (
+                checked.have_pieces,
+                checked.have_bytes,
+                checked.resumed,
+            )
         if on_swarm is not None:
             on_swarm(swarm)
         if peers:
             swarm.add_peers(peers, "cli")
         if magnet_peers:
             swarm.add_peers(magnet_peers, "magnet")
-        swarm.find_peers()
+        if not swarm.torrent.completed.is_set():
+            swarm.find_peers()
         if seed:
             swarm.announce()
         if stream is None:
-            await swarm.wait_complete(timeout)
+            await swarm.wait_complete(timeout, max_time)
         else:
-            await _complete_and_stream(swarm, swarm.stream(stream), timeout)
+            await _complete_and_stream(swarm, swarm.stream(stream), timeout, max_time)
         result = swarm.result(out_dir)
         if on_complete is not None:
             on_complete(result)
@@ -422,9 +532,11 @@ async def download(
         return result
 
 
-async def _complete_and_stream(swarm: Swarm, streaming: asyncio.Task[int], timeout: float | None) -> None:
+async def _complete_and_stream(
+    swarm: Swarm, streaming: asyncio.Task[int], timeout: float | None, max_time: float | None = None
+) -> None:
     """Wait for the download and the stream together; the first failure of either ends both."""
-    waiting = asyncio.ensure_future(swarm.wait_complete(timeout))
+    waiting = asyncio.ensure_future(swarm.wait_complete(timeout, max_time))
     try:
         done, _ = await asyncio.wait({waiting, streaming}, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:

@@ -33,6 +33,7 @@ from p2pshare.io.peer_link import PeerLink, open_link
 
 if TYPE_CHECKING:
     from p2pshare.engine.dht_node import DhtService
+    from p2pshare.engine.reachability import Reachability, ReachabilityNote
 
 __all__ = ["Session"]
 
@@ -66,6 +67,7 @@ class Session:
         self.dht: DhtService | None = None
         self.connector = Connector(config.mse, config.connector)
         self._accepts: set[asyncio.Task[None]] = set()
+        self.reach: Reachability | None = None  #: port mapping and LSD (start_reachability)
         self._listener = Listener(
             self._route,
             timeout=config.wire.handshake_timeout,
@@ -140,6 +142,32 @@ class Session:
         )
         return self.dht
 
+    async def start_reachability(
+        self, *, port_mapping: bool, lsd: bool, on_note: Callable[[ReachabilityNote], None] | None = None
+    ) -> Reachability:
+        """Map our ports on the router and join LSD (after start_dht, so the DHT's port is mapped)."""
+        from p2pshare.engine.reachability import Reachability, lsd_peer_router
+
+        self.reach = Reachability(
+            self._config,
+            port_mapping=port_mapping,
+            lsd=lsd,
+            on_note=on_note,
+            on_lsd_peer=lsd_peer_router(self.torrents),
+            on_external=self._external_address,
+        )
+        await self.reach.start(tcp_port=self.port, udp_port=self.dht_port())
+        for key in self.torrents:
+            self.reach.add_torrent(key)
+        return self.reach
+
+    def _external_address(self, address: str) -> None:
+        """The router named our external address: a vote for the DHT's BEP 42 node id."""
+        from p2pshare.engine.reachability import vote_external
+
+        if self.dht is not None:
+            vote_external(self.dht, address, self._config.reach.dht_vote_weight)
+
     def _route(self, info_hash: bytes, link: Link) -> bool:
         torrent = self.torrents.get(info_hash)
         if torrent is None or torrent.closed:
@@ -189,6 +217,8 @@ class Session:
             self.torrents.setdefault(alias.value, torrent)
             self.connector.serve(alias.value)  # MSE peers name either hash by SKEY
         await torrent.start()
+        if self.reach is not None:
+            self.reach.add_torrent(key)
         if on_event is not None:
             on_event(ev.Listening(params.info_hash.hex, self.port))
         return torrent
@@ -229,6 +259,8 @@ class Session:
                 self.dht.keep_announced(swarm_hash, self.port)
 
     async def close(self) -> None:
+        if self.reach is not None:
+            await self.reach.close()  # bounded: a stuck router never hangs exit
         await self._listener.close()
         for task in list(self._accepts):
             task.cancel()

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+from p2pshare.config import BLOCK_SIZE
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info, parse_info
 from p2pshare.core.picker import PiecePicker
@@ -57,11 +58,12 @@ from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import KnownPeer, PeerBook
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.resume import save_resume
+from p2pshare.engine.smart_ban import SmartBan
 from p2pshare.engine.status import torrent_status
 from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
 from p2pshare.engine.v2_handlers import V2_HANDLERS, fill_pad_blocks
-from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, Violation
+from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, UnsafeManifestError, Violation
 from p2pshare.io.link import Link
 
 __all__ = ["Torrent"]
@@ -96,6 +98,7 @@ class Torrent(Transfer):
         self.phase = Phase.STARTING
         self.peers: dict[PeerAddress, Peer] = {}
         self.book = PeerBook(config.swarm)
+        self.smart_ban: SmartBan[PeerAddress] = SmartBan(BLOCK_SIZE, config.defence.smart_ban_max_pieces)
         self.picker: PiecePicker[Peer] | None = None
         self.choice = FileChoice(None, None)  #: the files chosen (known with the manifest)
         self.pieces: PieceIO | None = None
@@ -333,6 +336,7 @@ class Torrent(Transfer):
         dirty, self._dirty = self._dirty, []
         for peer in dirty:
             peer.flush()
+            self._check_unsent(peer)
 
     # ------------------------------------------------------------------ peers: dropping
 
@@ -399,7 +403,7 @@ class Torrent(Transfer):
                 handler = self._handlers.get(type(event))
                 if handler is not None:
                     handler(self, peer, event, now)
-                if peer.closed:
+                if peer.closed or self._check_unsent(peer):
                     return
             self._request_more(peer, now)
         except RemoteProtocolError as exc:
@@ -419,18 +423,16 @@ class Torrent(Transfer):
         try:
             info = parse_info(raw, self.config.metainfo)
         except MetainfoError as exc:
-            log.warning("metadata from peers is invalid: %s", exc)
-            for addr in list(self.metadata.contributors):
-                peer = self.peers.get(addr)
-                if peer is not None:
-                    self._drop(
-                        peer, f"sent an invalid manifest: {exc}", kind=Violation.BAD_METADATA, ban=True
-                    )
+            # The hash names this manifest alone: no peer can send another, so stop now.
             self.metadata.stop()
+            why = f"the manifest of {self.info_hash.hex} is unsafe or invalid ({exc}); nothing was written"
+            self._fail(UnsafeManifestError(why + ", and no other manifest can match this hash"))
             return
+        liars = self.metadata.liars(len(raw))
         self.metadata.stop()
         if not manifest_matches(info, self.info_hash):  # the fetcher checked; this is the second wall
             return
+        self._drop_metadata_liars(liars)
         self.info = info
         self._emit(ev.MetadataReceived(info.name, info.total_length, info.num_pieces))
         for peer in list(self.peers.values()):

@@ -7,9 +7,9 @@ object, on purpose: the per-block path (``_on_piece`` then ``_request_more``) mu
 not gain a call or an indirection, and here it reads the torrent's own state.
 The rules it keeps:
 
-* blocks are copied into a per-piece buffer; a complete piece is hashed and
-  written in one trip to a worker thread (per piece), then announced with ``have``;
-  a piece that fails its hash is fetched again and its senders get strikes;
+* blocks are copied into a per-piece buffer (and their senders noted for smart ban);
+  a complete piece is hashed and written in one trip to a worker thread (per piece),
+  and :class:`~p2pshare.engine.verification.Verification` says what the outcome means;
 * the memory of partial pieces is bounded by ``StorageConfig.max_pieces_in_flight_bytes``
   (the picker is told not to start new pieces while the budget is full);
 * uploads are served from the read cache with the link's flow control;
@@ -36,19 +36,20 @@ from p2pshare.core.wire.extension import UT_METADATA, UT_METADATA_ID, ExtensionH
 from p2pshare.core.wire.metadata import (
     MetadataComplete,
     MetadataData,
-    MetadataHashMismatch,
     MetadataReject,
     MetadataRequest,
 )
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.hash_exchange import HashExchange
+from p2pshare.engine.metadata_claims import MetadataLiars
 from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.params import TorrentHost
 from p2pshare.engine.peer import Peer
 from p2pshare.engine.peer_book import PeerBook
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.super_seed import SuperSeeder
+from p2pshare.engine.verification import Verification
 from p2pshare.errors import RemoteProtocolError, StorageError, Violation
 
 __all__ = ["Transfer"]
@@ -64,7 +65,7 @@ def _compact_ip(host: str) -> bytes | None:
         return None
 
 
-class Transfer:
+class Transfer(Verification):
     """Peer-event handlers of a torrent (see the module docstring); the torrent provides the state."""
 
     # State the torrent owns (declared here for the handlers).
@@ -188,7 +189,7 @@ class Transfer:
         peer.metadata_ext_id = hs.ext_id(UT_METADATA) or 0
         if self.info is None and peer.metadata_ext_id and hs.metadata_size:
             try:
-                self.metadata.peer_offers(hs)
+                self.metadata.peer_offers(peer, hs)
             except RemoteProtocolError as exc:
                 self._drop(peer, f"metadata: {exc}", kind=exc.kind)
                 return
@@ -299,6 +300,7 @@ class Transfer:
         if buf is None:
             buf = pio.new_buffer(event.index)
         buf[event.begin : event.begin + n] = event.data
+        self.smart_ban.block_received(event.index, event.begin, peer.address)
         for other in result.cancel:
             if not other.closed:
                 other.send(wm.Cancel(event.index, event.begin, n), now)
@@ -311,60 +313,24 @@ class Transfer:
         self.wasted += len(event.data)
         peer.down.add(len(event.data))
 
-    # ------------------------------------------------------------------ verifying
-
-    async def _verify(self, index: int) -> None:
-        if self.picker is None or self.pieces is None:
-            return
-        ok = await self.pieces.verify(index)
-        if ok is None or self.closed:
-            return
-        picker = self.picker
-        now = self._now()
-        if ok:
-            picker.piece_verified(index)
-            self._resume_dirty = True
-            self._emit(ev.PieceVerified(index))
-            for peer in list(self.peers.values()):
-                if peer.handshake_done and not peer.closed:
-                    has = peer.conn.peer_has
-                    if has is None or index not in has:
-                        # A have to a peer that holds the piece tells it nothing (a redundant
-                        # have, which libtorrent can suppress too); from seeds it is pure overhead.
-                        peer.send(wm.Have(index), now)
-                    if peer.conn.am_interested and picker.interesting_count(peer) == 0:
-                        peer.send(wm.NotInterested(), now)
-                    else:
-                        # The piece's buffer is free again: a peer held back by the in-flight
-                        # budget may start a new piece now, not at the next tick.
-                        self._request_more(peer, now)
-            if picker.complete:
-                await self._on_complete()
-            return
-        # Hash mismatch: fetch again, and hold the senders to account.
-        self.pieces_failed += 1
-        self.wasted += self.info.geometry.piece_size(index) if self.info else 0
-        senders = picker.block_senders(index)
-        contributors = picker.piece_failed(index)
-        labels = tuple(sorted(p.label for p in contributors))
-        log.warning("piece %d failed its hash check (sent by %s)", index, ", ".join(labels) or "?")
-        self._emit(ev.PieceFailed(index, labels))
-        for p in contributors:
-            p.strikes += 1
-            if len(contributors) == 1:
-                self._drop(
-                    p, f"sent piece {index} that failed its hash check", kind=Violation.BAD_PIECE, ban=True
-                )
-            elif p.strikes >= self.config.swarm.max_strikes:
-                reason = f"took part in {p.strikes} pieces that failed their hash check"
-                self._drop(p, reason, kind=Violation.BAD_PIECE, ban=True)
-        data = self.pieces.failed.pop(index, None) if self.pieces is not None else None
-        if data is not None and len(contributors) > 1:  # v2: leaf hashes name the bad blocks' senders
-            self.hashes.blame(index, data, senders, self.peers.values(), now)
-        for peer in list(self.peers.values()):
-            self._request_more(peer, now)
-
     # ------------------------------------------------------------------ uploading
+
+    def _check_unsent(self, peer: Peer) -> bool:
+        """Drop a peer whose unread replies passed the outgoing cap; True when dropped.
+
+        Uploads wait for the link's high-water mark, so only small replies (rejects, haves)
+        can pile up: a peer that asks and never reads stops being answered here.
+        """
+        cap = self.config.defence.max_outgoing_buffer
+        unsent = peer.unsent
+        if unsent > cap and not peer.closed:
+            self._drop(
+                peer,
+                f"left {unsent} bytes of replies unread, past the outgoing cap of {cap}",
+                kind=Violation.UNREAD,
+            )
+            return True
+        return False
 
     def _on_request_denied(self, peer: Peer, event: we.RequestDenied, now: float) -> None:
         log.debug("%s: request %s denied: %s", peer.label, event.block, event.reason)
@@ -468,13 +434,23 @@ class Transfer:
         if isinstance(outcome, MetadataComplete):
             self._spawn(self._metadata_complete(outcome.metadata), "metadata")
             return
-        if isinstance(outcome, MetadataHashMismatch):
+        if isinstance(outcome, MetadataLiars):
+            # Only a copy that one peer sent alone names its sender; a mixed copy is fetched
+            # again from one claimant at a time, and nobody is blamed for it yet.
             for addr in outcome.peers:
                 bad_peer = self.peers.get(addr)
                 if bad_peer is not None:
-                    reason = "sent metadata that does not match the info hash"
+                    reason = f"sent {outcome.size} bytes of metadata that do not match the info hash"
                     self._drop(bad_peer, reason, kind=Violation.BAD_METADATA, ban=True)
         self._request_metadata_all(now)
+
+    def _drop_metadata_liars(self, liars: list[PeerAddress]) -> None:
+        """Once the manifest is known: ban the peers that claimed another metadata_size."""
+        for addr in liars:
+            liar = self.peers.get(addr)
+            if liar is not None:
+                reason = "claimed a metadata_size other than the manifest's"
+                self._drop(liar, reason, kind=Violation.BAD_METADATA, ban=True)
 
     _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 from p2pshare.config import LinkConfig
@@ -37,6 +38,13 @@ class Listener:
 
     ``route`` returns False for an unknown info hash, and the link is closed.  A
     connection that does not send a valid handshake prefix within ``timeout`` is closed.
+
+    At most ``max_pending`` connections wait for their handshake at once.  A new one
+    past that evicts the oldest pending one (never itself): slow or silent handshakes
+    (slowloris) then cost each other their place, while an honest peer, whose handshake
+    arrives in one round trip, is routed long before ``max_pending`` newer connections
+    could push it out.  A pending connection holds a few hundred bytes: the link (which
+    reads into a shared buffer), at most 48 bytes of prefix and its timer.
     """
 
     def __init__(
@@ -55,7 +63,9 @@ class Listener:
         self._link_config = link_config
         self._timeout = timeout
         self._max_pending = max_pending
-        self._pending = 0  #: accepted links that have not been routed or closed yet
+        #: accepted links that have not been routed or closed yet, oldest first
+        self._pending: OrderedDict[PeerLink, None] = OrderedDict()
+        self.evicted = 0  #: pending connections closed to make room for newer ones
         self._server: asyncio.Server | None = None
         self.port = 0
         self.host = ""
@@ -73,29 +83,30 @@ class Listener:
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     def _make_link(self) -> PeerLink:
         buffer = bytearray()
         link = PeerLink(config=self._link_config)
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(self._timeout, link.close)
-        if self._pending >= self._max_pending:
-            # A flood of connections that never say which torrent they want: refuse the
-            # newest rather than let them hold sockets and memory.
-            log.info("refusing an incoming connection: %d handshakes already pending", self._pending)
-            link.refuse = True
-        self._pending += 1
-        counted = [True]
+        timer = loop.call_later(self._timeout, link.abort)
+        while len(self._pending) >= self._max_pending:
+            oldest, _ = self._pending.popitem(last=False)
+            self.evicted += 1
+            log.debug("%d handshakes pending: closing the oldest to make room", self._max_pending)
+            oldest.abort()
+        self._pending[link] = None
 
         def settle() -> None:
-            if counted[0]:
-                counted[0] = False
-                self._pending -= 1
+            self._pending.pop(link, None)
 
         def not_plain() -> None:
             timer.cancel()
             settle()
             if self._on_other is None:
-                link.close()
+                link.abort()
                 return
             link.detach(unread=buffer)
             self._on_other(link)
@@ -109,7 +120,7 @@ class Listener:
             if not self._plain and len(head) == len(_PROTOCOL):
                 timer.cancel()
                 settle()
-                link.close()
+                link.abort()
                 return
             if len(buffer) < _ROUTING_PREFIX:
                 return

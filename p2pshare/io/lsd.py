@@ -10,6 +10,7 @@ says so in :meth:`LsdService.stats`.  Nothing here raises after :meth:`start`; f
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -20,6 +21,7 @@ from typing import Any
 from p2pshare.config import LsdConfig
 from p2pshare.core.lsd import LsdNode, PeerFound
 from p2pshare.errors import RemoteProtocolError
+from p2pshare.io.lsd_ifaces import ipv4_multicast_interfaces, multicast_sender
 
 __all__ = ["LsdService", "PeerFound"]
 
@@ -66,6 +68,10 @@ class LsdService:
         self._timer: asyncio.TimerHandle | None = None
         self._errors: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: with interface_ip 0.0.0.0: one sender per LAN interface (IPv4), so a VPN or container
+        #: default route does not swallow the announces; empty: send through the default one
+        self._senders: dict[str, socket.socket] = {}
+        self.interfaces: list[str] = []  #: the interfaces IPv4 announces go out on
 
     async def start(self) -> None:
         """Open the sockets and join the groups; an IPv4 failure is logged and leaves LSD off."""
@@ -106,6 +112,7 @@ class LsdService:
             "own_ignored": node.own_ignored if node else 0,
             "malformed": node.malformed if node else 0,
             "errors": list(self._errors),
+            "interfaces": list(self.interfaces),
         }
 
     async def close(self) -> None:
@@ -115,6 +122,9 @@ class LsdService:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+        for sock in self._senders.values():
+            sock.close()
+        self._senders.clear()
         self.node = None
 
     # -- sockets ---------------------------------------------------------------------------------
@@ -129,7 +139,15 @@ class LsdService:
                 sock.bind(("0.0.0.0", group[1]))
                 iface = socket.inet_aton(self.interface_ip)
                 mreq = socket.inet_aton(group[0]) + iface
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+                try:
+                    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+                except OSError:
+                    # no default route: the LAN interfaces may still be joined one by one
+                    if self.interface_ip != "0.0.0.0" or not self._join_every_interface(sock, group):
+                        raise
+                else:
+                    if self.interface_ip == "0.0.0.0":
+                        self._join_every_interface(sock, group)
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, self.config.ttl)
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
                 if self.interface_ip != "0.0.0.0":
@@ -146,6 +164,32 @@ class LsdService:
             sock.close()
             raise
         return sock
+
+    def _join_every_interface(self, sock: socket.socket, group: tuple[str, int]) -> bool:
+        """Join the group on each LAN interface too, and open a sender for each; any joined?"""
+        for name, address in ipv4_multicast_interfaces():
+            mreq = socket.inet_aton(group[0]) + socket.inet_aton(address)
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:  # the default interface: joined already
+                    log.debug("LSD cannot join %s on %s: %s", group[0], name, exc)
+                    continue
+            try:
+                self._senders[address] = multicast_sender(address, self.config.ttl)
+                self.interfaces.append(name)
+            except OSError as exc:
+                log.debug("LSD cannot send on %s: %s", name, exc)
+        return bool(self._senders)
+
+    def _send_v4(self, payload: bytes, group: tuple[str, int]) -> bool:
+        """Send through every interface's sender; False when there are none (use the default)."""
+        for address, sock in self._senders.items():
+            try:
+                sock.sendto(payload, group)
+            except OSError as exc:  # a full buffer or a vanished interface loses one announce
+                log.debug("LSD announce via %s failed: %s", address, exc)
+        return bool(self._senders)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -171,7 +215,10 @@ class LsdService:
         if node is None or loop is None:
             return
         for group, payload in node.datagrams_to_send():
-            transport = self._transports.get(socket.AF_INET6 if ":" in group[0] else socket.AF_INET)
+            v6 = ":" in group[0]
+            if not v6 and socket.AF_INET in self._transports and self._send_v4(payload, group):
+                continue
+            transport = self._transports.get(socket.AF_INET6 if v6 else socket.AF_INET)
             if transport is not None:
                 transport.sendto(payload, group)
         while (event := node.next_event()) is not None:

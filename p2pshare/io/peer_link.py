@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Iterable
 
 from p2pshare.config import LinkConfig
@@ -20,14 +21,31 @@ from p2pshare.io.link import Buffer, CloseHandler, DataHandler
 __all__ = ["PeerLink", "open_link"]
 
 _DEFAULT = LinkConfig()
+_shared = threading.local()
+
+
+def _read_view(size: int) -> memoryview:
+    """The read buffer of this thread's links, shared by all of them.
+
+    A protocol's ``get_buffer`` and ``buffer_updated`` run back to back in the loop's
+    thread, and ``on_data`` consumers copy what they keep, so one buffer per thread
+    serves every link.  A buffer per link cost 256 KiB per connection, pending ones
+    included: 1,000 slow handshakes held 250 MiB, and churn left the heap fragmented.
+    """
+    view: memoryview | None = getattr(_shared, "view", None)
+    if view is None or len(view) != size:
+        view = memoryview(bytearray(size))
+        _shared.view = view
+    return view
 
 
 class PeerLink(asyncio.BufferedProtocol):
     """Bytes in, bytes out, flow control; handlers can be swapped once (incoming routing).
 
-    Reads land in one reused buffer (``recv_into``), so a fast link allocates nothing per
-    read.  ``on_data`` gets a memoryview that is valid only during the call: consumers
-    copy what they keep (the wire parser appends it to its own buffer).
+    Reads land in one buffer shared by the thread's links (``recv_into``), so a link
+    allocates nothing per read and holds no read buffer of its own.  ``on_data`` gets a
+    memoryview that is valid only during the call: consumers copy what they keep (the
+    wire parser appends it to its own buffer).
     """
 
     def __init__(
@@ -37,8 +55,7 @@ class PeerLink(asyncio.BufferedProtocol):
         config: LinkConfig = _DEFAULT,
     ) -> None:
         self._config = config
-        self._read_buf = bytearray(config.read_buffer)
-        self._read_view = memoryview(self._read_buf)
+        self._read_view = _read_view(config.read_buffer)
         self._on_data = on_data
         self._on_close = on_close
         self._pending = bytearray()
@@ -48,17 +65,12 @@ class PeerLink(asyncio.BufferedProtocol):
         self._can_write.set()
         self._closed = False
         self.bytes_written = 0
-        #: set before the connection is made to drop it at once (e.g. too many pending)
-        self.refuse = False
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if self.refuse:
-            transport.abort()
-            return
         peer = transport.get_extra_info("peername")
         if peer:
             self._remote = PeerAddress.unchecked(peer[0], peer[1])

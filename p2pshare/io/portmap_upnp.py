@@ -18,10 +18,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from async_upnp_client.aiohttp import AiohttpRequester
-from async_upnp_client.client import UpnpDevice, UpnpRequester, UpnpService
+from async_upnp_client.client import UpnpDevice, UpnpService
 from async_upnp_client.client_factory import UpnpFactory
-from async_upnp_client.const import HttpRequest, HttpResponse
 from async_upnp_client.exceptions import UpnpActionResponseError, UpnpError
 from async_upnp_client.search import SsdpSearchListener
 
@@ -35,6 +33,7 @@ from p2pshare.io.portmap_events import (
     PortMapped,
     PortUnmapped,
 )
+from p2pshare.io.upnp_http import BoundedRequester
 
 __all__ = ["IGD_SEARCH_TARGET", "SERVICE_TYPES", "UpnpDriver", "external_candidates", "find_wan_service"]
 
@@ -50,20 +49,6 @@ SERVICE_TYPES = (
 MAX_LOCATIONS = 16  #: distinct SSDP answers kept from one search
 ONLY_PERMANENT_LEASES = 725  #: UPnP error: the gateway accepts lease duration 0 only
 CONFLICT_IN_MAPPING_ENTRY = 718  #: UPnP error: that external port is mapped to another host
-
-
-class _BoundedRequester(UpnpRequester):
-    """An aiohttp requester that refuses answers larger than a limit (a description or SOAP reply)."""
-
-    def __init__(self, timeout: float, max_body: int) -> None:
-        self._inner = AiohttpRequester(timeout=max(1, round(timeout)))
-        self._max_body = max_body
-
-    async def async_http_request(self, http_request: HttpRequest) -> HttpResponse:
-        response = await self._inner.async_http_request(http_request)
-        if len(response.body or "") > self._max_body:
-            raise UpnpError(f"UPnP answer of {len(response.body or '')} characters exceeds {self._max_body}")
-        return response
 
 
 def find_wan_service(device: UpnpDevice) -> UpnpService | None:
@@ -95,7 +80,7 @@ class UpnpDriver:
         self.service: UpnpService | None = None
         self.mapped: dict[tuple[MapProtocol, int], int] = {}  #: (protocol, internal) -> external port
         self._task: asyncio.Task[None] | None = None
-        self._requester = _BoundedRequester(config.upnp_http_timeout, config.upnp_max_description)
+        self._requester = BoundedRequester(config.upnp_http_timeout, config.upnp_max_description)
 
     @property
     def method_name(self) -> str:

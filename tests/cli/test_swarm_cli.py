@@ -307,7 +307,7 @@ def test_dht_read_only_flag_reaches_the_dht_config() -> None:
 
 
 def test_encryption_option_reaches_the_mse_config() -> None:
-    """--encryption and $P2PSHARE_ENCRYPTION set the session's MSE policy on share and get."""
+    """--encryption and $P2PSHARE_ENCRYPTION set the session's MSE policy on share, seed and get."""
     from p2pshare.cli.app import app
     from p2pshare.cli.swarm_cmds import _options
     from p2pshare.config import EncryptionPolicy
@@ -315,22 +315,24 @@ def test_encryption_option_reaches_the_mse_config() -> None:
     assert _options("127.0.0.1", 0, [], None).config.mse.policy is EncryptionPolicy.PREFER
     opts = _options("127.0.0.1", 0, [], None, encryption=EncryptionPolicy.REQUIRE)
     assert opts.config.mse.policy is EncryptionPolicy.REQUIRE
-    for command in ("share", "get"):
+    for command in ("share", "seed", "get"):
         shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
         assert "--encryption" in shown and "P2PSHARE_ENCRYPTION" in shown
     bad = CliRunner().invoke(app, ["get", "00" * 20, "--encryption", "maybe"])
     assert bad.exit_code == 2
 
 
-def test_human_time_reads_well_at_every_scale() -> None:
-    """Durations print as milliseconds, seconds, or clock time, never as a bare '0.0 s'."""
+def test_human_time_is_one_clock_style_at_every_scale() -> None:
+    """Durations and ETAs are all clocks (m:ss or h:mm:ss), rounded up so a running job never reads 0:00."""
     from p2pshare.cli.views import human_time
 
-    assert human_time(0.042) == "42 ms"
-    assert human_time(2.5) == "2.5 s"
+    assert human_time(0.042) == "0:01"
+    assert human_time(0) == "0:00"
+    assert human_time(2.5) == "0:03"
     assert human_time(125) == "2:05"
     assert human_time(3725) == "1:02:05"
     assert human_time(None) == "--:--"
+    assert human_time(float("inf")) == "--:--"
 
 
 def test_cli_start_up_does_not_load_the_swarm_engine() -> None:

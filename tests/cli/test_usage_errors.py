@@ -20,7 +20,7 @@ from p2pshare.errors import ExitCode
         (["share", ".", "--port", "70000"], "--port"),
         (["info", "--no-such-option"], "--no-such-option"),
         (["no-such-command"], "no-such-command"),
-        (["get"], "target"),
+        (["get"], "TARGET"),
     ],
 )
 def test_usage_error_is_one_line(args: list[str], needle: str) -> None:

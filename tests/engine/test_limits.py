@@ -129,7 +129,7 @@ async def test_unknown_info_hash_is_closed(sessions: MakeSession, tmp_path: Path
 
 
 async def test_connections_that_never_handshake_are_capped() -> None:
-    """Past the cap of pending incoming handshakes, new connections are closed at once."""
+    """Past the cap of pending incoming handshakes, each new connection closes the oldest pending one."""
     import asyncio as _asyncio
     from dataclasses import replace as _replace
 
@@ -140,14 +140,16 @@ async def test_connections_that_never_handshake_are_capped() -> None:
     session = Session(config, listen_host="127.0.0.1")
     await session.start()
     writers = []
+    readers = []
     try:
         async with _asyncio.timeout(10):
-            for _ in range(3):  # these three wait, silent, within the cap
-                _, w = await _asyncio.open_connection("127.0.0.1", session.port)
+            for _ in range(4):  # three wait, silent, within the cap; the fourth evicts the first
+                r, w = await _asyncio.open_connection("127.0.0.1", session.port)
+                readers.append(r)
                 writers.append(w)
-            reader, w = await _asyncio.open_connection("127.0.0.1", session.port)
-            writers.append(w)
-            assert await _asyncio.wait_for(reader.read(1), 3) == b""  # the fourth is closed by us
+            assert await _asyncio.wait_for(readers[0].read(1), 3) == b""  # the oldest is closed by us
+            with pytest.raises(TimeoutError):
+                await _asyncio.wait_for(readers[3].read(1), 0.5)  # the newest still waits
     finally:
         for w in writers:
             w.close()

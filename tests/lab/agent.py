@@ -151,6 +151,8 @@ def ltget(args: argparse.Namespace) -> None:
         status = handle.status()
         if status.num_peers and "first_peer" not in marks:
             marks["first_peer"] = time.monotonic() - started
+        if status.total_download and "first_byte" not in marks:
+            marks["first_byte"] = time.monotonic() - started
         if status.is_seeding:
             marks["end"] = time.monotonic() - started
             break
@@ -160,6 +162,34 @@ def ltget(args: argparse.Namespace) -> None:
     ses.remove_torrent(handle)
     del handle, status, ses  # the session's destructor waits for its disk thread: the file is complete
     emit(event="ltget", seeding=seeding, total_done=total_done, marks=marks)
+
+
+def knock(args: argparse.Namespace) -> None:
+    """Someone on the Internet: a DHT ping and a BitTorrent handshake to host's ports, again and again."""
+    import os
+    import time
+
+    from p2pshare.core.wire.messages import encode_handshake
+
+    ping = b"d1:ad2:id20:" + os.urandom(20) + b"e1:q4:ping1:t2:kn1:y1:qe"
+    handshake = encode_handshake(os.urandom(20), b"-KN0001-" + os.urandom(12))
+    sent = {"udp": 0, "tcp": 0}
+    deadline = time.monotonic() + args.duration
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((args.source, 0))
+        while time.monotonic() < deadline:
+            udp.sendto(ping, (args.host, args.udp))
+            sent["udp"] += 1
+            try:
+                with socket.create_connection(
+                    (args.host, args.tcp), timeout=0.5, source_address=(args.source, 0)
+                ) as c:
+                    c.sendall(handshake)
+                    sent["tcp"] += 1
+            except OSError:
+                pass
+            time.sleep(0.5)
+    emit(event="knock", **sent)
 
 
 def main() -> None:
@@ -191,6 +221,12 @@ def main() -> None:
     t.add_argument("--peer", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--timeout", type=float, default=60.0)
+    k = sub.add_parser("knock")
+    k.add_argument("--source", required=True)
+    k.add_argument("--host", required=True)
+    k.add_argument("--tcp", type=int, required=True)
+    k.add_argument("--udp", type=int, required=True)
+    k.add_argument("--duration", type=float, default=10.0)
     args = parser.parse_args()
     global NAME
     NAME = getattr(args, "name", "h1").encode()
@@ -200,6 +236,8 @@ def main() -> None:
         probe(args)
     elif args.cmd == "ltget":
         ltget(args)
+    elif args.cmd == "knock":
+        knock(args)
     else:
         asyncio.run(lsd(args))
 

@@ -305,7 +305,8 @@ class Lab:
 
     def env(self) -> dict[str, str]:
         """Environment for a Python process in the lab: our tree first, the lab guard, its networks."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        drop = ("PYTEST", "P2PSHARE_NO_")  # port mapping and LSD are on in the lab, as for a user
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(ROOT)])
         env[LAB_NETS_ENV] = ",".join(LAB_NETS)
         env["PYTHONUNBUFFERED"] = "1"

@@ -12,13 +12,14 @@ import json
 import sys
 import traceback
 
-from tests.lab import scenarios
+from tests.lab import reach_scenarios, scenarios
 from tests.lab.netlab import VARIANTS, Lab, enter_private_run
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="tests.lab.run")
-    parser.add_argument("scenario", choices=sorted(scenarios.SCENARIOS))
+    every = {**scenarios.SCENARIOS, **reach_scenarios.SCENARIOS}
+    parser.add_argument("scenario", choices=sorted(every))
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="both")
     args = parser.parse_args()
     enter_private_run()
@@ -26,7 +27,7 @@ def main() -> int:
     code = 0
     with Lab(args.variant) as lab:
         try:
-            result = scenarios.SCENARIOS[args.scenario](lab)
+            result = every[args.scenario](lab)
         except Exception:
             result = {"error": traceback.format_exc(), "logs": lab.logs_text()}
             code = 1

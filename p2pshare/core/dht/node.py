@@ -566,6 +566,11 @@ class DhtNode(QueryAnswers):
     def _usable(self, node_id: bytes, addr: Addr) -> bool:
         return addr[1] != 0 and node_id != self.node_id
 
+    def hint_external_ip(self, ip: str, source: str, weight: int, now: float) -> None:
+        """A local source (the router's port mapping) names our external IP: ``weight`` votes for it."""
+        for i in range(max(0, weight)):
+            self._vote(ip, f"{source}#{i}", now)
+
     def _vote(self, ip: str, voter: str, now: float) -> None:
         voters = self._votes.get(ip)
         if voters is None:

@@ -425,7 +425,8 @@ def _azureus_version(code: str, ver: str) -> str:
         tag = {"Z": "+", "X": "+"}.get(ver[3], "")
         return f"{ver[0]}.{ver[1:3]}{tag}"
     parts = [_version_char(c) for c in ver]
-    while len(parts) > 2 and parts[-1] == 0:
+    keep = 3 if code == "PS" else 2  # p2pshare reads as its __version__ does: 0.1.0
+    while len(parts) > keep and parts[-1] == 0:
         parts.pop()
     return ".".join(str(p) for p in parts)
 

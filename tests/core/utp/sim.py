@@ -195,8 +195,9 @@ class Pair:
             self.now + 30,
             stop=lambda: any(isinstance(e, Connected) and e.conn == ha for e in self.events["a"]),
         )
-        hb = [e.conn for e in self.events["b"] if isinstance(e, IncomingConnection)][-1]
-        return ha, hb
+        accepted = [e.conn for e in self.events["b"] if isinstance(e, IncomingConnection)]
+        assert accepted, "the connection was never established (every SYN or its answer lost)"
+        return ha, accepted[-1]
 
     def closed(self, side: str, conn: int) -> Closed | None:
         return next((e for e in self.events[side] if isinstance(e, Closed) and e.conn == conn), None)

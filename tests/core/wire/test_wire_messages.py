@@ -260,7 +260,7 @@ def test_make_peer_id_is_azureus_style() -> None:
         (b"-TR300Z-xxxxxxxxxxxx", "Transmission 3.00+"),
         (b"-qB4520-xxxxxxxxxxxx", "qBittorrent 4.5.2"),
         (b"-UT355W-xxxxxxxxxxxx", "\u00b5Torrent 3.5.5.32"),
-        (b"-PS0100-xxxxxxxxxxxx", "p2pshare 0.1"),
+        (b"-PS0100-xxxxxxxxxxxx", "p2pshare 0.1.0"),
         (b"-AR1000-xxxxxxxxxxxx", "Arctic 1.0"),
         (b"A2-1-36-0-xxxxxxxxxx", "aria2 1.36.0"),
         (b"M7-10-3--xxxxxxxxxxx", "Mainline 7.10.3"),
