@@ -17,6 +17,7 @@ __all__ = [
     "BencodeLimits",
     "ChokerConfig",
     "Config",
+    "ConnectorConfig",
     "DEFAULT_BOOTSTRAP",
     "DefenceConfig",
     "DhtConfig",
@@ -334,6 +335,7 @@ class Config:
     defence: DefenceConfig = field(default_factory=lambda: DefenceConfig())
     terminal: TerminalConfig = field(default_factory=lambda: TerminalConfig())
     coop: CoopConfig = field(default_factory=lambda: CoopConfig())
+    connector: ConnectorConfig = field(default_factory=lambda: ConnectorConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +595,18 @@ class CoopConfig:
     max_up: int = 0  #: global upload cap in bytes/s (0: none); ``--max-up``
     max_down: int = 0  #: global download cap in bytes/s (0: none); ``--max-down``
     bucket_seconds: float = 0.25  #: a rate bucket holds at most this many seconds of its rate
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    """The session's connector: MSE/PE on the links it dials and accepts (the policy is in MseConfig)."""
+
+    #: Addresses whose encryption needs we remember (encrypted only / plaintext only); oldest forgotten first.
+    max_remembered_peers: int = 4096
+    #: Incoming MSE handshakes in progress at once; more are refused (each holds a DH key and buffers).
+    max_pending_accepts: int = 64
+    #: Worker threads for RC4 of large reads and writes (cryptography releases the GIL); 0: inline only.
+    crypto_workers: int = 1
 
 
 DEFAULT_CONFIG = Config()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2pshare.config import EncryptionPolicy
 from p2pshare.core.rate import parse_rate
 from p2pshare.core.types import parse_host_port
 from p2pshare.errors import UsageError
@@ -52,6 +53,13 @@ def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
     return value
+
+
+def _encryption(value: object) -> str:
+    choices = [p.value for p in EncryptionPolicy]
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return value.lower()
 
 
 def _path(value: object) -> str:
@@ -107,6 +115,7 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("dht_read_only", "P2PSHARE_DHT_READ_ONLY", "false", _flag),
     ConfigKey("max_up", None, "no cap", _rate),
     ConfigKey("max_down", None, "no cap", _rate),
+    ConfigKey("encryption", "P2PSHARE_ENCRYPTION", "prefer", _encryption),
 )
 _BY_NAME = {key.name: key for key in KEYS}
 

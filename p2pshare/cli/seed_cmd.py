@@ -18,6 +18,7 @@ from p2pshare.cli.swarm_cmds import (
     BootstrapOpt,
     DhtPortOpt,
     DhtReadOnlyOpt,
+    EncryptionOpt,
     HostOpt,
     JsonOpt,
     NoDhtOpt,
@@ -25,6 +26,7 @@ from p2pshare.cli.swarm_cmds import (
     _options,
 )
 from p2pshare.cli.views import Mode, View, choose_mode
+from p2pshare.config import EncryptionPolicy
 from p2pshare.core.magnet import make_magnet
 from p2pshare.core.types import PeerAddress
 from p2pshare.engine.events import Ready
@@ -54,6 +56,7 @@ def seed(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    encryption: EncryptionOpt = EncryptionPolicy.PREFER,
     peer: Annotated[
         list[str] | None,
         typer.Option(
@@ -107,7 +110,7 @@ def seed(
             seed_existing(
                 info,
                 data,
-                _options(host, port, boot, dht_port, dht_read_only),
+                _options(host, port, boot, dht_port, dht_read_only, encryption=encryption),
                 on_event=view.event,
                 on_swarm=view.attach,
                 on_check=view,

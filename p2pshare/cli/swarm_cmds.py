@@ -40,7 +40,7 @@ from p2pshare.cli.handover import others_run
 from p2pshare.cli.reach_opts import NoLsdOpt, NoPortMappingOpt
 from p2pshare.cli.share_view import QrOpt, bootstrap_flags, hash_with_progress, show_handover
 from p2pshare.cli.views import Mode, View, choose_mode, human_size, human_time
-from p2pshare.config import DEFAULT_CONFIG
+from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
 from p2pshare.core.magnet import magnet_for_info
 from p2pshare.core.rate import rate_caps
 from p2pshare.core.types import PeerAddress
@@ -139,6 +139,15 @@ MaxDownOpt = Annotated[
         show_default=False,
     ),
 ]
+EncryptionOpt = Annotated[
+    EncryptionPolicy,
+    typer.Option(
+        "--encryption",
+        envvar="P2PSHARE_ENCRYPTION",
+        case_sensitive=False,
+        help="Peer encryption (MSE/PE): prefer (encrypt, fall back to plaintext), require, or off.",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
 ]
@@ -162,10 +171,13 @@ def _options(
     no_lsd: bool = False,
     mapping_wait: float = 0.0,
     transport: Transport = Transport.BOTH,
+    encryption: EncryptionPolicy = EncryptionPolicy.PREFER,
 ) -> runner.SwarmOptions:
     from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
 
     config = DEFAULT_CONFIG
+    if encryption is not config.mse.policy:
+        config = replace(config, mse=replace(config.mse, policy=encryption))
     if read_only:
         config = replace(config, dht=replace(config.dht, read_only=True))
     if max_up or max_down:
@@ -201,6 +213,7 @@ def share(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    encryption: EncryptionOpt = EncryptionPolicy.PREFER,
     no_port_mapping: NoPortMappingOpt = False,
     no_lsd: NoLsdOpt = False,
     transport: TransportOpt = Transport.BOTH,
@@ -276,6 +289,7 @@ def share(
                 no_port_mapping=no_port_mapping,
                 no_lsd=no_lsd,
                 transport=transport,
+                encryption=encryption,
             )
             return upd.run_publish(
                 path, options, view, upd.PublishArgs(key, host, piece_length, include_hidden, peers)
@@ -355,6 +369,7 @@ def share(
                     no_lsd=no_lsd,
                     mapping_wait=DEFAULT_CONFIG.reach.share_settle_timeout,
                     transport=transport,
+                    encryption=encryption,
                 ),
                 on_event=view.event,
                 on_swarm=view.attach,
@@ -390,6 +405,7 @@ def get(
     no_dht: NoDhtOpt = False,
     dht_port: DhtPortOpt = None,
     dht_read_only: DhtReadOnlyOpt = False,
+    encryption: EncryptionOpt = EncryptionPolicy.PREFER,
     no_port_mapping: NoPortMappingOpt = False,
     no_lsd: NoLsdOpt = False,
     transport: TransportOpt = Transport.BOTH,
@@ -474,6 +490,7 @@ def get(
                 no_port_mapping=no_port_mapping,
                 no_lsd=no_lsd,
                 transport=transport,
+                encryption=encryption,
             )
             args = upd.FollowArgs(output, follow, delete, peers, timeout)
             return upd.run_follow(followed, options, view, args)
@@ -493,6 +510,7 @@ def get(
             no_port_mapping=no_port_mapping,
             no_lsd=no_lsd,
             transport=transport,
+            encryption=encryption,
         )
         if list_files:
             if info is None:

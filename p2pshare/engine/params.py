@@ -88,8 +88,12 @@ class TorrentHost(Protocol):
         """A peer named its DHT node (BEP 5 ``port``): the DHT may ping it."""
         ...
 
-    async def connect(self, address: PeerAddress) -> Link:
-        """Open a link to ``address``; raises OSError or TimeoutError."""
+    def pex_flags(self, address: PeerAddress, flags: int) -> None:
+        """BEP 11 hook: PEX named ``address`` with ``added.f`` ``flags`` (0x01: prefers encryption)."""
+        ...
+
+    async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
+        """Open a link to ``address`` for ``info_hash`` (the MSE SKEY); raises OSError or TimeoutError."""
         ...
 
     def note_utp(self, address: PeerAddress) -> None:

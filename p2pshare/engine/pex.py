@@ -32,7 +32,7 @@ __all__ = ["PexRoom"]
 log = logging.getLogger("p2pshare.pex")
 
 AddPeers = Callable[[Iterable[tuple[str, int]], str], int]
-NoteFlags = Callable[[PeerAddress, PeerAddress, bool, bool], None]  #: address, via, utp, reachable
+NoteFlags = Callable[[PeerAddress, PeerAddress, int], None]  #: address, via (who told us), BEP 11 flags
 
 
 class PexRoom:
@@ -49,7 +49,7 @@ class PexRoom:
         self.config = config
         self.enabled = enabled
         self._add_peers = add_peers
-        #: told (address, via, utp, reachable) for every added peer: uTP-first dials, BEP 55 relays
+        #: told (address, via, flags) for every added peer: uTP-first dials, BEP 55 relays, MSE
         self._on_flags = on_flags
         self._diffs: dict[Peer, PexDiff] = {}
         self._listen: dict[Peer, PeerAddress] = {}  #: where each peer accepts connections
@@ -130,5 +130,4 @@ class PexRoom:
         if self._on_flags is not None:
             for p in msg.added:
                 if p.address not in mine:
-                    utp, reachable = bool(p.flags & PexFlags.UTP), bool(p.flags & PexFlags.REACHABLE)
-                    self._on_flags(p.address, self._listen.get(peer, peer.address), utp, reachable)
+                    self._on_flags(p.address, self._listen.get(peer, peer.address), int(p.flags))

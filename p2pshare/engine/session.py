@@ -1,7 +1,9 @@
 """A session: one peer id, one listening port, any number of torrents, maybe a DHT node.
 
 Incoming connections are routed by the info hash of their handshake to the
-torrent that serves it.  The DHT node, when enabled, is shared by every torrent:
+torrent that serves it; encrypted ones (MSE/PE) by SKEY, among every torrent served,
+through the :class:`~p2pshare.engine.connector.Connector`, which also encrypts the
+links we dial as ``--encryption`` says.  The DHT node, when enabled, is shared by every torrent:
 it finds peers for downloads, announces shares, and learns nodes from the BEP 3
 ``port`` messages peers send.
 """
@@ -16,10 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.config import DEFAULT_CONFIG, Config, EncryptionPolicy
+from p2pshare.core.mse import MseError
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
+from p2pshare.engine.connector import Connector
 from p2pshare.engine.coop import lookup_pause
 from p2pshare.engine.hash_exchange import swarm_hashes
 from p2pshare.engine.params import StorageFactory, TorrentParams, file_storage
@@ -29,7 +33,7 @@ from p2pshare.engine.transports import Transport, TransportPolicy
 from p2pshare.engine.utp_wiring import UtpWiring
 from p2pshare.io.link import Link
 from p2pshare.io.listener import Listener
-from p2pshare.io.peer_link import open_link
+from p2pshare.io.peer_link import PeerLink, open_link
 from p2pshare.io.utp_socket import UtpLink
 
 if TYPE_CHECKING:
@@ -66,15 +70,21 @@ class Session:
         self._peer_id = peer_id or make_peer_id()
         self.torrents: dict[bytes, Torrent] = {}
         self.dht: DhtService | None = None
+        self.connector = Connector(config.mse, config.connector)
+        self._accepts: set[asyncio.Task[None]] = set()
         self.reach: Reachability | None = None  #: port mapping and LSD (start_reachability)
         self._listener = Listener(
             self._route,
             timeout=config.wire.handshake_timeout,
             max_pending=config.wire.max_pending_incoming,
             link_config=config.link,
+            on_other=self._accept_other,
+            plain=config.mse.policy is not EncryptionPolicy.REQUIRE,
         )
         self._rng = rng or random.Random()
-        self.transports = TransportPolicy(config.transport, Transport(config.transport.mode))
+        # --encryption require: only TCP carries MSE/PE so far, so no plaintext uTP dials either
+        mode = "tcp" if config.mse.policy is EncryptionPolicy.REQUIRE else config.transport.mode
+        self.transports = TransportPolicy(config.transport, Transport(mode))
         self.utp = UtpWiring(config, self._route, self.transports)
         self.rates = RateLimits(config.coop)  #: --max-up / --max-down, over all torrents
 
@@ -103,8 +113,16 @@ class Session:
         if self.dht is not None:
             self.dht.add_node(address[0], address[1])
 
-    async def connect(self, address: PeerAddress) -> Link:
-        """Dial ``address`` on the transports the policy orders, falling back to the next one."""
+    def pex_flags(self, address: PeerAddress, flags: int) -> None:
+        self.connector.pex_flags(address, flags)
+
+    async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
+        """Dial ``address`` on the transports the policy orders, falling back to the next one.
+
+        TCP goes through the connector (MSE/PE as the encryption policy says); uTP links
+        carry plaintext, as incoming uTP is accepted (``--encryption require`` turns uTP
+        off, see :func:`p2pshare.engine.runner.transport_for`).
+        """
         order = self.transports.order(address)
         error: BaseException | None = None
         for attempt, kind in enumerate(order):
@@ -112,7 +130,7 @@ class Session:
                 if kind is Transport.UTP:
                     link: Link = await self.utp.connect(address, self._config.swarm.connect_timeout)
                 else:
-                    link = await self._connect_tcp(address)
+                    link = await self.connector.dial(address, info_hash, lambda: self._connect_tcp(address))
             except (OSError, TimeoutError) as exc:
                 self.transports.dialled(address, kind, False, attempt=attempt)
                 error = exc
@@ -208,6 +226,24 @@ class Session:
         torrent.attach(link, outgoing=False)
         return True
 
+    def _accept_other(self, link: PeerLink) -> None:
+        """An incoming link that did not open with a plain handshake: maybe MSE/PE."""
+        if not self.connector.accepting():
+            link.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._accept_mse(link), name="mse-accept")
+        self._accepts.add(task)
+        task.add_done_callback(self._accepts.discard)
+
+    async def _accept_mse(self, link: PeerLink) -> None:
+        try:
+            wrapped, info_hash = await self.connector.accept(link)
+        except MseError as exc:
+            log.debug("incoming MSE handshake from %s failed: %s", link.remote_address, exc)
+            return
+        if info_hash is None or not self._route(info_hash, wrapped):
+            wrapped.close()
+
     async def add_torrent(
         self,
         params: TorrentParams,
@@ -228,8 +264,10 @@ class Session:
             rates=self.rates,
         )
         self.torrents[key] = torrent
+        self.connector.serve(key)
         for alias in swarm_hashes(params):  # a hybrid is one swarm under both hashes (BEP 52)
             self.torrents.setdefault(alias.value, torrent)
+            self.connector.serve(alias.value)  # MSE peers name either hash by SKEY
         await torrent.start()
         if self.reach is not None:
             self.reach.add_torrent(key)
@@ -275,9 +313,14 @@ class Session:
         if self.reach is not None:
             await self.reach.close()  # bounded: a stuck router never hangs exit
         await self._listener.close()
+        for task in list(self._accepts):
+            task.cancel()
+        if self._accepts:
+            await asyncio.wait(list(self._accepts), timeout=self._config.engine.task_close_timeout)
         for torrent in list(self.torrents.values()):
             await torrent.close()
         if self.dht is not None:
             with contextlib.suppress(Exception):
                 await self.dht.close()
         self.utp.close()  # after the DHT: its endpoint may ride on this socket
+        self.connector.close()

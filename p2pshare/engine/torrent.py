@@ -47,6 +47,7 @@ from p2pshare.core.picker import PiecePicker
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.wire import connection as wc
 from p2pshare.core.wire import messages as wm
+from p2pshare.core.wire.pex import PexFlags
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
 from p2pshare.engine.crossed_links import Detachable, settle_crossed
@@ -124,9 +125,7 @@ class Torrent(Transfer):
             config.coop,
             self.add_peers,
             enabled=not (info is not None and info.private),
-            on_flags=lambda address, via, utp, reachable: self.note_pex_peer(
-                address, via, utp=utp, reachable=reachable
-            ),
+            on_flags=self._pex_flags,
         )
         self._super: SuperSeeder | None = None
         self.slots = UploadSlots(config.choker, self._rng)
@@ -307,7 +306,7 @@ class Torrent(Transfer):
 
     async def _connect(self, addr: PeerAddress, known: KnownPeer) -> None:
         try:
-            link = await self.host.connect(addr)
+            link = await self.host.connect(addr, self.info_hash.value)
         except (OSError, TimeoutError) as exc:
             now = asyncio.get_running_loop().time()
             delay = self.book.dial_failed(known, now)
@@ -319,6 +318,12 @@ class Torrent(Transfer):
             link.close()
             return
         self.attach(link, outgoing=True, address=addr)
+
+    def _pex_flags(self, address: PeerAddress, via: PeerAddress, flags: int) -> None:
+        """What PEX said of ``address``: prefers encryption (the connector), uTP and reachability."""
+        self.host.pex_flags(address, flags)
+        utp, reachable = bool(flags & PexFlags.UTP), bool(flags & PexFlags.REACHABLE)
+        self.note_pex_peer(address, via, utp=utp, reachable=reachable)
 
     def note_pex_peer(self, address: PeerAddress, via: PeerAddress, *, utp: bool, reachable: bool) -> None:
         """The hook for PEX (BEP 11): ``via`` told us about ``address`` with these flags.
@@ -382,10 +387,12 @@ class Torrent(Transfer):
         peer.on_pending = self._schedule_flush
         self.peers[address] = peer
         self.book.attached(address)
-        link.set_handlers(lambda data: self._on_data(peer, data), lambda exc: self._on_link_closed(peer, exc))
         if outgoing:
+            # Before set_handlers: an encrypted link may deliver the peer's handshake (sent
+            # with the MSE handshake) at once, and ours must be on the wire before any reply.
             link.write(conn.handshake_bytes())
             peer.last_send = now
+        link.set_handlers(lambda data: self._on_data(peer, data), lambda exc: self._on_link_closed(peer, exc))
 
     def _crossed(self, link: Link, address: PeerAddress, outgoing: bool) -> None:
         """A second link to a peer we are dialling (a hole punch: both sides dial): keep one."""

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from p2pshare.config import Config
+from p2pshare.config import Config, EncryptionPolicy
 from p2pshare.core.utp import UtpManager
 from p2pshare.engine.transports import TransportPolicy
 from p2pshare.errors import PortInUseError
@@ -45,6 +45,8 @@ class UtpWiring:
         )
         self._route = route
         self._policy = policy
+        #: --encryption require: uTP links carry no MSE/PE yet, so incoming ones are refused
+        self.refuse_plain = config.mse.policy is EncryptionPolicy.REQUIRE
         self.incoming = UtpIncoming(
             self._route_incoming,
             timeout=config.wire.handshake_timeout,
@@ -77,6 +79,9 @@ class UtpWiring:
         )
 
     def _route_incoming(self, info_hash: bytes, link: Link) -> bool:
+        if self.refuse_plain:
+            link.abort()
+            return False
         self._policy.note_incoming_utp(link.remote_address[0])
         return self._route(info_hash, link)
 

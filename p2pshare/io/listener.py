@@ -1,5 +1,11 @@
 """The session's one listening TCP port; incoming peers are routed by the info hash
-in the first 48 bytes of their handshake (pstrlen, pstr, reserved, info hash)."""
+in the first 48 bytes of their handshake (pstrlen, pstr, reserved, info hash).
+
+A connection whose first bytes are not a plain BitTorrent handshake (an MSE/PE
+handshake starts with a random public key) goes, with those bytes put back, to
+``on_other`` when one is given (the session runs the MSE receiver there), else it is closed.
+``plain=False`` (``--encryption require``) closes plain BitTorrent peers instead.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ _ROUTING_PREFIX = 48
 _PROTOCOL = b"\x13BitTorrent protocol"
 
 Router = Callable[[bytes, Link], bool]
+OtherHandler = Callable[[PeerLink], None]
 _LINK = LinkConfig()
 
 
@@ -41,9 +48,18 @@ class Listener:
     """
 
     def __init__(
-        self, route: Router, timeout: float = 10.0, max_pending: int = 64, link_config: LinkConfig = _LINK
+        self,
+        route: Router,
+        timeout: float = 10.0,
+        max_pending: int = 64,
+        link_config: LinkConfig = _LINK,
+        *,
+        on_other: OtherHandler | None = None,
+        plain: bool = True,
     ) -> None:
         self._route = route
+        self._on_other = on_other
+        self._plain = plain
         self._link_config = link_config
         self._timeout = timeout
         self._max_pending = max_pending
@@ -86,19 +102,30 @@ class Listener:
         def settle() -> None:
             self._pending.pop(link, None)
 
+        def not_plain() -> None:
+            timer.cancel()
+            settle()
+            if self._on_other is None:
+                link.abort()
+                return
+            link.detach(unread=buffer)
+            self._on_other(link)
+
         def on_data(data: memoryview) -> None:
             buffer.extend(data)
+            head = bytes(buffer[:20])
+            if not _PROTOCOL.startswith(head):
+                not_plain()
+                return
+            if not self._plain and len(head) == len(_PROTOCOL):
+                timer.cancel()
+                settle()
+                link.abort()
+                return
             if len(buffer) < _ROUTING_PREFIX:
-                if not _PROTOCOL.startswith(bytes(buffer[:20])):
-                    timer.cancel()
-                    settle()
-                    link.abort()
                 return
             timer.cancel()
             settle()
-            if buffer[:20] != _PROTOCOL:
-                link.abort()
-                return
             info_hash = bytes(buffer[28:48])
             # Put the bytes back so the torrent's connection parses the whole handshake.
             link.detach(unread=buffer)

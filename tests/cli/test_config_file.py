@@ -53,6 +53,7 @@ def test_missing_file_is_empty(tmp_path: Path) -> None:
         ('bootstrap = ["nohost"]', "is not HOST:PORT"),
         ("port = = 1", "not valid TOML"),
         ("dht_read_only = 1", "expected true or false"),
+        ('encryption = "maybe"', "encryption: expected one of prefer, require, off"),
     ],
 )
 def test_bad_file_is_a_usage_error(tmp_path: Path, text: str, needle: str) -> None:
@@ -126,3 +127,10 @@ def test_file_value_reaches_the_command(
     assert _get("--port", "0") == ExitCode.NO_PEERS
     monkeypatch.setenv("P2PSHARE_PORT", "0")
     assert _get() == ExitCode.NO_PEERS
+
+
+def test_encryption_key_is_read_in_any_case(tmp_path: Path) -> None:
+    """The encryption key takes prefer/require/off in any case and stores it lower-case."""
+    path = tmp_path / "c.toml"
+    path.write_text('encryption = "Require"')
+    assert load_file(path) == {"encryption": "require"}

@@ -306,6 +306,22 @@ def test_dht_read_only_flag_reaches_the_dht_config() -> None:
     assert _options("127.0.0.1", 0, [], None).config.dht.read_only is False
 
 
+def test_encryption_option_reaches_the_mse_config() -> None:
+    """--encryption and $P2PSHARE_ENCRYPTION set the session's MSE policy on share, seed and get."""
+    from p2pshare.cli.app import app
+    from p2pshare.cli.swarm_cmds import _options
+    from p2pshare.config import EncryptionPolicy
+
+    assert _options("127.0.0.1", 0, [], None).config.mse.policy is EncryptionPolicy.PREFER
+    opts = _options("127.0.0.1", 0, [], None, encryption=EncryptionPolicy.REQUIRE)
+    assert opts.config.mse.policy is EncryptionPolicy.REQUIRE
+    for command in ("share", "seed", "get"):
+        shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
+        assert "--encryption" in shown and "P2PSHARE_ENCRYPTION" in shown
+    bad = CliRunner().invoke(app, ["get", "00" * 20, "--encryption", "maybe"])
+    assert bad.exit_code == 2
+
+
 def test_human_time_is_one_clock_style_at_every_scale() -> None:
     """Durations and ETAs are all clocks (m:ss or h:mm:ss), rounded up so a running job never reads 0:00."""
     from p2pshare.cli.views import human_time

@@ -26,6 +26,7 @@ from p2pshare.core.wire.extension import ExtensionHandshake
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.core.wire.metadata import MetadataMessage
 from p2pshare.engine import events as ev
+from p2pshare.engine.connector import Connector
 from p2pshare.engine.params import TorrentParams
 from p2pshare.engine.torrent import Torrent
 from p2pshare.errors import RemoteProtocolError
@@ -77,6 +78,8 @@ class MemoryHost:
         self.utp_dials: list[PeerAddress] = []
         self.failed_links: list[PeerAddress] = []
         self.utp_hints: list[PeerAddress] = []
+        #: when set, links are dialed through it (MSE/PE as its policy says)
+        self.connector: Connector | None = None
 
     @property
     def peer_id(self) -> bytes:
@@ -95,8 +98,18 @@ class MemoryHost:
     def add_dht_node(self, address: PeerAddress) -> None:
         self.dht_nodes.append(address)
 
-    async def connect(self, address: PeerAddress) -> Link:
-        return self.network.connect(self.address.host, address)
+    def pex_flags(self, address: PeerAddress, flags: int) -> None:
+        if self.connector is not None:
+            self.connector.pex_flags(address, flags)
+
+    async def connect(self, address: PeerAddress, info_hash: bytes) -> Link:
+        if self.connector is None:
+            return self.network.connect(self.address.host, address)
+
+        async def memory() -> Link:
+            return self.network.connect(self.address.host, address)
+
+        return await self.connector.dial(address, info_hash, memory)
 
     def note_utp(self, address: PeerAddress) -> None:
         self.utp_hints.append(address)

@@ -100,10 +100,23 @@ async def test_rule_breaking_peer_is_dropped_with_reason(
 
 
 async def test_garbage_instead_of_handshake_is_closed(sessions: MakeSession, tmp_path: Path) -> None:
-    """A connection that does not speak BitTorrent is closed by the listener."""
-    s = await sessions("127.0.12.1")
+    """With encryption off, a connection that does not speak BitTorrent is closed by the listener."""
+    from dataclasses import replace as _replace
+
+    from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
+
+    off = _replace(DEFAULT_CONFIG, mse=_replace(DEFAULT_CONFIG.mse, policy=EncryptionPolicy.OFF))
+    s = await sessions("127.0.12.1", off)
     reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=("127.0.12.2", 0))
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await _assert_dropped(reader, writer)
+
+
+async def test_garbage_fails_the_mse_handshake_and_is_closed(sessions: MakeSession, tmp_path: Path) -> None:
+    """Under prefer, bytes that are neither BitTorrent nor MSE fail the MSE sync search and are closed."""
+    s = await sessions("127.0.12.5")
+    reader, writer = await asyncio.open_connection(s.listen_host, s.port, local_addr=("127.0.12.6", 0))
+    writer.write(b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200)
     await _assert_dropped(reader, writer)
 
 

@@ -1,4 +1,4 @@
-"""scripts/check-interop-skips.py: CI fails on a skipped interop cell, except needs_encryption for now."""
+"""scripts/check-interop-skips.py: CI fails on any skipped interop cell, encrypted cells included."""
 
 from __future__ import annotations
 
@@ -42,12 +42,12 @@ def test_engine_missing_skip_fails(tmp_path: Path) -> None:
     assert "tests.interop.test_x::b" in result.stderr and "engine missing" in result.stderr
 
 
-def test_needs_encryption_skip_is_allowed_for_now(tmp_path: Path) -> None:
-    """A cell skipped for want of --encryption passes (the temporary exception) and is listed."""
+def test_encrypted_cell_skip_fails(tmp_path: Path) -> None:
+    """An encrypted cell that skipped fails the check like any other (the old exception is gone)."""
     skip = "needs_encryption: no --encryption option yet"
     result = check(report(tmp_path, case("interop.test_a", "plain"), case("interop.test_a", "enc", skip)))
-    assert result.returncode == 0, result.stderr
-    assert "tests.interop.test_a::enc" in result.stdout
+    assert result.returncode == 1
+    assert "tests.interop.test_a::enc" in result.stderr
 
 
 def test_no_interop_cell_fails(tmp_path: Path) -> None:

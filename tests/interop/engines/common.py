@@ -9,7 +9,6 @@ interface the README documents, by way of :mod:`tests.e2e.procs`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import random
@@ -17,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,8 +31,6 @@ ENGINES_DIR = Path(os.environ.get("P2PSHARE_ENGINES_DIR", ROOT / ".engines"))
 PAYLOAD_SIZE = int(os.environ.get("P2PSHARE_INTEROP_SIZE", str(16 * 1024 * 1024)))
 #: The bound on one transfer of a cell, in seconds.
 TRANSFER_TIMEOUT = float(os.environ.get("P2PSHARE_INTEROP_TIMEOUT", "90"))
-#: Every skip of an encrypted cell starts with this; .ci/run lets such skips pass (for now).
-NEEDS_ENCRYPTION = "needs_encryption:"
 
 
 def skip_missing(what: str, how: str) -> None:
@@ -50,29 +46,8 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
-@functools.cache
-def p2pshare_has_encryption() -> bool:
-    """True once ``p2pshare get --help`` lists ``--encryption`` (the MSE work of issue 10)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    out = subprocess.run(
-        [sys.executable, "-m", "p2pshare", "get", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=ROOT,
-    )
-    return "--encryption" in out.stdout
-
-
-#: Marks for an encrypted cell: it skips, with the reason, until p2pshare has --encryption.
-ENCRYPTED_MARKS = (
-    pytest.mark.needs_encryption,
-    pytest.mark.skipif(
-        not p2pshare_has_encryption(),
-        reason=f"{NEEDS_ENCRYPTION} `p2pshare get --help` has no --encryption option yet (MSE/PE, issue 10)",
-    ),
-)
+#: Marks for an encrypted cell (``-m needs_encryption`` selects them; they never skip in CI).
+ENCRYPTED_MARKS = (pytest.mark.needs_encryption,)
 
 
 def crypto_params() -> list[Any]:
