@@ -73,10 +73,10 @@ async def test_two_peers_that_cannot_dial_each_other_meet_through_a_relay(tmp_pa
         await until(lambda: len(relay.holepunch.supporting()) == 2, "both at the relay with ut_holepunch")
         real = a_host.connect
 
-        async def firewalled(address: PeerAddress) -> object:
+        async def firewalled(address: PeerAddress, info_hash: bytes) -> object:
             if address == t_host.address:
                 raise ConnectionRefusedError("behind a NAT")
-            return await real(address)
+            return await real(address, info_hash)
 
         a_host.connect = firewalled  # type: ignore[method-assign,assignment]
         a.add_peers([t_host.address], "pex")
