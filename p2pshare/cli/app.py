@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from p2pshare import __version__
-from p2pshare.cli import config_cmd, dht_cmd, doctor_cmd, manifest_cmds, seed_cmd, swarm_cmds
+from p2pshare.cli import config_cmd, demo_cmd, dht_cmd, doctor_cmd, manifest_cmds, seed_cmd, swarm_cmds
 from p2pshare.cli.common import settings
 from p2pshare.cli.help_words import WordsCommand
 from p2pshare.cli.usage import OneLineGroup
@@ -64,7 +64,7 @@ app.command("share", cls=WordsCommand)(swarm_cmds.share)
 app.command("seed", cls=WordsCommand)(seed_cmd.seed)
 app.command("get", cls=WordsCommand)(swarm_cmds.get)
 app.command("dht", cls=WordsCommand)(dht_cmd.dht)
-app.command("demo", cls=WordsCommand)(swarm_cmds.demo)
+app.command("demo", cls=WordsCommand)(demo_cmd.demo)
 app.command("config", cls=WordsCommand)(config_cmd.config)
 app.command("doctor", cls=WordsCommand)(doctor_cmd.doctor)
 

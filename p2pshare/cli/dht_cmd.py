@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from p2pshare.cli.common import handle_errors, resolve_bootstrap, run_async
-from p2pshare.cli.swarm_cmds import BootstrapOpt, HostOpt, JsonOpt
+from p2pshare.cli.swarm_opts import BootstrapOpt, HostOpt, JsonOpt
 from p2pshare.cli.views import Mode, View, choose_mode
 from p2pshare.config import DEFAULT_CONFIG
 from p2pshare.engine.state import StateDir

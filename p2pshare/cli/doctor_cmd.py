@@ -8,7 +8,7 @@ import typer
 
 from p2pshare.cli.common import handle_errors, out_console, print_json, resolve_bootstrap, run_async
 from p2pshare.cli.reach_opts import NoLsdOpt, NoPortMappingOpt
-from p2pshare.cli.swarm_cmds import BootstrapOpt, HostOpt, NoDhtOpt, PortOpt
+from p2pshare.cli.swarm_opts import BootstrapOpt, HostOpt, NoDhtOpt, PortOpt
 from p2pshare.config import DEFAULT_CONFIG
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import typer
 
 from p2pshare.cli.common import handle_errors, load_target, parse_peers, resolve_bootstrap, run_async
 from p2pshare.cli.share_view import QrOpt, bootstrap_flags, show_handover
-from p2pshare.cli.swarm_cmds import (
+from p2pshare.cli.swarm_opts import (
     BootstrapOpt,
     DhtPortOpt,
     DhtReadOnlyOpt,

@@ -8,7 +8,6 @@ one line and an exit code.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,165 +38,58 @@ from p2pshare.cli.file_options import (
 from p2pshare.cli.handover import others_run
 from p2pshare.cli.reach_opts import NoLsdOpt, NoPortMappingOpt
 from p2pshare.cli.share_view import QrOpt, bootstrap_flags, hash_with_progress, show_handover
-from p2pshare.cli.views import Mode, View, choose_mode, human_size, human_time
+from p2pshare.cli.views import Mode, View, choose_mode, human_size
 from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
 from p2pshare.core.magnet import magnet_for_info
-from p2pshare.core.rate import rate_caps
 from p2pshare.core.types import PeerAddress
 from p2pshare.core.updatable import parse_btpk_magnet
 from p2pshare.engine.create import parse_format, parse_size
-from p2pshare.engine.state import StateDir
 from p2pshare.engine.transports import Transport
-from p2pshare.errors import P2PShareError
 
 if TYPE_CHECKING:
     from p2pshare.engine import runner
 
-__all__ = ["demo", "get", "share"]  # dht: cli/dht_cmd.py
+from p2pshare.cli.swarm_opts import (  # re-exported: other commands take them from here too
+    BootstrapOpt as BootstrapOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    DhtPortOpt as DhtPortOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    DhtReadOnlyOpt as DhtReadOnlyOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    EncryptionOpt as EncryptionOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    HostOpt as HostOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    JsonOpt as JsonOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    MaxDownOpt as MaxDownOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    MaxUpOpt as MaxUpOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    NoDhtOpt as NoDhtOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    PortOpt as PortOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    TransportOpt as TransportOpt,
+)
+from p2pshare.cli.swarm_opts import (
+    _options as _options,
+)
+from p2pshare.cli.swarm_opts import (
+    _state as _state,
+)
 
-# ---------------------------------------------------------------------- shared options
-
-PortOpt = Annotated[
-    int,
-    typer.Option(
-        "--port",
-        "-p",
-        min=0,
-        max=65535,
-        metavar="PORT",
-        envvar="P2PSHARE_PORT",
-        help="TCP port to accept peers on (the DHT uses the same UDP port); 0 picks a free one.",
-    ),
-]
-HostOpt = Annotated[
-    str,
-    typer.Option(
-        "--host",
-        metavar="ADDRESS",
-        envvar="P2PSHARE_HOST",
-        help="Address to listen on (and to run the DHT node on).",
-    ),
-]
-BootstrapOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--bootstrap",
-        "-b",
-        metavar="HOST:PORT",
-        help="A DHT node to join through (repeatable). Default: $P2PSHARE_BOOTSTRAP, "
-        "else the public Mainline routers.",
-        show_default=False,
-    ),
-]
-DhtPortOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--dht-port",
-        min=0,
-        max=65535,
-        metavar="PORT",
-        envvar="P2PSHARE_DHT_PORT",
-        help="UDP port of the DHT node (default: the --port number if free, else any).",
-        show_default=False,
-    ),
-]
-NoDhtOpt = Annotated[bool, typer.Option("--no-dht", help="Do not use the DHT at all.")]
-DhtReadOnlyOpt = Annotated[
-    bool,
-    typer.Option(
-        "--dht-read-only",
-        envvar="P2PSHARE_DHT_READ_ONLY",
-        help="Join the DHT read-only (BEP 43): ask, but answer no queries (for metered or NAT-ed links).",
-    ),
-]
-TransportOpt = Annotated[
-    Transport,
-    typer.Option(
-        "--transport",
-        envvar="P2PSHARE_TRANSPORT",
-        case_sensitive=False,
-        metavar="MODE",
-        help="Peer transports, MODE tcp, utp (BEP 29, on the same UDP port as the DHT) or both.",
-        show_default=False,
-    ),
-]
-MaxUpOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--max-up",
-        metavar="RATE",
-        help="Cap the upload over all peers (e.g. 500KiB/s, 8MiB/s; k = 1024); default: no cap.",
-        show_default=False,
-    ),
-]
-MaxDownOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--max-down",
-        metavar="RATE",
-        help="Cap the download over all peers (e.g. 2MiB/s); default: no cap.",
-        show_default=False,
-    ),
-]
-EncryptionOpt = Annotated[
-    EncryptionPolicy,
-    typer.Option(
-        "--encryption",
-        envvar="P2PSHARE_ENCRYPTION",
-        case_sensitive=False,
-        help="Peer encryption (MSE/PE): prefer (encrypt, fall back to plaintext), require, or off.",
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print newline-delimited JSON events (schema in the README).")
-]
-
-
-def _state() -> StateDir:
-    return StateDir()
-
-
-def _options(
-    host: str,
-    port: int,
-    bootstrap: list[tuple[str, int]] | None,
-    dht_port: int | None,
-    read_only: bool = False,
-    max_up: str | None = None,
-    max_down: str | None = None,
-    no_trackers: bool = False,
-    *,
-    no_port_mapping: bool = False,
-    no_lsd: bool = False,
-    mapping_wait: float = 0.0,
-    transport: Transport = Transport.BOTH,
-    encryption: EncryptionPolicy = EncryptionPolicy.PREFER,
-) -> runner.SwarmOptions:
-    from p2pshare.engine import runner  # the swarm engine loads only for swarm commands
-
-    config = DEFAULT_CONFIG
-    if encryption is not config.mse.policy:
-        config = replace(config, mse=replace(config.mse, policy=encryption))
-    if read_only:
-        config = replace(config, dht=replace(config.dht, read_only=True))
-    if max_up or max_down:
-        config = replace(config, coop=rate_caps(config.coop, max_up, max_down))
-    if no_trackers:
-        config = replace(config, tracker=replace(config.tracker, enabled=False))
-    if transport.value != config.transport.mode:
-        config = replace(config, transport=replace(config.transport, mode=transport.value))
-    return runner.SwarmOptions(
-        config=config,
-        host=host,
-        port=port,
-        bootstrap=bootstrap,
-        dht_port=dht_port,
-        state=_state(),
-        port_mapping=not no_port_mapping,
-        lsd=not no_lsd,
-        mapping_wait=0.0 if no_port_mapping else mapping_wait,
-    )
-
+__all__ = ["get", "share"]  # dht: cli/dht_cmd.py
 
 # ---------------------------------------------------------------------- share
 
@@ -560,87 +452,4 @@ def get(
                 sequential=sequential,
                 stream=stream,
             )
-        )
-
-
-# ---------------------------------------------------------------------- demo
-
-
-@handle_errors
-def demo(
-    peers: Annotated[
-        int, typer.Option("--peers", "-n", min=1, max=50, metavar="N", help="How many seeders.")
-    ] = 3,
-    size: Annotated[
-        str | None,
-        typer.Option(
-            "--size",
-            metavar="SIZE",
-            help="Share a generated payload of this many bytes (e.g. 50MiB) instead of sample_files/.",
-        ),
-    ] = None,
-    show_peers: Annotated[
-        bool,
-        typer.Option(
-            "--peers-table",
-            help="Show a live table of peers (a small payload is over in a blink: --size 500MiB to watch).",
-        ),
-    ] = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """A whole swarm on loopback: a DHT node, seeders, and a download by hash alone.
-
-    A DHT bootstrap node starts on 127.0.0.1, N seeders on 127.0.0.10... share
-    sample_files/ (or a generated payload) and announce it; a downloader on 127.0.0.2
-    then finds them through the DHT with nothing but the info hash, downloads from all
-    of them in parallel, and checks the files against the originals.  Nothing outside
-    this machine is contacted, and everything is cleaned up.
-
-    Examples:
-
-    \b
-      p2pshare demo
-      p2pshare demo --peers 5 --size 500MiB --peers-table
-    """
-    from p2pshare.engine import demo as demo_run  # the swarm engine loads only for swarm commands
-
-    mode = choose_mode(json_output)
-    view = View(mode, "demo", show_peers=show_peers)
-    with view.guard():
-        nbytes = parse_size(size) if size is not None else None
-        view.start(peers=peers, size=nbytes)
-        view.line(f"p2pshare demo: a swarm of {peers} seeder(s) and 1 downloader on loopback", style="bold")
-
-        def summary(download: runner.DownloadResult) -> None:
-            view.finish_live(download)
-            if mode is not Mode.JSON:
-                view.done(download)
-
-        result = run_async(
-            demo_run.demo(
-                peers=peers,
-                size=nbytes,
-                on_event=view.event,
-                on_swarm=view.attach,
-                on_complete=summary,  # the final bar and the summary come before the "identical" check
-            )
-        )
-        if not result.identical:
-            raise P2PShareError("the downloaded files differ from the originals (a bug: please report it)")
-        if mode is Mode.JSON:
-            view.done(
-                result.download,
-                files_compared=result.files_checked,
-                identical=True,
-                seeders=list(result.seeders),
-            )
-        if show_peers and result.download.transfer_time < 2:
-            view.line(
-                f"  (the transfer took {human_time(result.download.transfer_time)}: too short to watch "
-                "the peers; try --size 500MiB)"
-            )
-        view.line(
-            f"demo ok: {result.files_checked} file(s) identical to the originals; everything cleaned up",
-            essential=True,
-            style="bold green",
         )

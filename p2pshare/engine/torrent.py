@@ -37,20 +37,18 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, cast
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from p2pshare.config import BLOCK_SIZE
 from p2pshare.core.bitfield import Bitfield
 from p2pshare.core.metainfo import Info, parse_info
 from p2pshare.core.picker import PiecePicker
 from p2pshare.core.types import PeerAddress
-from p2pshare.core.wire import connection as wc
 from p2pshare.core.wire import messages as wm
-from p2pshare.core.wire.pex import PexFlags
 from p2pshare.engine import events as ev
 from p2pshare.engine.choking import UploadSlots
-from p2pshare.engine.crossed_links import Detachable, settle_crossed
+from p2pshare.engine.connecting import CROSSED, Connecting
 from p2pshare.engine.events import Phase
 from p2pshare.engine.file_choice import FileChoice, choose, read_ahead_window
 from p2pshare.engine.hash_exchange import HashExchange, manifest_matches
@@ -59,7 +57,7 @@ from p2pshare.engine.metadata_exchange import MetadataExchange
 from p2pshare.engine.overwrite import protect_existing
 from p2pshare.engine.params import StorageFactory, TorrentHost, TorrentParams
 from p2pshare.engine.peer import Peer
-from p2pshare.engine.peer_book import KnownPeer, PeerBook
+from p2pshare.engine.peer_book import PeerBook
 from p2pshare.engine.pex import PexRoom
 from p2pshare.engine.piece_io import PieceIO
 from p2pshare.engine.rate_limit import RateLimits
@@ -70,17 +68,15 @@ from p2pshare.engine.super_seed import SuperSeeder
 from p2pshare.engine.transfer import Transfer
 from p2pshare.engine.v2_handlers import V2_HANDLERS, fill_pad_blocks
 from p2pshare.errors import MetainfoError, RemoteProtocolError, StorageError, UnsafeManifestError, Violation
-from p2pshare.io.link import Link
 
 __all__ = ["Torrent"]
 
 log = logging.getLogger("p2pshare.torrent")
 
 #: Why our own dial is dropped when the peer's crossing dial is the one both sides keep.
-CROSSED = "crossed with the peer's own dial, which both sides keep"
 
 
-class Torrent(Transfer):
+class Torrent(Connecting, Transfer):
     """The swarm of one info hash: download (or fetch metadata first), verify, seed."""
 
     def __init__(
@@ -287,127 +283,6 @@ class Torrent(Transfer):
             has = peer.conn.peer_has
             if has is not None and has.complete:
                 self._drop(peer, "both sides are seeds")
-
-    # ------------------------------------------------------------------ peers: connecting
-
-    def add_peers(self, addresses: Iterable[tuple[str, int]], source: str) -> int:
-        """Remember addresses to connect to; return how many were new."""
-        new = self.book.add((PeerAddress.unchecked(h, p) for h, p in addresses), source)
-        if new:
-            self._emit(ev.PeersFound(new, source))
-            self._connect_more()
-        return new
-
-    def _connect_more(self) -> None:
-        if self.closed or self._loop is None:
-            return
-        for addr, known in self.book.to_dial(self._loop.time(), len(self.peers)):
-            self._spawn(self._connect(addr, known), f"connect-{addr}")
-
-    async def _connect(self, addr: PeerAddress, known: KnownPeer) -> None:
-        try:
-            link = await self.host.connect(addr, self.info_hash.value)
-        except (OSError, TimeoutError) as exc:
-            now = asyncio.get_running_loop().time()
-            delay = self.book.dial_failed(known, now)
-            log.debug("connect to %s failed (%s); retry in %.0fs", addr, exc, delay)
-            self.holepunch.dial_failed(addr, now)  # BEP 55: maybe a relay can introduce us
-            return
-        self.book.dial_done()
-        if self.closed:
-            link.close()
-            return
-        self.attach(link, outgoing=True, address=addr)
-
-    def _pex_flags(self, address: PeerAddress, via: PeerAddress, flags: int) -> None:
-        """What PEX said of ``address``: prefers encryption (the connector), uTP and reachability."""
-        self.host.pex_flags(address, flags)
-        utp, reachable = bool(flags & PexFlags.UTP), bool(flags & PexFlags.REACHABLE)
-        self.note_pex_peer(address, via, utp=utp, reachable=reachable)
-
-    def note_pex_peer(self, address: PeerAddress, via: PeerAddress, *, utp: bool, reachable: bool) -> None:
-        """The hook for PEX (BEP 11): ``via`` told us about ``address`` with these flags.
-
-        The uTP flag orders our dials (uTP first); the teller is the first relay to ask
-        for a rendezvous; a peer flagged unreachable is asked for at once, not after a
-        failed dial.
-        """
-        if utp:
-            self.host.note_utp(address)
-        self.holepunch.learned_from(address, via)
-        if not reachable and utp and address not in self.peers:
-            self.holepunch.want(address, self._now())
-
-    def _dial_utp(self, addr: PeerAddress) -> None:
-        """BEP 55 ``connect``: send uTP SYNs to ``addr`` now (the other side does the same)."""
-        if not self.closed:
-            self._spawn(self._connect_utp(addr), f"holepunch-{addr}")
-
-    async def _connect_utp(self, addr: PeerAddress) -> None:
-        try:
-            link = await self.host.connect_utp(addr)
-        except (OSError, TimeoutError) as exc:
-            log.info("hole punch to %s failed: %s", addr, exc)
-            return
-        if self.closed:
-            link.close()
-            return
-        self.attach(link, outgoing=True, address=addr)
-
-    def attach(self, link: Link, *, outgoing: bool, address: PeerAddress | None = None) -> None:
-        """Take over a connected link (outgoing, or incoming routed by its info hash)."""
-        if address is None:
-            host, port = link.remote_address
-            address = PeerAddress.unchecked(host, port)
-        if self.closed or self.book.is_banned(address[0]):
-            link.close()
-            return
-        if address in self.peers:
-            self._crossed(link, address, outgoing)
-            return
-        if len(self.peers) >= self.config.swarm.max_peers:
-            link.close()
-            return
-        conn = wc.PeerConnection(
-            self.info_hash.value if outgoing else None,  # incoming: either hash of a hybrid (v2_handlers)
-            self.peer_id,
-            initiator=outgoing,
-            num_pieces=self.info.num_pieces if self.info is not None else None,
-            limits=self.config.wire,
-            fast=True,
-            extensions=True,
-            dht=self.host.dht_port() is not None,
-            v2=self.hashes.speaks_v2(self.params, self.info),
-            hash_limits=self.config.hashes,
-        )
-        if self.info is not None:
-            conn.set_geometry(self.info.geometry)
-        now = self._now()
-        peer = Peer(link, conn, address, outgoing, now, self.config.engine)
-        peer.on_pending = self._schedule_flush
-        self.peers[address] = peer
-        self.book.attached(address)
-        if outgoing:
-            # Before set_handlers: an encrypted link may deliver the peer's handshake (sent
-            # with the MSE handshake) at once, and ours must be on the wire before any reply.
-            link.write(conn.handshake_bytes())
-            peer.last_send = now
-        link.set_handlers(lambda data: self._on_data(peer, data), lambda exc: self._on_link_closed(peer, exc))
-
-    def _crossed(self, link: Link, address: PeerAddress, outgoing: bool) -> None:
-        """A second link to a peer we are dialling (a hole punch: both sides dial): keep one."""
-        existing = self.peers[address]
-        if outgoing or not existing.outgoing or existing.handshake_done or not hasattr(link, "detach"):
-            link.close()
-            return
-
-        def keep(won: Link) -> None:
-            old = self.peers.get(address)
-            if old is not None and not old.handshake_done:
-                self._drop(old, CROSSED)
-            self.attach(won, outgoing=False, address=address)
-
-        settle_crossed(cast(Detachable, link), self.peer_id, keep, timeout=self.config.wire.handshake_timeout)
 
     def _schedule_flush(self, peer: Peer) -> None:
         self._dirty.append(peer)

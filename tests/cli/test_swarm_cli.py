@@ -300,7 +300,7 @@ def test_get_succeeds_in_process_with_quiet_output(tmp_path: Path) -> None:
 
 def test_dht_read_only_flag_reaches_the_dht_config() -> None:
     """--dht-read-only turns on BEP 43 read-only mode in the session's DHT configuration."""
-    from p2pshare.cli.swarm_cmds import _options
+    from p2pshare.cli.swarm_opts import _options
 
     assert _options("127.0.0.1", 0, [], None, True).config.dht.read_only is True
     assert _options("127.0.0.1", 0, [], None).config.dht.read_only is False
@@ -309,7 +309,7 @@ def test_dht_read_only_flag_reaches_the_dht_config() -> None:
 def test_encryption_option_reaches_the_mse_config() -> None:
     """--encryption and $P2PSHARE_ENCRYPTION set the session's MSE policy on share, seed and get."""
     from p2pshare.cli.app import app
-    from p2pshare.cli.swarm_cmds import _options
+    from p2pshare.cli.swarm_opts import _options
     from p2pshare.config import EncryptionPolicy
 
     assert _options("127.0.0.1", 0, [], None).config.mse.policy is EncryptionPolicy.PREFER

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from p2pshare.cli.app import app
-from p2pshare.cli.swarm_cmds import _options
+from p2pshare.cli.swarm_opts import _options
 from p2pshare.engine.transports import Transport
 from p2pshare.errors import ExitCode
 
