@@ -21,7 +21,7 @@ from rich.console import Console
 from p2pshare.config import DEFAULT_BOOTSTRAP, MetainfoLimits
 from p2pshare.core.magnet import Magnet, parse_magnet
 from p2pshare.core.metainfo import Metainfo, parse_torrent
-from p2pshare.core.types import PeerAddress, parse_host_port
+from p2pshare.core.types import Addr, PeerAddress, parse_host_port
 from p2pshare.errors import ExitCode, MetainfoError, P2PShareError, PathNotFoundError, TargetError, UsageError
 from p2pshare.io.dht_state import bootstrap_from_env
 
@@ -211,7 +211,7 @@ def _is_loopback(host: str) -> bool:
 
 def resolve_bootstrap(
     flags: Sequence[str] | None, *, no_dht: bool = False, host: str = "0.0.0.0"
-) -> list[tuple[str, int]] | None:
+) -> list[Addr] | None:
     """DHT bootstrap nodes: --bootstrap, else $P2PSHARE_BOOTSTRAP, else the public routers; None: no DHT.
 
     A node bound to a loopback address cannot reach the internet, so it never gets the
@@ -219,7 +219,7 @@ def resolve_bootstrap(
     """
     if no_dht:
         return None
-    nodes: list[tuple[str, int]] = list(parse_peers(flags, "--bootstrap"))
+    nodes: list[Addr] = list(parse_peers(flags, "--bootstrap"))
     if nodes:
         return nodes
     from_env = bootstrap_from_env()

@@ -11,6 +11,7 @@ from p2pshare.cli.common import handle_errors, resolve_bootstrap, run_async
 from p2pshare.cli.swarm_opts import BootstrapOpt, HostOpt, JsonOpt
 from p2pshare.cli.views import Mode, View, choose_mode
 from p2pshare.config import DEFAULT_CONFIG
+from p2pshare.core.types import Addr
 from p2pshare.engine.state import StateDir
 from p2pshare.errors import PortInUseError
 
@@ -52,7 +53,7 @@ def dht(
 
     mode = choose_mode(json_output)
     view = View(mode, "dht")
-    boot: list[tuple[str, int]] = [] if no_bootstrap else resolve_bootstrap(bootstrap, host=host) or []
+    boot: list[Addr] = [] if no_bootstrap else resolve_bootstrap(bootstrap, host=host) or []
     state = StateDir()
 
     async def main() -> None:

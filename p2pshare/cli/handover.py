@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+from p2pshare.core.types import Addr
+
 __all__ = ["others_run", "qr_text", "shell_quote"]
 
 
@@ -18,7 +20,7 @@ def shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def others_run(magnet: str, bootstrap: Sequence[tuple[str, int]] | None) -> str:
+def others_run(magnet: str, bootstrap: Sequence[Addr] | None) -> str:
     """The whole command a receiver runs: ``p2pshare get 'magnet:...' [--bootstrap H:P ...]``."""
     parts = ["p2pshare", "get", shell_quote(magnet)]
     for host, port in bootstrap or ():

@@ -12,6 +12,7 @@ from rich.text import Text
 from p2pshare.cli.common import out_console
 from p2pshare.cli.handover import others_run, qr_text, shell_quote
 from p2pshare.config import DEFAULT_BOOTSTRAP
+from p2pshare.core.types import Addr
 from p2pshare.units import human_rate, human_size
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class _SizeColumn(ProgressColumn):
         return Text(f"{human_size(task.completed)}/{total}  {human_rate(task.speed or 0.0)}")
 
 
-def bootstrap_flags(boot: list[tuple[str, int]] | None) -> list[tuple[str, int]]:
+def bootstrap_flags(boot: list[Addr] | None) -> list[Addr]:
     """The bootstrap nodes a receiver must be told (none when they are the public defaults)."""
     if not boot or list(boot) == list(DEFAULT_BOOTSTRAP):
         return []
@@ -77,7 +78,7 @@ def show_handover(
     torrent_note: str | None,
     host: str,
     ready: Ready,
-    boot: list[tuple[str, int]],
+    boot: list[Addr],
     qr: bool,
     port_mapping: bool = True,
 ) -> None:

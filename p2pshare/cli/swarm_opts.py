@@ -10,6 +10,7 @@ import typer
 
 from p2pshare.config import DEFAULT_CONFIG, EncryptionPolicy
 from p2pshare.core.rate import rate_caps
+from p2pshare.core.types import Addr
 from p2pshare.engine.state import StateDir
 from p2pshare.engine.transports import Transport
 
@@ -137,7 +138,7 @@ def _state() -> StateDir:
 def _options(
     host: str,
     port: int,
-    bootstrap: list[tuple[str, int]] | None,
+    bootstrap: list[Addr] | None,
     dht_port: int | None,
     read_only: bool = False,
     max_up: str | None = None,

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from p2pshare.config import LsdConfig
+from p2pshare.core.types import Addr
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = ["Announce", "LsdNode", "PeerFound", "decode_announce", "encode_announce", "group_host"]
@@ -57,7 +58,7 @@ class PeerFound:
     port: int
 
 
-def group_host(group: tuple[str, int]) -> str:
+def group_host(group: Addr) -> str:
     """The Host header for a group: ``239.192.152.143:6771`` or ``[ff15::efc0:988f]:6771``."""
     address, port = group
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
@@ -134,7 +135,7 @@ class LsdNode:
     """Announces our info hashes and turns others' announces into :class:`PeerFound`; see above."""
 
     def __init__(
-        self, config: LsdConfig, *, port: int, cookie: str, groups: Iterable[tuple[str, int]] | None = None
+        self, config: LsdConfig, *, port: int, cookie: str, groups: Iterable[Addr] | None = None
     ) -> None:
         self.config = config
         self.port = port
@@ -142,7 +143,7 @@ class LsdNode:
         self.groups = list(groups) if groups is not None else [config.group_v4, config.group_v6]
         self._due: dict[bytes, float] = {}  #: info hash -> when its next announce is due
         self._last_announce: float | None = None
-        self._outgoing: list[tuple[tuple[str, int], bytes]] = []
+        self._outgoing: list[tuple[Addr, bytes]] = []
         self._events: deque[PeerFound] = deque()
         self.announces_sent = 0
         self.own_ignored = 0
@@ -174,7 +175,7 @@ class LsdNode:
             if ih in self._due:
                 self._events.append(PeerFound(ih, host, announce.port))
 
-    def datagrams_to_send(self) -> list[tuple[tuple[str, int], bytes]]:
+    def datagrams_to_send(self) -> list[tuple[Addr, bytes]]:
         out, self._outgoing = self._outgoing, []
         return out
 

@@ -9,7 +9,11 @@ import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["InfoHash", "InfoHashV2", "PeerAddress", "parse_host_port"]
+__all__ = ["Addr", "InfoHash", "InfoHashV2", "PeerAddress", "parse_host_port"]
+
+#: An address as sockets and datagram APIs report it: ``(host, port)``.  :class:`PeerAddress`
+#: is its named, validated form (and is one), so everything typed ``Addr`` takes a PeerAddress.
+Addr = tuple[str, int]
 
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _B32 = re.compile(r"[A-Za-z2-7]{32}")

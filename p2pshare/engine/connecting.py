@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from p2pshare.config import Config
 from p2pshare.core.metainfo import Info
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import Addr, InfoHash, PeerAddress
 from p2pshare.core.wire import connection as wc
 from p2pshare.core.wire.pex import PexFlags
 from p2pshare.engine import events as ev
@@ -72,7 +72,7 @@ class Connecting:
 
         def _schedule_flush(self, peer: Peer) -> None: ...
 
-    def add_peers(self, addresses: Iterable[tuple[str, int]], source: str) -> int:
+    def add_peers(self, addresses: Iterable[Addr], source: str) -> int:
         """Remember addresses to connect to; return how many were new."""
         new = self.book.add((PeerAddress.unchecked(h, p) for h, p in addresses), source)
         if new:

@@ -122,7 +122,7 @@ class DhtService:
         *,
         host: str = "0.0.0.0",
         port: int = 0,
-        bootstrap: Sequence[tuple[str, int]],
+        bootstrap: Sequence[Addr],
         state_dir: Path | None,
         config: DhtConfig | None = None,
         node_id: bytes | None = None,
@@ -461,7 +461,7 @@ _CLOSED: Any = LookupDone(0, "closed", b"", 0, 0, 0, 0, 0, ())
 
 async def run_standalone(
     port: int,
-    bootstrap: Sequence[tuple[str, int]],
+    bootstrap: Sequence[Addr],
     state_dir: Path | None,
     config: DhtConfig,
     on_ready: Callable[[DhtService], object] | None = None,

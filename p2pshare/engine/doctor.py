@@ -27,7 +27,7 @@ from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
 from p2pshare.core.dht.node import DhtNode
-from p2pshare.core.types import InfoHash
+from p2pshare.core.types import Addr, InfoHash
 from p2pshare.engine.reachability import usable_external
 from p2pshare.engine.session import Session
 from p2pshare.io.link import Link
@@ -136,7 +136,7 @@ async def run_doctor(
     *,
     host: str = "0.0.0.0",
     port: int = 0,
-    bootstrap: Sequence[tuple[str, int]] | None = None,
+    bootstrap: Sequence[Addr] | None = None,
     port_mapping: bool = True,
     lsd: bool = True,
     wait: float | None = None,
@@ -220,7 +220,7 @@ def _watch_dht(node: DhtNode, contacted: set[str], heard: Callable[[str, str], N
             heard("dht query", ip)
         return admit(ip, now) if admit is not None else True
 
-    def recording() -> list[tuple[bytes, tuple[str, int]]]:
+    def recording() -> list[tuple[bytes, Addr]]:
         out = take()
         contacted.update(addr[0] for _, addr in out)
         return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from p2pshare.core.types import Addr
 from p2pshare.errors import Violation
 
 __all__ = [
@@ -231,7 +232,7 @@ class Ready:
     host: str
     port: int
     dht_port: int | None
-    public: tuple[str, int] | None = None  #: our address as the Internet sees it (a router mapped it)
+    public: Addr | None = None  #: our address as the Internet sees it (a router mapped it)
 
 
 @dataclass(frozen=True, slots=True)

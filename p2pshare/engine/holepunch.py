@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 from p2pshare.config import TransportConfig
-from p2pshare.core.types import PeerAddress
+from p2pshare.core.types import Addr, PeerAddress
 from p2pshare.core.wire import messages as wm
 from p2pshare.core.wire.extension import ExtensionHandshake
 from p2pshare.core.wire.holepunch import (
@@ -57,7 +57,7 @@ __all__ = ["HolepunchRoom", "HolepunchStats"]
 
 log = logging.getLogger("p2pshare.holepunch")
 
-Endpoint = tuple[str, int]
+Endpoint = Addr
 WINDOW = 60.0  #: the budgets are per minute
 
 

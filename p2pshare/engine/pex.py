@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from p2pshare.config import CoopConfig
-from p2pshare.core.types import PeerAddress
+from p2pshare.core.types import Addr, PeerAddress
 from p2pshare.core.wire.extension import ExtensionHandshake
 from p2pshare.core.wire.messages import Extended
 from p2pshare.core.wire.pex import UT_PEX, PexDiff, PexFlags, decode_pex, encode_pex, valid_peer_address
@@ -31,7 +31,7 @@ __all__ = ["PexRoom"]
 
 log = logging.getLogger("p2pshare.pex")
 
-AddPeers = Callable[[Iterable[tuple[str, int]], str], int]
+AddPeers = Callable[[Iterable[Addr], str], int]
 NoteFlags = Callable[[PeerAddress, PeerAddress, int], None]  #: address, via (who told us), BEP 11 flags
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from p2pshare.config import DEFAULT_CONFIG, Config
+from p2pshare.core.types import Addr
 from p2pshare.engine.reach_events import ReachabilityNote
 from p2pshare.io.lsd import LsdService, PeerFound
 from p2pshare.io.portmap import PortMapper
@@ -232,7 +233,7 @@ class Reachability:
         """The external address, when it is one the Internet can dial (not double NAT)."""
         return usable_external(self.external_address)
 
-    def public_endpoint(self) -> tuple[str, int] | None:
+    def public_endpoint(self) -> Addr | None:
         """Where the Internet can dial our TCP port: the external address and mapped port."""
         address, port = self.public_address, self.mapped_tcp_port()
         return (address, port) if address is not None and port is not None else None
@@ -295,7 +296,7 @@ class Reachability:
 
 async def start_reachability(
     session: Session, options: SwarmOptions, on_event: Callable[[ReachabilityNote], None]
-) -> tuple[str, int] | None:
+) -> Addr | None:
     """The runner's hook: start mapping and LSD as ``options`` say; our public address if known.
 
     Waits at most ``options.mapping_wait`` for the router (``share`` does, so its magnet

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from p2pshare.config import DEFAULT_CONFIG, Config, EncryptionPolicy
 from p2pshare.core.mse import MseError
-from p2pshare.core.types import PeerAddress
+from p2pshare.core.types import Addr, PeerAddress
 from p2pshare.core.wire.messages import make_peer_id
 from p2pshare.engine import events as ev
 from p2pshare.engine.connector import Connector
@@ -175,7 +175,7 @@ class Session:
     async def start_dht(
         self,
         *,
-        bootstrap: Sequence[tuple[str, int]],
+        bootstrap: Sequence[Addr],
         host: str | None = None,
         port: int = 0,
     ) -> DhtService:

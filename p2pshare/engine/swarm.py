@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pshare.config import DEFAULT_CONFIG, Config
-from p2pshare.core.types import InfoHash, PeerAddress
+from p2pshare.core.types import Addr, InfoHash, PeerAddress
 from p2pshare.engine import events as ev
 from p2pshare.engine.preflight import (
     raise_for_stall,
@@ -47,7 +47,7 @@ class SwarmOptions:
     config: Config = DEFAULT_CONFIG
     host: str = "0.0.0.0"
     port: int = 0
-    bootstrap: Sequence[tuple[str, int]] | None = None  #: None: no DHT at all
+    bootstrap: Sequence[Addr] | None = None  #: None: no DHT at all
     dht_port: int | None = None  #: None: the TCP port number when one was given, else any
     state: StateDir | None = None
     dht_state: bool = True  #: keep the DHT node id and good nodes in the state dir

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from p2pshare.config import TransportConfig
+from p2pshare.core.types import Addr
 
 __all__ = ["Transport", "TransportPolicy", "TransportStats"]
 
@@ -61,7 +62,7 @@ class TransportPolicy:
         self.config = config
         self.mode = mode
         self._max = max_entries
-        self._seen: OrderedDict[tuple[str, int], _Seen] = OrderedDict()
+        self._seen: OrderedDict[Addr, _Seen] = OrderedDict()
         self._utp_hosts: OrderedDict[str, None] = OrderedDict()
         self.stats = TransportStats(dials={Transport.TCP.value: 0, Transport.UTP.value: 0})
 
@@ -73,7 +74,7 @@ class TransportPolicy:
     def uses_utp(self) -> bool:
         return Transport.UTP in self.mode.kinds
 
-    def _entry(self, address: tuple[str, int]) -> _Seen:
+    def _entry(self, address: Addr) -> _Seen:
         entry = self._seen.get(address)
         if entry is None:
             entry = self._seen[address] = _Seen()
@@ -85,7 +86,7 @@ class TransportPolicy:
 
     # -- what we learn ------------------------------------------------------------------
 
-    def note_utp(self, address: tuple[str, int], supported: bool = True) -> None:
+    def note_utp(self, address: Addr, supported: bool = True) -> None:
         """A hint about ``address``: the PEX ``utp`` flag (hook for the PEX room), a BEP 10 hint."""
         self._entry(address).utp_hint = supported
 
@@ -98,7 +99,7 @@ class TransportPolicy:
 
     # -- dialling -----------------------------------------------------------------------
 
-    def order(self, address: tuple[str, int]) -> list[Transport]:
+    def order(self, address: Addr) -> list[Transport]:
         """The transports to try for ``address``, first choice first."""
         kinds = self.mode.kinds
         if len(kinds) == 1:
@@ -114,7 +115,7 @@ class TransportPolicy:
             utp_first = entry.failed is Transport.TCP
         return [Transport.UTP, Transport.TCP] if utp_first else [Transport.TCP, Transport.UTP]
 
-    def dialled(self, address: tuple[str, int], transport: Transport, ok: bool, *, attempt: int) -> None:
+    def dialled(self, address: Addr, transport: Transport, ok: bool, *, attempt: int) -> None:
         """One dial on ``transport`` (the ``attempt``-th of this round, from 0) succeeded or failed."""
         self.stats.dials[transport.value] += 1
         entry = self._entry(address)
@@ -127,7 +128,7 @@ class TransportPolicy:
         else:
             self.failed(address, transport)
 
-    def failed(self, address: tuple[str, int], transport: Transport) -> None:
+    def failed(self, address: Addr, transport: Transport) -> None:
         """``transport`` did not work for ``address``: refused, or the link closed before the handshake.
 
         (A peer with incoming TCP switched off may still accept TCP and close at once, as

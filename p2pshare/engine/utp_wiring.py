@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from p2pshare.config import Config, EncryptionPolicy
+from p2pshare.core.types import Addr
 from p2pshare.core.utp import UtpManager
 from p2pshare.engine.transports import TransportPolicy
 from p2pshare.errors import PortInUseError
@@ -85,7 +86,7 @@ class UtpWiring:
         self._policy.note_incoming_utp(link.remote_address[0])
         return self._route(info_hash, link)
 
-    async def connect(self, address: tuple[str, int], timeout: float) -> Link:
+    async def connect(self, address: Addr, timeout: float) -> Link:
         """A uTP link to ``address``; ConnectionError when uTP is off, else OSError/TimeoutError."""
         if self.socket is None or self.socket.closed:
             raise ConnectionError("uTP is not enabled in this session")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2pshare.core.dht.krpc import NodeInfo
-from p2pshare.core.types import parse_host_port
+from p2pshare.core.types import Addr, parse_host_port
 from p2pshare.errors import UsageError
 from p2pshare.io.files import atomic_write, atomic_write_async
 
@@ -61,7 +61,7 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".local" / "state" / "p2pshare"
 
 
-def bootstrap_from_env(environ: Mapping[str, str] | None = None) -> list[tuple[str, int]] | None:
+def bootstrap_from_env(environ: Mapping[str, str] | None = None) -> list[Addr] | None:
     """``$P2PSHARE_BOOTSTRAP`` (comma-separated ``HOST:PORT``) as a list; None if unset or empty."""
     env = os.environ if environ is None else environ
     text = env.get(BOOTSTRAP_ENV, "").strip()

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from p2pshare.core.types import Addr
+
 __all__ = ["Buffer", "CloseHandler", "DataHandler", "Link"]
 
 Buffer = bytes | bytearray | memoryview
@@ -36,7 +38,7 @@ class Link(Protocol):
     """A reliable, ordered byte stream to one peer, with flow control both ways."""
 
     @property
-    def remote_address(self) -> tuple[str, int]:
+    def remote_address(self) -> Addr:
         """The peer's (host, port) as the transport sees it (a PeerAddress is such a tuple)."""
         ...
 

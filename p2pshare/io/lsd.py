@@ -20,6 +20,7 @@ from typing import Any
 
 from p2pshare.config import LsdConfig
 from p2pshare.core.lsd import LsdNode, PeerFound
+from p2pshare.core.types import Addr
 from p2pshare.errors import RemoteProtocolError
 from p2pshare.io.lsd_ifaces import ipv4_multicast_interfaces, multicast_sender
 
@@ -129,7 +130,7 @@ class LsdService:
 
     # -- sockets ---------------------------------------------------------------------------------
 
-    def _open(self, family: int, group: tuple[str, int]) -> socket.socket:
+    def _open(self, family: int, group: Addr) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -165,7 +166,7 @@ class LsdService:
             raise
         return sock
 
-    def _join_every_interface(self, sock: socket.socket, group: tuple[str, int]) -> bool:
+    def _join_every_interface(self, sock: socket.socket, group: Addr) -> bool:
         """Join the group on each LAN interface too, and open a sender for each; any joined?"""
         for name, address in ipv4_multicast_interfaces():
             mreq = socket.inet_aton(group[0]) + socket.inet_aton(address)
@@ -182,7 +183,7 @@ class LsdService:
                 log.debug("LSD cannot send on %s: %s", name, exc)
         return bool(self._senders)
 
-    def _send_v4(self, payload: bytes, group: tuple[str, int]) -> bool:
+    def _send_v4(self, payload: bytes, group: Addr) -> bool:
         """Send through every interface's sender; False when there are none (use the default)."""
         for address, sock in self._senders.items():
             try:

@@ -25,6 +25,7 @@ from concurrent.futures import Executor
 
 from p2pshare.config import MseConfig
 from p2pshare.core.mse import Rc4, StreamCipher
+from p2pshare.core.types import Addr
 from p2pshare.io.link import Buffer, CloseHandler, DataHandler, Link
 
 __all__ = ["EncryptedLink", "ReplayLink"]
@@ -55,7 +56,7 @@ class _WrappedLink:
     # -- Link ---------------------------------------------------------------------
 
     @property
-    def remote_address(self) -> tuple[str, int]:
+    def remote_address(self) -> Addr:
         return self._inner.remote_address
 
     @property

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from p2pshare.config import NatPmpConfig, PortMapConfig
 from p2pshare.core.natpmp_wire import NATPMP_PORT, MapProtocol
+from p2pshare.core.types import Addr
 from p2pshare.io.portmap_events import (
     ExternalAddressFound,
     MethodUnavailable,
@@ -131,13 +132,13 @@ class PortMapper:
         self.active: str | None = None
         self._methods: dict[str, str] = {m: "off" for m in ("natpmp", "upnp")}
         self._drivers: dict[str, _Driver] = {}
-        self._mapped: dict[str, dict[tuple[str, int], PortMapped]] = {}
+        self._mapped: dict[str, dict[Addr, PortMapped]] = {}
         self._errors: deque[str] = deque(maxlen=MAX_ERRORS)
         self._closed = False
         self._changed = asyncio.Event()
         self._retry_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()  #: losing methods deleting their mappings
-        self._refused: dict[str, set[tuple[str, int]]] = {}  #: ports a method's gateway refused
+        self._refused: dict[str, set[Addr]] = {}  #: ports a method's gateway refused
 
     # -- public ------------------------------------------------------------------------------
 

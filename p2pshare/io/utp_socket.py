@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from p2pshare.config import DhtConfig, UtpConfig
 from p2pshare.core.dht.events import DhtEvent
 from p2pshare.core.dht.node import DhtNode
+from p2pshare.core.types import Addr
 from p2pshare.core.utp import Closed, CloseReason, Connected, DataReceived, IncomingConnection, UtpManager
 from p2pshare.errors import RemoteProtocolError
 from p2pshare.io.dht_endpoint import DhtEndpoint
@@ -41,7 +42,6 @@ from p2pshare.io.utp_udp import BatchedUdpSocket, SharedTransport
 __all__ = ["UtpLink", "UtpSocket"]
 
 log = logging.getLogger(__name__)
-Addr = tuple[str, int]
 SendTo = Callable[[bytes | bytearray, Addr], None]
 
 
@@ -76,7 +76,7 @@ class UtpLink:
         self._user_paused = False
 
     @property
-    def remote_address(self) -> tuple[str, int]:
+    def remote_address(self) -> Addr:
         return self._addr
 
     @property

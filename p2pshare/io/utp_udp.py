@@ -20,12 +20,12 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
+from p2pshare.core.types import Addr
 from p2pshare.errors import PortInUseError
 
 __all__ = ["BatchedUdpSocket", "SharedTransport"]
 
 log = logging.getLogger(__name__)
-Addr = tuple[str, int]
 
 
 class BatchedUdpSocket:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from p2pshare.core.dht.items import Item
-from p2pshare.core.types import PeerAddress
+from p2pshare.core.types import Addr, PeerAddress
 
 __all__ = ["DhtEvent", "ExternalAddressChanged", "ItemFound", "LookupDone", "NodeIdChanged", "PeersFound"]
 
@@ -31,7 +31,7 @@ class LookupDone:
     queries_sent: int
     rounds: int  #: hops from our table to the deepest node queried
     announced_to: int  #: nodes that acknowledged our announce_peer or BEP 44 put
-    closest: tuple[tuple[bytes, tuple[str, int]], ...]  #: the k nearest nodes that answered
+    closest: tuple[tuple[bytes, Addr], ...]  #: the k nearest nodes that answered
 
 
 @dataclass(frozen=True, slots=True)

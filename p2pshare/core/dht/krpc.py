@@ -27,6 +27,7 @@ from typing import Any
 
 from p2pshare.config import BencodeLimits
 from p2pshare.core import bencode
+from p2pshare.core.types import Addr
 from p2pshare.errors import BencodeError, RemoteProtocolError
 
 __all__ = [
@@ -65,8 +66,6 @@ __all__ = [
     "unpack_nodes",
 ]
 
-#: A UDP endpoint: (IP text, port).
-Addr = tuple[str, int]
 #: A node as compact node info carries it: (id, address).
 NodeInfo = tuple[bytes, Addr]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from p2pshare.core.types import Addr
+
 __all__ = [
     "CloseReason",
     "Closed",
@@ -18,7 +20,6 @@ __all__ = [
     "UtpEvent",
 ]
 
-Addr = tuple[str, int]
 
 
 class CloseReason(Enum):

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
+from p2pshare.core.types import Addr
 from p2pshare.errors import RemoteProtocolError, Violation
 
 __all__ = [
@@ -70,7 +71,7 @@ class HolepunchMessage:
     error: HolepunchError = HolepunchError.NONE
 
     @property
-    def endpoint(self) -> tuple[str, int]:
+    def endpoint(self) -> Addr:
         return (self.host, self.port)
 
 

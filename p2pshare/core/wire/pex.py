@@ -30,7 +30,7 @@ from enum import IntFlag
 
 from p2pshare.config import CoopConfig
 from p2pshare.core import bencode
-from p2pshare.core.types import PeerAddress
+from p2pshare.core.types import Addr, PeerAddress
 from p2pshare.errors import BencodeError, RemoteProtocolError, Violation
 
 __all__ = [
@@ -97,13 +97,13 @@ def _bad(message: str, kind: Violation = Violation.MALFORMED) -> RemoteProtocolE
     return RemoteProtocolError(f"ut_pex: {message}", kind=kind)
 
 
-def _compact(d: dict[bytes, object], key: bytes, size: int) -> list[tuple[str, int]]:
+def _compact(d: dict[bytes, object], key: bytes, size: int) -> list[Addr]:
     raw = d.get(key, b"")
     if not isinstance(raw, bytes):
         raise _bad(f"{key.decode()!r} must be a string")
     if len(raw) % size:
         raise _bad(f"{key.decode()!r} is {len(raw)} bytes, not a multiple of {size}")
-    out: list[tuple[str, int]] = []
+    out: list[Addr] = []
     ip_len = size - 2
     for i in range(0, len(raw), size):
         packed = raw[i : i + ip_len]
