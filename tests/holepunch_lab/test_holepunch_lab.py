@@ -63,7 +63,11 @@ def test_h2_downloads_from_h1_through_a_p2pshare_relay(tmp_path: Path, flags: tu
     logs = {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
     assert r.get("complete") and r["same"], (r, logs)
     assert r["from_hosts"] == {"198.18.0.1": 4 * 1024 * 1024}, r
-    assert r["rendezvous_sent"] >= 1 and r["punched"] >= 1, r
+    if pex_unreachable:  # flagged unreachable: the rendezvous is asked for at once, and punches
+        assert r["rendezvous_sent"] >= 1 and r["punched"] >= 1, r
+    # After failed TCP dials the two may also meet without a rendezvous: both learn each other
+    # from the relay's PEX with the uTP flag and dial uTP at the same moment, which opens both
+    # NATs (a simultaneous open).  Either way every byte came through h1's NAT, unmapped.
     assert r["first_byte"] is not None and r["first_byte"] < (1.0 if pex_unreachable else 15.0), r
 
 
