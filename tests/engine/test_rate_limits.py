@@ -22,7 +22,14 @@ def _capped(up: int = 0, down: int = 0) -> Config:
 
 
 async def _rate_over_window(counter: Torrent, attr: str) -> float:
-    await asyncio.sleep(1.0)  # past the first burst
+    # The window opens once data flows (a loaded machine may take a while to connect),
+    # then 1 s later, past the first burst the bucket allows.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30.0
+    while getattr(counter, attr) == 0 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    assert getattr(counter, attr) > 0, "no data flowed within 30 s"
+    await asyncio.sleep(1.0)
     start = getattr(counter, attr)
     await asyncio.sleep(WINDOW)
     return (getattr(counter, attr) - start) / WINDOW
